@@ -1,0 +1,463 @@
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// PaymentMethodType is a kind of payment method the platform supports.
+// +kubebuilder:validation:Enum=card;direct_debit;bank_transfer;cvu;qr;wallet
+type PaymentMethodType string
+
+// The payment method types the platform supports today. New types are added here and,
+// through SupportedPaymentMethodTypes, become available to every portal with `all: true`.
+const (
+	PaymentMethodCard         PaymentMethodType = "card"
+	PaymentMethodDirectDebit  PaymentMethodType = "direct_debit"
+	PaymentMethodBankTransfer PaymentMethodType = "bank_transfer"
+	PaymentMethodCVU          PaymentMethodType = "cvu"
+	PaymentMethodQR           PaymentMethodType = "qr"
+	PaymentMethodWallet       PaymentMethodType = "wallet"
+)
+
+// SupportedPaymentMethodTypes lists every payment method type the platform supports, in the
+// order portals offer them.
+func SupportedPaymentMethodTypes() []PaymentMethodType {
+	return []PaymentMethodType{
+		PaymentMethodCard, PaymentMethodDirectDebit, PaymentMethodBankTransfer,
+		PaymentMethodCVU, PaymentMethodQR, PaymentMethodWallet,
+	}
+}
+
+// CancellationMode says when a cancelled subscription stops.
+// +kubebuilder:validation:Enum=AtPeriodEnd;Immediately
+type CancellationMode string
+
+const (
+	// CancelAtPeriodEnd keeps the subscription until the end of the period already paid.
+	CancelAtPeriodEnd CancellationMode = "AtPeriodEnd"
+	// CancelImmediately ends the subscription at once.
+	CancelImmediately CancellationMode = "Immediately"
+)
+
+// CustomerPortalSpec is the desired configuration ("perfil") of one customer portal.
+// +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas <= 1 || has(self.storage.postgres)",message="replicas above 1 need storage.postgres: SQLite lives on a single pod's volume"
+// +kubebuilder:validation:XValidation:rule="(has(self.access.public.enabled) && !self.access.public.enabled) || has(self.email)",message="email (smtpSecretRef and from) is required while access.public.enabled is true: the public login sends one-time codes by e-mail"
+type CustomerPortalSpec struct {
+	// DisplayName is the portal's name as customers see it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=100
+	DisplayName string `json:"displayName"`
+
+	// Permissions are the four things a customer may do in this portal; each is enforced by the
+	// portal server and applies live, without a restart.
+	// +kubebuilder:default={}
+	// +optional
+	Permissions Permissions `json:"permissions,omitempty"`
+
+	// Cancellation says how subscriptions cancelled from the portal end.
+	// +kubebuilder:default={}
+	// +optional
+	Cancellation Cancellation `json:"cancellation,omitempty"`
+
+	// PaymentMethods are the payment method types customers may add in this portal.
+	// +kubebuilder:default={all: true}
+	// +optional
+	PaymentMethods *PaymentMethods `json:"paymentMethods,omitempty"`
+
+	// ReturnURL is an optional "back to the merchant" link shown in the portal.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1']))",message="returnURL must be an absolute https:// URL (plain http:// is allowed only for localhost or 127.0.0.1)"
+	// +optional
+	ReturnURL string `json:"returnURL,omitempty"`
+
+	// Access says how customers get in: the public link with e-mail login, and session links.
+	// +kubebuilder:default={}
+	// +optional
+	Access Access `json:"access,omitempty"`
+
+	// OTP tunes the one-time codes of the public e-mail login.
+	// +kubebuilder:default={}
+	// +optional
+	OTP OTP `json:"otp,omitempty"`
+
+	// Branding is the portal's look: language, logo, colour and support address.
+	// +kubebuilder:default={}
+	// +optional
+	Branding Branding `json:"branding,omitempty"`
+
+	// Email configures the SMTP server the portal sends codes and links through.
+	// Required while public access is enabled.
+	// +optional
+	Email *Email `json:"email,omitempty"`
+
+	// Storage is where the portal keeps its ledger: embedded SQLite or a PostgreSQL database.
+	// +kubebuilder:default={sqlite: {}}
+	// +optional
+	Storage *Storage `json:"storage,omitempty"`
+
+	// MerchantAPI enables the merchant API with the key in the referenced Secret.
+	// Without it the portal serves no merchant API.
+	// +optional
+	MerchantAPI *MerchantAPI `json:"merchantAPI,omitempty"`
+
+	// Exposure says where customers reach the portal.
+	// +optional
+	Exposure *Exposure `json:"exposure,omitempty"`
+
+	// Replicas is the number of portal server pods. More than one requires storage.postgres.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=50
+	// +kubebuilder:default=1
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+}
+
+// Permissions are the seed's four toggles.
+type Permissions struct {
+	// UpdateBillingInfo lets customers edit their billing profile ("Actualizar la información de facturación").
+	// +kubebuilder:default=true
+	// +optional
+	UpdateBillingInfo *bool `json:"updateBillingInfo,omitempty"`
+	// ViewPaymentHistory lets customers see their payments ("Ver el historial de pagos").
+	// +kubebuilder:default=true
+	// +optional
+	ViewPaymentHistory *bool `json:"viewPaymentHistory,omitempty"`
+	// UpdatePaymentMethod lets customers add, remove and order payment methods ("Actualizar el método de pago").
+	// +kubebuilder:default=true
+	// +optional
+	UpdatePaymentMethod *bool `json:"updatePaymentMethod,omitempty"`
+	// CancelSubscriptions lets customers cancel their subscriptions ("Cancelar suscripciones").
+	// +kubebuilder:default=false
+	// +optional
+	CancelSubscriptions *bool `json:"cancelSubscriptions,omitempty"`
+}
+
+// CanUpdateBillingInfo reports the effective updateBillingInfo permission (default true).
+func (p Permissions) CanUpdateBillingInfo() bool { return boolOr(p.UpdateBillingInfo, true) }
+
+// CanViewPaymentHistory reports the effective viewPaymentHistory permission (default true).
+func (p Permissions) CanViewPaymentHistory() bool { return boolOr(p.ViewPaymentHistory, true) }
+
+// CanUpdatePaymentMethod reports the effective updatePaymentMethod permission (default true).
+func (p Permissions) CanUpdatePaymentMethod() bool { return boolOr(p.UpdatePaymentMethod, true) }
+
+// CanCancelSubscriptions reports the effective cancelSubscriptions permission (default false).
+func (p Permissions) CanCancelSubscriptions() bool { return boolOr(p.CancelSubscriptions, false) }
+
+func boolOr(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}
+
+// Cancellation configures subscription cancellation from the portal.
+type Cancellation struct {
+	// Mode is AtPeriodEnd (the default: the customer keeps what they paid for) or Immediately.
+	// +kubebuilder:default=AtPeriodEnd
+	// +optional
+	Mode CancellationMode `json:"mode,omitempty"`
+	// CollectReason asks the customer why they cancel.
+	// +optional
+	CollectReason bool `json:"collectReason,omitempty"`
+}
+
+// PaymentMethods selects the payment method types a portal offers: a fixed set, or all of them.
+// +kubebuilder:validation:XValidation:rule="(has(self.allowed) && size(self.allowed) > 0) != (has(self.all) && self.all)",message="set exactly one of paymentMethods.allowed (a list of method types) or paymentMethods.all: true"
+type PaymentMethods struct {
+	// Allowed is the set of payment method types customers may use.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Allowed []PaymentMethodType `json:"allowed,omitempty"`
+	// All offers every type the platform supports, including types added in later releases.
+	// +optional
+	All bool `json:"all,omitempty"`
+}
+
+// Effective returns the payment method types customers are offered right now. A nil selection
+// (possible only for objects that bypassed the API server's defaulting) offers every type.
+func (m *PaymentMethods) Effective() []PaymentMethodType {
+	if m == nil || m.All {
+		return SupportedPaymentMethodTypes()
+	}
+	out := make([]PaymentMethodType, 0, len(m.Allowed))
+	for _, t := range SupportedPaymentMethodTypes() {
+		for _, a := range m.Allowed {
+			if a == t {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Allows reports whether customers may use payment methods of type t.
+func (m *PaymentMethods) Allows(t PaymentMethodType) bool {
+	for _, e := range m.Effective() {
+		if e == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Access configures how customers get into the portal.
+type Access struct {
+	// Public is the portal's public link: e-mail address, then a one-time code.
+	// +kubebuilder:default={}
+	// +optional
+	Public PublicAccess `json:"public,omitempty"`
+	// Sessions bounds the lifetime of pre-authenticated PortalSession links.
+	// +kubebuilder:default={}
+	// +optional
+	Sessions SessionAccess `json:"sessions,omitempty"`
+}
+
+// PublicAccess configures the public link.
+type PublicAccess struct {
+	// Enabled turns the public e-mail login on (the default) or off.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+}
+
+// IsEnabled reports whether the public e-mail login is on (default true).
+func (p PublicAccess) IsEnabled() bool { return boolOr(p.Enabled, true) }
+
+// SessionAccess bounds PortalSession lifetimes.
+// +kubebuilder:validation:XValidation:rule="!has(self.defaultTTL) || !has(self.maxTTL) || self.defaultTTL <= self.maxTTL",message="access.sessions.defaultTTL must not be longer than access.sessions.maxTTL"
+type SessionAccess struct {
+	// DefaultTTL is the lifetime of a session that does not set its own ttl (1m to 168h).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:XValidation:rule="self >= duration('1m') && self <= duration('168h')",message="access.sessions.defaultTTL must be between 1m and 168h"
+	// +kubebuilder:default="1h"
+	// +optional
+	DefaultTTL *metav1.Duration `json:"defaultTTL,omitempty"`
+	// MaxTTL is the longest lifetime a session may ask for (1m to 168h).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:XValidation:rule="self >= duration('1m') && self <= duration('168h')",message="access.sessions.maxTTL must be between 1m and 168h"
+	// +kubebuilder:default="24h"
+	// +optional
+	MaxTTL *metav1.Duration `json:"maxTTL,omitempty"`
+}
+
+// OTP tunes one-time login codes.
+type OTP struct {
+	// Length is the number of digits in a code (6 to 10).
+	// +kubebuilder:validation:Minimum=6
+	// +kubebuilder:validation:Maximum=10
+	// +kubebuilder:default=6
+	// +optional
+	Length int32 `json:"length,omitempty"`
+	// TTL is how long a code stays valid (1m to 1h).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:XValidation:rule="self >= duration('1m') && self <= duration('1h')",message="otp.ttl must be between 1m and 1h"
+	// +kubebuilder:default="10m"
+	// +optional
+	TTL *metav1.Duration `json:"ttl,omitempty"`
+	// MaxAttempts is how many wrong codes end a login attempt (1 to 10).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	// +kubebuilder:default=5
+	// +optional
+	MaxAttempts int32 `json:"maxAttempts,omitempty"`
+	// ResendCooldown is the wait before another code may be sent to the same address (0s to 1h).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:XValidation:rule="self >= duration('0s') && self <= duration('1h')",message="otp.resendCooldown must be between 0s and 1h"
+	// +kubebuilder:default="30s"
+	// +optional
+	ResendCooldown *metav1.Duration `json:"resendCooldown,omitempty"`
+}
+
+// Branding is the portal's look.
+type Branding struct {
+	// Locale is the portal's default language: es (the default) or en. Customers can switch.
+	// +kubebuilder:validation:Enum=es;en
+	// +kubebuilder:default=es
+	// +optional
+	Locale string `json:"locale,omitempty"`
+	// LogoURL is an https URL of the merchant's logo.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1']))",message="branding.logoURL must be an absolute https:// URL (plain http:// is allowed only for localhost or 127.0.0.1)"
+	// +optional
+	LogoURL string `json:"logoURL,omitempty"`
+	// PrimaryColor is the accent colour, as #rrggbb.
+	// +kubebuilder:validation:MaxLength=7
+	// +kubebuilder:validation:XValidation:rule="self.matches('^#[0-9a-fA-F]{6}$')",message="branding.primaryColor must be a hex colour like #0a7cff"
+	// +optional
+	PrimaryColor string `json:"primaryColor,omitempty"`
+	// SupportEmail is shown to customers who need help.
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s<>]+@[^@\\\\s<>]+\\\\.[^@\\\\s<>]+$')",message="branding.supportEmail must be an e-mail address like soporte@example.com"
+	// +optional
+	SupportEmail string `json:"supportEmail,omitempty"`
+}
+
+// Email configures outgoing mail.
+type Email struct {
+	// SMTPSecretRef names a Secret in the portal's namespace with keys host, port and optionally
+	// username, password and tls (starttls, tls or none).
+	SMTPSecretRef LocalObjectReference `json:"smtpSecretRef"`
+	// From is the sender, "Name <address>" or a bare address.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=320
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([^<>]*<[^@\\\\s<>]+@[^@\\\\s<>]+>|[^@\\\\s<>]+@[^@\\\\s<>]+)$')",message="email.from must be an address, optionally with a name: \"Acme <billing@acme.example>\""
+	From string `json:"from"`
+}
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	// Name of the object.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="name must be a valid Kubernetes object name: lower-case letters, digits, '-' and '.'"
+	Name string `json:"name"`
+}
+
+// DSNSecretReference names the Secret (and key, default dsn) holding a database connection string.
+type DSNSecretReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="name must be a valid Kubernetes object name: lower-case letters, digits, '-' and '.'"
+	Name string `json:"name"`
+	// Key within the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:default=dsn
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// APIKeySecretReference names the Secret (and key, default key) holding the merchant API key.
+type APIKeySecretReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="name must be a valid Kubernetes object name: lower-case letters, digits, '-' and '.'"
+	Name string `json:"name"`
+	// Key within the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:default=key
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// Storage selects the ledger's database.
+// +kubebuilder:validation:XValidation:rule="has(self.sqlite) != has(self.postgres)",message="storage needs exactly one of sqlite or postgres"
+type Storage struct {
+	// SQLite keeps the ledger in a file on a PersistentVolumeClaim (one replica only).
+	// +optional
+	SQLite *SQLiteStorage `json:"sqlite,omitempty"`
+	// Postgres keeps the ledger in a PostgreSQL database whose DSN is in a Secret.
+	// +optional
+	Postgres *PostgresStorage `json:"postgres,omitempty"`
+}
+
+// SQLiteStorage configures the embedded SQLite ledger.
+type SQLiteStorage struct {
+	// Size of the PersistentVolumeClaim.
+	// +kubebuilder:default="1Gi"
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+	// StorageClassName of the PersistentVolumeClaim; the cluster default when empty.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// PostgresStorage configures a PostgreSQL ledger.
+type PostgresStorage struct {
+	// SecretRef names the Secret and key (default dsn) holding the connection string.
+	SecretRef DSNSecretReference `json:"secretRef"`
+}
+
+// MerchantAPI configures the merchant-facing JSON API.
+type MerchantAPI struct {
+	// KeySecretRef names the Secret and key (default key) holding the API's bearer key.
+	KeySecretRef APIKeySecretReference `json:"keySecretRef"`
+}
+
+// Exposure says where customers reach the portal: a URL served by something else (publicURL), or an
+// Ingress the operator manages (host, ingressClassName, tlsSecretName).
+// +kubebuilder:validation:XValidation:rule="!(has(self.publicURL) && has(self.host))",message="set exposure.publicURL or exposure.host, not both"
+// +kubebuilder:validation:XValidation:rule="has(self.host) || (!has(self.ingressClassName) && !has(self.tlsSecretName))",message="exposure.ingressClassName and exposure.tlsSecretName need exposure.host"
+type Exposure struct {
+	// PublicURL is used verbatim as the portal's URL.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['localhost', '127.0.0.1']))",message="exposure.publicURL must be an absolute https:// URL (plain http:// is allowed only for localhost or 127.0.0.1)"
+	// +optional
+	PublicURL string `json:"publicURL,omitempty"`
+	// Host is the DNS name of an operator-managed Ingress.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="exposure.host must be a DNS name like billing.example.com"
+	// +optional
+	Host string `json:"host,omitempty"`
+	// IngressClassName selects the Ingress controller.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	IngressClassName *string `json:"ingressClassName,omitempty"`
+	// TLSSecretName names the Secret with the Ingress's certificate; the portal is served over https when set.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	TLSSecretName string `json:"tlsSecretName,omitempty"`
+}
+
+// CustomerPortalStatus is the observed state of a CustomerPortal.
+type CustomerPortalStatus struct {
+	// URL is where customers reach the portal.
+	// +optional
+	URL string `json:"url,omitempty"`
+	// ObservedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Replicas is the number of portal pods.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// ReadyReplicas is the number of portal pods ready to serve.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// PaymentMethods is the effective list of payment method types customers are offered now.
+	// +listType=atomic
+	// +optional
+	PaymentMethods []PaymentMethodType `json:"paymentMethods,omitempty"`
+	// Conditions: Ready, Reconciling and Stalled, following kstatus.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// CustomerPortal is one customer portal configuration ("perfil"): its rules, look, access and where it runs.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cportal,categories=portero
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type CustomerPortal struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   CustomerPortalSpec   `json:"spec"`
+	Status CustomerPortalStatus `json:"status,omitempty"`
+}
+
+// CustomerPortalList is a list of CustomerPortals.
+// +kubebuilder:object:root=true
+type CustomerPortalList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []CustomerPortal `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&CustomerPortal{}, &CustomerPortalList{})
+}
