@@ -12,11 +12,11 @@ import (
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/internal/scheme"
 )
 
 // Env is a running control plane.
@@ -33,16 +33,7 @@ func RepoRoot() string {
 }
 
 // Scheme returns a scheme with the built-in Kubernetes types and Portero's API.
-func Scheme() *k8sruntime.Scheme {
-	s := k8sruntime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := billingv1alpha1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}
+func Scheme() *k8sruntime.Scheme { return scheme.New() }
 
 // Start starts kube-apiserver and etcd from KUBEBUILDER_ASSETS (or bin/k8s) and installs the CRDs.
 // It refuses to run without the binaries rather than skip: `make envtest-assets` builds them.
@@ -65,6 +56,7 @@ func Start() (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // whatever did start (etcd, say) must not outlive the test binary
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
 	cfg.QPS, cfg.Burst = 200, 400

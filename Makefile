@@ -1,0 +1,69 @@
+# Portero — see README.md. `make run` starts the whole system locally; `make test` runs every test.
+IMG ?= ghcr.io/portero-dev/portero:dev
+GO ?= go
+CONTROLLER_GEN := $(GO) tool controller-gen
+ENVTEST_ASSETS := $(CURDIR)/bin/k8s
+LDFLAGS := -X main.defaultPortalImage=$(IMG)
+# The race detector is on in tests unless a caller turns it off (e.g. GOTESTFLAGS=).
+GOTESTFLAGS ?= -race
+GOTEST_TIMEOUT ?= 30m
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: generate
+generate: ## Generate DeepCopy methods for the API types.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+
+.PHONY: manifests
+manifests: ## Generate CRDs and the operator's ClusterRole from markers.
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=manager-role paths=./controllers/... output:rbac:artifacts:config=config/rbac
+
+.PHONY: verify-generated
+verify-generated: ## Fail if committed generated files (deepcopy, CRDs, RBAC) are stale.
+	hack/verify-generated.sh
+
+.PHONY: fmt
+fmt: ## Format the code.
+	$(GO) fmt ./...
+
+.PHONY: verify-fmt
+verify-fmt: ## Fail if any Go file is not gofmt-clean.
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+.PHONY: vet
+vet: ## Run go vet.
+	$(GO) vet ./...
+
+.PHONY: envtest-assets
+envtest-assets: ## Build kube-apiserver, etcd, kubectl and Mailpit from the Go module proxy into bin/k8s.
+	@hack/build-tools.sh
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager and the portal server into bin/.
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/manager ./cmd/manager
+	@if [ -d cmd/portal ]; then $(GO) build -o bin/portal ./cmd/portal; fi
+
+##@ Run and test
+
+.PHONY: run
+run: envtest-assets build ## Run the whole system locally (no cluster needed); Ctrl-C stops it.
+	$(GO) run ./hack/localrun --assets "$(ENVTEST_ASSETS)" --bin "$(CURDIR)/bin"
+
+.PHONY: clean-local
+clean-local: ## Delete the local system's data (bin/local).
+	rm -rf bin/local
+
+.PHONY: test
+test: verify-generated verify-fmt vet envtest-assets ## Run every test against the real control plane.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTESTFLAGS) -timeout $(GOTEST_TIMEOUT) -count=1 ./...
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

@@ -1,0 +1,513 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/yaml"
+
+	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/internal/testenv"
+)
+
+const testImage = "example.test/portero:test"
+
+// countingReconciler counts reconciles, to prove the controller is quiet at rest.
+type countingReconciler struct {
+	inner reconcile.Reconciler
+	n     atomic.Int64
+}
+
+func (c *countingReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	c.n.Add(1)
+	return c.inner.Reconcile(ctx, req)
+}
+
+func startPortalController(t *testing.T) *CustomerPortalReconciler {
+	t.Helper()
+	r := &CustomerPortalReconciler{}
+	startManager(t, func(mgr manager.Manager) error {
+		r.Client, r.APIReader, r.Scheme = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetScheme()
+		r.Recorder = mgr.GetEventRecorder("customerportal-controller")
+		r.PortalImage = testImage
+		return r.SetupWithManager(mgr)
+	})
+	return r
+}
+
+func createSecret(t *testing.T, ns, name string, data map[string]string) {
+	t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: data}
+	if err := k8s.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func loadSamplePortal(t *testing.T, file, ns string) *billingv1alpha1.CustomerPortal {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &billingv1alpha1.CustomerPortal{}
+	if err := yaml.UnmarshalStrict(b, p); err != nil {
+		t.Fatal(err)
+	}
+	p.Namespace = ns
+	return p
+}
+
+func getPortal(t *testing.T, p *billingv1alpha1.CustomerPortal) *billingv1alpha1.CustomerPortal {
+	t.Helper()
+	out := &billingv1alpha1.CustomerPortal{}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(p), out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func getDeployment(ns, name string) (*appsv1.Deployment, error) {
+	d := &appsv1.Deployment{}
+	err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, d)
+	return d, err
+}
+
+// makeDeploymentAvailable plays the kubelet and the Deployment controller, which envtest lacks.
+func makeDeploymentAvailable(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, "deployment status written", func() error {
+		d, err := getDeployment(ns, name)
+		if err != nil {
+			return err
+		}
+		n := *d.Spec.Replicas
+		d.Status = appsv1.DeploymentStatus{
+			ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
+		}
+		return k8s.Status().Update(context.Background(), d)
+	})
+}
+
+func kstatusOf(t *testing.T, p *billingv1alpha1.CustomerPortal) status.Status {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(testenv.GVK("CustomerPortal"))
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(p), u); err != nil {
+		t.Fatal(err)
+	}
+	res, err := status.Compute(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Status
+}
+
+func condition(p *billingv1alpha1.CustomerPortal, typ string) *metav1.Condition {
+	return meta.FindStatusCondition(p.Status.Conditions, typ)
+}
+
+func TestPortalOwnedObjectsReadinessAndCleanup(t *testing.T) {
+	ns := newNamespace(t)
+	startPortalController(t)
+	createSecret(t, ns, "acme-smtp", map[string]string{"host": "smtp.example", "port": "587"})
+	createSecret(t, ns, "acme-api-key", map[string]string{"key": "k"})
+	p := loadSamplePortal(t, "billing_v1alpha1_customerportal.yaml", ns)
+	if err := k8s.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	n := namesFor(p)
+
+	var d *appsv1.Deployment
+	eventually(t, "deployment created", func() (err error) { d, err = getDeployment(ns, n.deployment); return err })
+
+	// Before the pods are available, Ready is not True and Reconciling says why; kstatus agrees.
+	eventually(t, "Reconciling while deployment unavailable", func() error {
+		got := getPortal(t, p)
+		r, rec := condition(got, ConditionReady), condition(got, ConditionReconciling)
+		if r == nil || r.Status == metav1.ConditionTrue || rec == nil || rec.Status != metav1.ConditionTrue || rec.Message == "" {
+			return fmt.Errorf("conditions %+v", got.Status.Conditions)
+		}
+		return nil
+	})
+	if s := kstatusOf(t, p); s != status.InProgressStatus {
+		t.Fatalf("kstatus before pods are ready = %s, want InProgress", s)
+	}
+
+	// The Deployment: the portal server, locked down, with probes, requests and the SQLite volume.
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	checks := map[string]bool{
+		"replicas 1":              *d.Spec.Replicas == 1,
+		"image from flag":         c.Image == testImage,
+		"portal arg":              slices.Contains(c.Args, "--portal="+ns+"/acme"),
+		"non-root":                pod.SecurityContext.RunAsNonRoot != nil && *pod.SecurityContext.RunAsNonRoot && c.SecurityContext.RunAsNonRoot != nil && *c.SecurityContext.RunAsNonRoot,
+		"read-only root fs":       c.SecurityContext.ReadOnlyRootFilesystem != nil && *c.SecurityContext.ReadOnlyRootFilesystem,
+		"no privilege escalation": c.SecurityContext.AllowPrivilegeEscalation != nil && !*c.SecurityContext.AllowPrivilegeEscalation,
+		"drop all capabilities":   c.SecurityContext.Capabilities != nil && slices.Contains(c.SecurityContext.Capabilities.Drop, "ALL"),
+		"seccomp RuntimeDefault":  c.SecurityContext.SeccompProfile != nil && c.SecurityContext.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault,
+		"readiness probe":         c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet != nil,
+		"liveness probe":          c.LivenessProbe != nil && c.LivenessProbe.HTTPGet != nil,
+		"resource requests":       !c.Resources.Requests.Cpu().IsZero() && !c.Resources.Requests.Memory().IsZero(),
+		"recreate for sqlite":     d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType,
+		"service account":         pod.ServiceAccountName == n.serviceAccount,
+		"sqlite volume mounted": slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool {
+			return v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == n.pvc
+		}),
+		"owned by portal":          metav1.IsControlledBy(d, getPortal(t, p)),
+		"no rules in pod template": !slices.ContainsFunc(c.Args, func(a string) bool { return a == "--allowed=card" }) && len(c.Env) == 0,
+	}
+	for what, ok := range checks {
+		if !ok {
+			t.Errorf("deployment: %s: not so", what)
+		}
+	}
+
+	svc := &corev1.Service{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: n.service}, svc); err != nil {
+		t.Fatalf("service: %v", err)
+	}
+	ing := &networkingv1.Ingress{}
+	eventually(t, "ingress", func() error {
+		return k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: n.ingress}, ing)
+	})
+	if ing.Spec.Rules[0].Host != "billing.acme.example" {
+		t.Errorf("ingress host = %q", ing.Spec.Rules[0].Host)
+	}
+	pvc := &corev1.PersistentVolumeClaim{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: n.pvc}, pvc); err != nil {
+		t.Fatalf("pvc: %v", err)
+	}
+	if got := pvc.Spec.Resources.Requests[corev1.ResourceStorage]; got.Cmp(resource.MustParse("1Gi")) != 0 {
+		t.Errorf("pvc size = %s, want 1Gi", got.String())
+	}
+	role := &rbacv1.Role{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: n.role}, role); err != nil {
+		t.Fatalf("role: %v", err)
+	}
+	for _, rule := range role.Rules {
+		if slices.Contains(rule.Resources, "secrets") {
+			if !slices.Equal(rule.Verbs, []string{"get"}) || !slices.Equal(rule.ResourceNames, []string{"acme-api-key", "acme-smtp"}) {
+				t.Errorf("secret rule too broad: %+v", rule)
+			}
+		}
+		if slices.Contains(rule.Resources, "customerportals") && !slices.Equal(rule.ResourceNames, []string{"acme"}) {
+			t.Errorf("portal rule not limited to its own portal: %+v", rule)
+		}
+	}
+	rb := &rbacv1.RoleBinding{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: n.roleBinding}, rb); err != nil {
+		t.Fatalf("rolebinding: %v", err)
+	}
+	if rb.Subjects[0].Name != n.serviceAccount || rb.RoleRef.Name != n.role {
+		t.Errorf("rolebinding binds %+v to %+v", rb.Subjects, rb.RoleRef)
+	}
+
+	// Pods available → Ready, with url, replicas, methods and observedGeneration; kstatus Current.
+	makeDeploymentAvailable(t, ns, n.deployment)
+	eventually(t, "Ready", func() error {
+		got := getPortal(t, p)
+		r := condition(got, ConditionReady)
+		if r == nil || r.Status != metav1.ConditionTrue {
+			return fmt.Errorf("conditions %+v", got.Status.Conditions)
+		}
+		if condition(got, ConditionReconciling) != nil || condition(got, ConditionStalled) != nil {
+			return fmt.Errorf("Reconciling/Stalled still present: %+v", got.Status.Conditions)
+		}
+		return nil
+	})
+	got := getPortal(t, p)
+	if got.Status.URL != "http://billing.acme.example/" || got.Status.ReadyReplicas != 1 || got.Status.ObservedGeneration != got.Generation {
+		t.Errorf("status = %+v", got.Status)
+	}
+	if len(got.Status.PaymentMethods) != len(billingv1alpha1.SupportedPaymentMethodTypes()) {
+		t.Errorf("all: true must offer every supported type, got %v", got.Status.PaymentMethods)
+	}
+	if s := kstatusOf(t, p); s != status.CurrentStatus {
+		t.Fatalf("kstatus when ready = %s, want Current", s)
+	}
+
+	// Deleting the portal removes everything it owns.
+	if err := k8s.Delete(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}, &networkingv1.Ingress{}, &corev1.PersistentVolumeClaim{}} {
+		name := map[string]string{"*v1.PersistentVolumeClaim": n.pvc}[fmt.Sprintf("%T", o)]
+		if name == "" {
+			name = n.deployment
+		}
+		eventually(t, fmt.Sprintf("%T deleted", o), func() error {
+			err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, o)
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			if err == nil && !o.GetDeletionTimestamp().IsZero() {
+				return nil // kept only by the PVC-protection finalizer, which envtest never releases
+			}
+			return fmt.Errorf("still there (%v)", err)
+		})
+	}
+	eventually(t, "portal gone", func() error {
+		err := k8s.Get(context.Background(), client.ObjectKeyFromObject(p), &billingv1alpha1.CustomerPortal{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("portal still there: %v", err)
+	})
+}
+
+func minimalPortal(ns, name string) *billingv1alpha1.CustomerPortal {
+	return &billingv1alpha1.CustomerPortal{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: billingv1alpha1.CustomerPortalSpec{
+			DisplayName:    "Test",
+			PaymentMethods: &billingv1alpha1.PaymentMethods{Allowed: []billingv1alpha1.PaymentMethodType{"card", "cvu"}},
+			Email:          &billingv1alpha1.Email{SMTPSecretRef: billingv1alpha1.LocalObjectReference{Name: "smtp"}, From: "billing@test.example"},
+		},
+	}
+}
+
+func waitObserved(t *testing.T, p *billingv1alpha1.CustomerPortal) *billingv1alpha1.CustomerPortal {
+	t.Helper()
+	var got *billingv1alpha1.CustomerPortal
+	eventually(t, "status observes the latest generation", func() error {
+		got = getPortal(t, p)
+		if got.Status.ObservedGeneration != got.Generation {
+			return fmt.Errorf("observedGeneration %d, generation %d", got.Status.ObservedGeneration, got.Generation)
+		}
+		return nil
+	})
+	return got
+}
+
+func TestRuleChangesDoNotRollPods(t *testing.T) {
+	ns := newNamespace(t)
+	startPortalController(t)
+	createSecret(t, ns, "smtp", map[string]string{"host": "smtp.example"})
+	createSecret(t, ns, "db", map[string]string{"dsn": "postgres://x"})
+	p := minimalPortal(ns, "rules")
+	if err := k8s.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	n := namesFor(p)
+	waitObserved(t, p)
+	before, err := getDeployment(ns, n.deployment)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Rules: permissions, methods, returnURL, OTP, branding, access.
+	got := getPortal(t, p)
+	got.Spec.Permissions.UpdatePaymentMethod = ptr.To(false)
+	got.Spec.Permissions.CancelSubscriptions = ptr.To(true)
+	got.Spec.PaymentMethods = &billingv1alpha1.PaymentMethods{Allowed: []billingv1alpha1.PaymentMethodType{"bank_transfer"}}
+	got.Spec.ReturnURL = "https://shop.example/"
+	got.Spec.OTP.Length = 8
+	got.Spec.Branding.PrimaryColor = "#112233"
+	got.Spec.Access.Sessions.MaxTTL = &metav1.Duration{Duration: 2 * 3600e9}
+	if err := k8s.Update(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	got = waitObserved(t, p)
+	if !slices.Equal(got.Status.PaymentMethods, []billingv1alpha1.PaymentMethodType{"bank_transfer"}) {
+		t.Errorf("status.paymentMethods = %v", got.Status.PaymentMethods)
+	}
+	after, _ := getDeployment(ns, n.deployment)
+	if after.Generation != before.Generation || !equality.Semantic.DeepEqual(after.Spec.Template, before.Spec.Template) {
+		t.Fatalf("a rule change rolled the pods: generation %d → %d", before.Generation, after.Generation)
+	}
+
+	// Replicas and storage need a restart: they do change the Deployment.
+	got.Spec.Storage = &billingv1alpha1.Storage{Postgres: &billingv1alpha1.PostgresStorage{SecretRef: billingv1alpha1.DSNSecretReference{Name: "db"}}}
+	got.Spec.Replicas = ptr.To[int32](3)
+	if err := k8s.Update(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	waitObserved(t, p)
+	eventually(t, "deployment updated for postgres and 3 replicas", func() error {
+		d, err := getDeployment(ns, n.deployment)
+		if err != nil {
+			return err
+		}
+		if *d.Spec.Replicas != 3 || d.Generation == before.Generation {
+			return fmt.Errorf("replicas %d generation %d", *d.Spec.Replicas, d.Generation)
+		}
+		env := d.Spec.Template.Spec.Containers[0].Env
+		if len(env) != 1 || env[0].ValueFrom.SecretKeyRef.Name != "db" || env[0].ValueFrom.SecretKeyRef.Key != "dsn" {
+			return fmt.Errorf("dsn env = %+v", env)
+		}
+		if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+			return fmt.Errorf("strategy %s", d.Spec.Strategy.Type)
+		}
+		return nil
+	})
+}
+
+func TestDriftIsRepaired(t *testing.T) {
+	ns := newNamespace(t)
+	startPortalController(t)
+	createSecret(t, ns, "smtp", map[string]string{"host": "smtp.example"})
+	p := minimalPortal(ns, "drift")
+	if err := k8s.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	n := namesFor(p)
+	waitObserved(t, p)
+
+	d, _ := getDeployment(ns, n.deployment)
+	uid := d.UID
+	if err := k8s.Delete(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "deleted deployment re-created", func() error {
+		d, err := getDeployment(ns, n.deployment)
+		if err != nil {
+			return err
+		}
+		if d.UID == uid {
+			return fmt.Errorf("still the old deployment")
+		}
+		return nil
+	})
+
+	svc := &corev1.Service{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: n.service}, svc); err != nil {
+		t.Fatal(err)
+	}
+	svc.Spec.Ports[0].Port = 9999
+	svc.Spec.Selector = map[string]string{"app": "evil"}
+	if err := k8s.Update(context.Background(), svc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "hand-edited service restored", func() error {
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: n.service}, svc); err != nil {
+			return err
+		}
+		if svc.Spec.Ports[0].Port != 80 || svc.Spec.Selector[LabelInstance] != "drift" {
+			return fmt.Errorf("service %+v", svc.Spec)
+		}
+		return nil
+	})
+
+	d, _ = getDeployment(ns, n.deployment)
+	d.Spec.Template.Spec.Containers[0].Image = "evil.example/miner"
+	if err := k8s.Update(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "hand-edited deployment restored", func() error {
+		d, err := getDeployment(ns, n.deployment)
+		if err != nil {
+			return err
+		}
+		if img := d.Spec.Template.Spec.Containers[0].Image; img != testImage {
+			return fmt.Errorf("image %s", img)
+		}
+		return nil
+	})
+}
+
+func TestMissingSecretStallsAndRecovers(t *testing.T) {
+	ns := newNamespace(t)
+	startPortalController(t)
+	p := minimalPortal(ns, "nosecret")
+	if err := k8s.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Stalled on missing secret", func() error {
+		got := getPortal(t, p)
+		s := condition(got, ConditionStalled)
+		if s == nil || s.Status != metav1.ConditionTrue || s.Reason != ReasonSecretMissing {
+			return fmt.Errorf("conditions %+v", got.Status.Conditions)
+		}
+		if want := `Secret "smtp" named in spec.email.smtpSecretRef does not exist`; !strings.Contains(s.Message, want) {
+			return fmt.Errorf("message %q does not say %q", s.Message, want)
+		}
+		return nil
+	})
+	if s := kstatusOf(t, p); s != status.FailedStatus {
+		t.Errorf("kstatus of a stalled portal = %s, want Failed", s)
+	}
+	createSecret(t, ns, "smtp", map[string]string{"host": "smtp.example"})
+	eventually(t, "recovers when the secret appears", func() error {
+		got := getPortal(t, p)
+		if condition(got, ConditionStalled) != nil {
+			return fmt.Errorf("still stalled: %+v", got.Status.Conditions)
+		}
+		if _, err := getDeployment(ns, namesFor(p).deployment); err != nil {
+			return err
+		}
+		return nil
+	})
+}
+
+func TestIdlePortalIsQuiet(t *testing.T) {
+	ns := newNamespace(t)
+	createSecret(t, ns, "smtp", map[string]string{"host": "smtp.example"})
+	r := &CustomerPortalReconciler{}
+	counter := &countingReconciler{inner: r}
+	startManager(t, func(mgr manager.Manager) error {
+		r.Client, r.APIReader, r.Scheme, r.PortalImage = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetScheme(), testImage
+		return r.setup(mgr, counter)
+	})
+	p := minimalPortal(ns, "idle")
+	if err := k8s.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	makeDeploymentAvailable(t, ns, namesFor(p).deployment)
+	eventually(t, "Ready", func() error {
+		if c := condition(getPortal(t, p), ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("not ready")
+		}
+		return nil
+	})
+	// The status write's echo and the Deployment's own events settle; then the count must stay put.
+	settled := waitSettled(t, &counter.n)
+	consistently(t, "idle portal causes no reconciles", 3*time.Second, func() error {
+		if n := counter.n.Load(); n != settled {
+			return fmt.Errorf("reconciled %d more times while idle", n-settled)
+		}
+		return nil
+	})
+	if settled > 10 {
+		t.Errorf("%d reconciles to bring one portal up", settled)
+	}
+}
+
+// waitSettled returns the counter's value once it has not moved for a second.
+func waitSettled(t *testing.T, n *atomic.Int64) int64 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		a := n.Load()
+		time.Sleep(time.Second)
+		if n.Load() == a {
+			return a
+		}
+	}
+	t.Fatal("reconciles never settled: the controller loops")
+	return 0
+}

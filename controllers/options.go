@@ -1,0 +1,54 @@
+// Package controllers holds Portero's reconcilers: CustomerPortal → a running portal, and
+// PortalSession → an expiring, pre-authenticated link.
+package controllers
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+)
+
+// Labels on every object the operator creates. The manager's cache selects on LabelManagedBy so it
+// holds only Portero's own objects, not every Deployment or Secret in the cluster.
+const (
+	LabelManagedBy    = "app.kubernetes.io/managed-by"
+	ManagedByValue    = "portero-operator"
+	LabelName         = "app.kubernetes.io/name"
+	LabelInstance     = "app.kubernetes.io/instance"
+	LabelComponent    = "app.kubernetes.io/component"
+	LabelPortal       = "billing.portero.dev/portal"
+	LabelSession      = "billing.portero.dev/session"
+	PortalAppName     = "portero-portal"
+	FieldOwner        = "portero-operator"
+	AnnotationKeepPVC = "billing.portero.dev/keep-storage-on-delete"
+)
+
+// CacheOptions restricts the manager's cache to objects the operator owns (by label). Secrets the
+// user references are not cached: the CustomerPortal controller watches their metadata only.
+func CacheOptions() cache.Options {
+	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue})}
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}:            owned,
+			&corev1.Service{}:               owned,
+			&corev1.ServiceAccount{}:        owned,
+			&corev1.PersistentVolumeClaim{}: owned,
+			&corev1.Secret{}:                owned,
+			&rbacv1.Role{}:                  owned,
+			&rbacv1.RoleBinding{}:           owned,
+			&networkingv1.Ingress{}:         owned,
+		},
+	}
+}
+
+// ControllerOptions are the manager-wide controller settings. Tests run several managers in one
+// process and so skip the controller-name uniqueness check.
+func ControllerOptions(skipNameValidation bool) config.Controller {
+	return config.Controller{SkipNameValidation: ptr.To(skipNameValidation)}
+}
