@@ -105,8 +105,10 @@ func buildServiceAccount(p *billingv1alpha1.CustomerPortal, n childNames) *corev
 }
 
 // buildRole grants the portal pod exactly what it needs in its own namespace: read its own
-// CustomerPortal, manage PortalSessions, and get (never list or watch) the Secrets its spec names.
-func buildRole(p *billingv1alpha1.CustomerPortal, n childNames) *rbacv1ac.RoleApplyConfiguration {
+// CustomerPortal, manage PortalSessions, and get (never list or watch) the Secrets its spec names
+// and the link Secrets of the sessions it created.
+// linkSecrets are the link Secrets of the Active sessions the portal itself created.
+func buildRole(p *billingv1alpha1.CustomerPortal, n childNames, linkSecrets []string) *rbacv1ac.RoleApplyConfiguration {
 	rules := []*rbacv1ac.PolicyRuleApplyConfiguration{
 		rbacv1ac.PolicyRule().WithAPIGroups(billingv1alpha1.GroupVersion.Group).
 			WithResources("customerportals").WithResourceNames(p.Name).WithVerbs("get", "list", "watch"),
@@ -118,6 +120,10 @@ func buildRole(p *billingv1alpha1.CustomerPortal, n childNames) *rbacv1ac.RoleAp
 	if secrets := referencedSecrets(&p.Spec); len(secrets) > 0 {
 		rules = append(rules, rbacv1ac.PolicyRule().WithAPIGroups("").
 			WithResources("secrets").WithResourceNames(secrets...).WithVerbs("get"))
+	}
+	if len(linkSecrets) > 0 {
+		rules = append(rules, rbacv1ac.PolicyRule().WithAPIGroups("").
+			WithResources("secrets").WithResourceNames(linkSecrets...).WithVerbs("get"))
 	}
 	return rbacv1ac.Role(n.role, p.Namespace).
 		WithLabels(ownedLabels(p)).

@@ -75,7 +75,7 @@ type CustomerPortalReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete;escalate;bind
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
@@ -221,9 +221,13 @@ func (r *CustomerPortalReconciler) apply(ctx context.Context, obj runtime.ApplyC
 }
 
 func (r *CustomerPortalReconciler) applyRBAC(ctx context.Context, s *portalScope) (*outcome, error) {
+	links, err := r.portalCreatedLinkSecrets(ctx, s.portal)
+	if err != nil {
+		return nil, err
+	}
 	for _, obj := range []runtime.ApplyConfiguration{
 		buildServiceAccount(s.portal, s.names),
-		buildRole(s.portal, s.names),
+		buildRole(s.portal, s.names, links),
 		buildRoleBinding(s.portal, s.names),
 	} {
 		if err := r.apply(ctx, obj); err != nil {
@@ -231,6 +235,23 @@ func (r *CustomerPortalReconciler) applyRBAC(ctx context.Context, s *portalScope
 		}
 	}
 	return nil, nil
+}
+
+// portalCreatedLinkSecrets lists the link Secrets of the Active sessions this portal created.
+func (r *CustomerPortalReconciler) portalCreatedLinkSecrets(ctx context.Context, p *billingv1alpha1.CustomerPortal) ([]string, error) {
+	list := &billingv1alpha1.PortalSessionList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(p.Namespace),
+		client.MatchingLabels{LabelCreatedBy: CreatedByPortal, LabelPortal: p.Name}); err != nil {
+		return nil, fmt.Errorf("list portal-created sessions: %w", err)
+	}
+	var names []string
+	for _, s := range list.Items {
+		if s.Spec.PortalRef.Name == p.Name && s.Status.Phase == billingv1alpha1.SessionActive && s.Status.LinkSecretName != "" {
+			names = append(names, s.Status.LinkSecretName)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 func (r *CustomerPortalReconciler) applyStorage(ctx context.Context, s *portalScope) (*outcome, error) {
@@ -486,8 +507,18 @@ func (r *CustomerPortalReconciler) setup(mgr ctrl.Manager, rec reconcile.Reconci
 		Owns(&networkingv1.Ingress{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
 		Watches(&networkingv1.Ingress{}, portalsForIngressHost, builder.WithPredicates(onlyDeletes())).
+		// Sessions the portal created change which link Secrets its Role lets it read.
+		Watches(&billingv1alpha1.PortalSession{}, handler.EnqueueRequestsFromMapFunc(portalOfSession),
+			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+				return o.GetLabels()[LabelCreatedBy] == CreatedByPortal
+			}))).
 		WatchesRawSource(source.Kind(secretMeta, secretObj, portalsForSecret)).
 		Complete(rec)
+}
+
+func portalOfSession(_ context.Context, o client.Object) []reconcile.Request {
+	s := o.(*billingv1alpha1.PortalSession)
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Spec.PortalRef.Name}}}
 }
 
 // deletionPredicate lets through the update that sets deletionTimestamp (generation does not change).

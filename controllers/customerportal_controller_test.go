@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -510,4 +512,105 @@ func waitSettled(t *testing.T, n *atomic.Int64) int64 {
 	}
 	t.Fatal("reconciles never settled: the controller loops")
 	return 0
+}
+
+// TestRoleGrantsOnlyLinksOfPortalCreatedSessions: the portal may get the link Secret of a session it
+// created (merchant API), while it is Active, and never another session's.
+func TestRoleGrantsOnlyLinksOfPortalCreatedSessions(t *testing.T) {
+	ns := newNamespace(t)
+	createSecret(t, ns, "smtp", map[string]string{"host": "smtp.example"})
+	reg := prometheus.NewRegistry()
+	pm, err := NewPortalMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &CustomerPortalReconciler{Metrics: pm}
+	startManager(t, func(mgr manager.Manager) error {
+		r.Client, r.APIReader, r.Scheme, r.PortalImage = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetScheme(), testImage
+		return r.SetupWithManager(mgr)
+	})
+	p := minimalPortal(ns, "links")
+	if err := k8s.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	mkSession := func(name string, createdByPortal bool) *billingv1alpha1.PortalSession {
+		s := &billingv1alpha1.PortalSession{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{LabelPortal: "links"}},
+			Spec: billingv1alpha1.PortalSessionSpec{
+				PortalRef: billingv1alpha1.PortalReference{Name: "links"},
+				Customer:  billingv1alpha1.CustomerReference{ID: "cus_1"},
+			},
+		}
+		if createdByPortal {
+			s.Labels[LabelCreatedBy] = CreatedByPortal
+		}
+		if err := k8s.Create(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		s.Status = billingv1alpha1.PortalSessionStatus{Phase: billingv1alpha1.SessionActive, LinkSecretName: name + "-link"}
+		if err := k8s.Status().Update(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	mine := mkSession("api-made", true)
+	mkSession("kubectl-made", false)
+
+	secretRule := func() ([]string, error) {
+		role := &rbacv1.Role{}
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: namesFor(p).role}, role); err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, rule := range role.Rules {
+			if slices.Contains(rule.Resources, "secrets") {
+				if !slices.Equal(rule.Verbs, []string{"get"}) {
+					return nil, fmt.Errorf("secret verbs %v", rule.Verbs)
+				}
+				names = append(names, rule.ResourceNames...)
+			}
+		}
+		slices.Sort(names)
+		return names, nil
+	}
+	eventually(t, "role grants the portal-created link", func() error {
+		names, err := secretRule()
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(names, []string{"api-made-link", "smtp"}) {
+			return fmt.Errorf("secret names %v", names)
+		}
+		return nil
+	})
+	mine.Status.Phase = billingv1alpha1.SessionExpired
+	if err := k8s.Status().Update(context.Background(), mine); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "expired session's link no longer granted", func() error {
+		names, err := secretRule()
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(names, []string{"smtp"}) {
+			return fmt.Errorf("secret names %v", names)
+		}
+		return nil
+	})
+
+	// The Ready gauge follows the condition: 0 while unavailable, 1 once the pods are.
+	gauge := func() float64 { return testutil.ToFloat64(pm.ready.WithLabelValues(ns, "links")) }
+	eventually(t, "gauge 0 while not ready", func() error {
+		if g := gauge(); g != 0 {
+			return fmt.Errorf("gauge %v", g)
+		}
+		return nil
+	})
+	makeDeploymentAvailable(t, ns, namesFor(p).deployment)
+	eventually(t, "gauge 1 when ready", func() error {
+		if g := gauge(); g != 1 {
+			return fmt.Errorf("gauge %v", g)
+		}
+		return nil
+	})
 }

@@ -27,6 +27,10 @@ const (
 	PortalAppName     = "portero-portal"
 	FieldOwner        = "portero-operator"
 	AnnotationKeepPVC = "billing.portero.dev/keep-storage-on-delete"
+	// LabelCreatedBy marks PortalSessions the portal server created (merchant API, renewal e-mails);
+	// the portal's Role then lets it get those sessions' link Secrets, and no others.
+	LabelCreatedBy  = "billing.portero.dev/created-by"
+	CreatedByPortal = "portal"
 )
 
 // CacheOptions restricts the manager's cache to objects the operator owns (by label). Secrets the
