@@ -154,6 +154,7 @@ type PortalSessionStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=psession,categories=portero
+// +kubebuilder:selectablefield:JSONPath=`.spec.portalRef.name`
 // +kubebuilder:printcolumn:name="Portal",type=string,JSONPath=`.spec.portalRef.name`
 // +kubebuilder:printcolumn:name="Customer",type=string,JSONPath=`.spec.customer.*`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`

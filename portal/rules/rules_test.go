@@ -1,0 +1,137 @@
+package rules
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/internal/testenv"
+)
+
+var (
+	env *testenv.Env
+	k8s client.Client
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	if env, err = testenv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if k8s, err = client.New(env.Config, client.Options{Scheme: env.Scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		_ = env.Stop()
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+func poll(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+func TestRulesFollowTheResourceLive(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := &billingv1alpha1.CustomerPortal{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "live"},
+		Spec: billingv1alpha1.CustomerPortalSpec{
+			DisplayName: "Live",
+			Access:      billingv1alpha1.Access{Public: billingv1alpha1.PublicAccess{Enabled: ptr.To(false)}},
+		},
+	}
+	other := p.DeepCopy()
+	other.Name = "other"
+	for _, o := range []*billingv1alpha1.CustomerPortal{p, other} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Start(ctx, env.Config, types.NamespacedName{Namespace: "default", Name: "live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Portal(ctx); got == nil || !got.Spec.Permissions.CanUpdatePaymentMethod() {
+		t.Fatalf("portal not seen with its defaults: %+v", got)
+	}
+
+	p.Spec.Permissions.UpdatePaymentMethod = ptr.To(false)
+	if err := k8s.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "permission change seen without restart", func() error {
+		if r.Portal(ctx).Spec.Permissions.CanUpdatePaymentMethod() {
+			return fmt.Errorf("still allowed")
+		}
+		return nil
+	})
+
+	// Sessions: found by token hash only when they belong to this portal; Usable checks expiry itself.
+	token := "tok-live"
+	sum := sha256.Sum256([]byte(token))
+	hash := hex.EncodeToString(sum[:])
+	mk := func(name, portal string) *billingv1alpha1.PortalSession {
+		s := &billingv1alpha1.PortalSession{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			Spec:       billingv1alpha1.PortalSessionSpec{PortalRef: billingv1alpha1.PortalReference{Name: portal}, Customer: billingv1alpha1.CustomerReference{ID: "cus_1"}},
+		}
+		if err := k8s.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		s.Status = billingv1alpha1.PortalSessionStatus{Phase: billingv1alpha1.SessionActive, TokenHash: hash, ExpiresAt: &metav1.Time{Time: time.Now().Add(time.Hour)}}
+		if err := k8s.Status().Update(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	mk("for-other", "other")
+	if s := r.SessionByTokenHash(ctx, hash); s != nil {
+		t.Fatalf("a session of another portal was accepted: %s", s.Name)
+	}
+	mine := mk("for-live", "live")
+	poll(t, "own session found by hash", func() error {
+		s := r.SessionByTokenHash(ctx, hash)
+		if s == nil || s.Name != "for-live" {
+			return fmt.Errorf("got %v", s)
+		}
+		if !Usable(s, time.Now()) {
+			return fmt.Errorf("active session not usable")
+		}
+		if Usable(s, mine.Status.ExpiresAt.Add(time.Second)) {
+			return fmt.Errorf("usable after expiresAt")
+		}
+		return nil
+	})
+	mine.Spec.Revoked = true
+	if err := k8s.Update(ctx, mine); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "revocation seen", func() error {
+		if Usable(r.SessionByTokenHash(ctx, hash), time.Now()) {
+			return fmt.Errorf("revoked session still usable")
+		}
+		return nil
+	})
+}
