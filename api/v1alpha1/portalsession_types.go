@@ -158,7 +158,7 @@ type PortalSessionStatus struct {
 // +kubebuilder:printcolumn:name="Portal",type=string,JSONPath=`.spec.portalRef.name`
 // +kubebuilder:printcolumn:name="Customer",type=string,JSONPath=`.spec.customer.*`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`,description="When the link stops working (RFC 3339, UTC)"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PortalSession struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -76,7 +76,15 @@ func run(metricsAddr, probeAddr, portalImage string, leaderElect, secureMetrics 
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up CustomerPortal controller: %w", err)
 	}
-	_ = clock.RealClock{}
+	if err := (&controllers.PortalSessionReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Clock:     clock.RealClock{},
+		Recorder:  mgr.GetEventRecorder("portalsession-controller"),
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up PortalSession controller: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}

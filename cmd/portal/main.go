@@ -1,0 +1,146 @@
+// Command portal serves one CustomerPortal: the customers' web UI, the merchant API and the ledger
+// behind them. It reads the portal's rules live from the API server (see portal/rules).
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/payments"
+	"github.com/portero-dev/portero/portal/rules"
+	"github.com/portero-dev/portero/portal/server"
+)
+
+// config is the portal process's flags.
+type config struct {
+	portal      string // namespace/name
+	listen      string
+	dataDir     string
+	dsnEnv      string
+	logLevel    string
+	insecureDev bool
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.portal, "portal", "", "The CustomerPortal to serve, as namespace/name.")
+	flag.StringVar(&c.listen, "listen", ":8080", "Address to serve pages, API, probes and metrics on.")
+	flag.StringVar(&c.dataDir, "data-dir", "", "Directory for the SQLite ledger (storage.sqlite).")
+	flag.StringVar(&c.dsnEnv, "database-dsn-env", "", "Environment variable holding the PostgreSQL DSN (storage.postgres).")
+	flag.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error.")
+	flag.Parse()
+
+	log := newLogger(c.logLevel)
+	ctrl.SetLogger(logrFromSlog(log)) // client-go and controller-runtime log through the same handler
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, c, log); err != nil {
+		log.Error("portal stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c config, log *slog.Logger) error {
+	ns, name, ok := strings.Cut(c.portal, "/")
+	if !ok || ns == "" || name == "" {
+		return errors.New("--portal must be namespace/name")
+	}
+	key := types.NamespacedName{Namespace: ns, Name: name}
+
+	dsn, secret, err := storage(c)
+	if err != nil {
+		return err
+	}
+	processor, err := payments.NewSandbox(secret, nil)
+	if err != nil {
+		return err
+	}
+	store, err := ledger.Open(ctx, dsn, ledger.Options{Processor: processor, Logger: log.With("component", "ledger")})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubernetes config: %w", err)
+	}
+	rl, err := rules.Start(ctx, cfg, key)
+	if err != nil {
+		return err
+	}
+
+	srv := server.New(log)
+	srv.AddReadiness(store.Ping)
+	srv.AddReadiness(func(ctx context.Context) error {
+		if rl.Portal(ctx) == nil {
+			return fmt.Errorf("CustomerPortal %s not found", key)
+		}
+		return nil
+	})
+	log.Info("portal serving", "portal", key.String(), "listen", c.listen)
+	return srv.Serve(ctx, c.listen, srv.Mux())
+}
+
+// storage returns the ledger DSN and the sandbox processor's secret (which fingerprints cards, so
+// it must survive restarts: it lives beside the SQLite file, or comes from the environment).
+func storage(c config) (dsn string, secret []byte, err error) {
+	switch {
+	case c.dsnEnv != "":
+		dsn = os.Getenv(c.dsnEnv)
+		if dsn == "" {
+			return "", nil, fmt.Errorf("environment variable %s (the PostgreSQL DSN) is empty", c.dsnEnv)
+		}
+	case c.dataDir != "":
+		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+			return "", nil, err
+		}
+		dsn = "sqlite://" + filepath.Join(c.dataDir, "ledger.db")
+	default:
+		return "", nil, errors.New("set --data-dir (SQLite) or --database-dsn-env (PostgreSQL)")
+	}
+	if s := os.Getenv("PORTERO_PROCESSOR_SECRET"); s != "" {
+		return dsn, []byte(s), nil
+	}
+	if c.dataDir == "" {
+		return "", nil, errors.New("PORTERO_PROCESSOR_SECRET must be set when the ledger is on PostgreSQL")
+	}
+	secret, err = loadOrCreateKey(filepath.Join(c.dataDir, "processor.key"))
+	return dsn, secret, err
+}
+
+func loadOrCreateKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("write processor key: %w", err)
+	}
+	return b, nil
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,499 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portero-dev/portero/portal/payments"
+)
+
+func TestCreatePaymentOutcomes(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		tests := []struct {
+			name       string
+			method     NewPaymentMethod
+			wantStatus PaymentStatus
+			wantCode   string
+		}{
+			{"visa", card("4242424242424242"), PaymentSucceeded, ""},
+			{"cabal", card("6042010000000006"), PaymentSucceeded, ""},
+			{"declined", card("4000000000000002"), PaymentFailed, payments.CodeCardDeclined},
+			{"insufficient funds", card("4000000000009995"), PaymentFailed, payments.CodeInsufficientFunds},
+			{"expired at processor", card("4000000000000069"), PaymentFailed, payments.CodeExpiredCard},
+			{"direct debit", NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "0110599552000000123456"}, PaymentSucceeded, ""},
+			{"direct debit no funds", NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "0110599552000000999952"}, PaymentFailed, payments.CodeInsufficientFunds},
+			{"cvu", NewPaymentMethod{Type: payments.MethodCVU, Account: "0000003110000000123456"}, PaymentSucceeded, ""},
+			{"wallet", NewPaymentMethod{Type: payments.MethodWallet, Wallet: "mercadopago"}, PaymentSucceeded, ""},
+			{"bank transfer", NewPaymentMethod{Type: payments.MethodBankTransfer}, PaymentPending, ""},
+			{"qr", NewPaymentMethod{Type: payments.MethodQR}, PaymentPending, ""},
+		}
+		for _, tt := range tests {
+			c := e.customer(t, "c@example.com")
+			m := e.addMethod(t, c.ID, tt.method)
+			p := e.pay(t, c.ID, 123456)
+			if p.Status != tt.wantStatus || p.FailureCode != tt.wantCode {
+				t.Errorf("%s: status %s code %q, want %s %q", tt.name, p.Status, p.FailureCode, tt.wantStatus, tt.wantCode)
+				continue
+			}
+			if p.PaymentMethodID != m.ID || p.MethodType != m.Type || p.MethodSummary != m.Summary() || p.Processor != "sandbox" {
+				t.Errorf("%s: method recorded as %s %s %q", tt.name, p.PaymentMethodID, p.MethodType, p.MethodSummary)
+			}
+			if len(p.Attempts) != 1 || p.Attempts[0].Outcome != tt.wantStatus || p.Attempts[0].FailureCode != tt.wantCode ||
+				p.Attempts[0].PaymentMethodID != m.ID || p.Attempts[0].FinishedAt.IsZero() {
+				t.Errorf("%s: attempts %+v", tt.name, p.Attempts)
+			}
+			if tt.wantCode != "" && p.FailureMessage == "" {
+				t.Errorf("%s: failure without a message", tt.name)
+			}
+			if tt.wantStatus == PaymentPending && (p.Instructions == "" || p.ProcessorReference == "") {
+				t.Errorf("%s: pending payment without instructions/reference: %+v", tt.name, p)
+			}
+			if n := e.proc.chargesFor(p.ID); n != 1 {
+				t.Errorf("%s: charged %d times", tt.name, n)
+			}
+		}
+	})
+}
+
+func TestConfirmPendingPayment(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodBankTransfer})
+		p := e.pay(t, c.ID, 5000)
+		if p.Status != PaymentPending {
+			t.Fatalf("status = %s", p.Status)
+		}
+		done, err := e.store.ConfirmPayment(e.ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done.Status != PaymentSucceeded || done.ProcessorReference != p.ProcessorReference ||
+			len(done.Attempts) != 1 || done.Attempts[0].Outcome != PaymentSucceeded {
+			t.Fatalf("confirmed = %+v", done)
+		}
+		// Confirming again is harmless and does not reach the processor.
+		before := e.proc.confirms
+		again, err := e.store.ConfirmPayment(e.ctx, p.ID)
+		if err != nil || again.Status != PaymentSucceeded || e.proc.confirms != before {
+			t.Fatalf("second confirm = %+v, %v (processor confirms %d → %d)", again, err, before, e.proc.confirms)
+		}
+		// A payment that is not pending cannot be confirmed.
+		e.addMethod(t, c.ID, card("4000000000000002"))
+		if _, err := e.store.MakePreferred(e.ctx, c.ID, mustMethods(t, e, c.ID)[1].ID); err != nil {
+			t.Fatal(err)
+		}
+		failed := e.pay(t, c.ID, 5000)
+		if failed.Status != PaymentFailed {
+			t.Fatalf("status = %s", failed.Status)
+		}
+		if _, err := e.store.ConfirmPayment(e.ctx, failed.ID); !errors.Is(err, ErrPaymentState) {
+			t.Fatalf("confirm failed payment: %v", err)
+		}
+		if _, err := e.store.ConfirmPayment(e.ctx, "pay_missing"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("confirm missing payment: %v", err)
+		}
+	})
+}
+
+func mustMethods(t *testing.T, e *env, customerID string) []PaymentMethod {
+	t.Helper()
+	ms, err := e.store.ListPaymentMethods(e.ctx, customerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+func TestCreatePaymentValidation(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		other := e.customer(t, "o@example.com")
+		e.addMethod(t, other.ID, NewPaymentMethod{Type: payments.MethodQR})
+		otherSub, _, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: other.ID, Plan: "Basic",
+			Amount: 1000, Currency: ARS, Interval: Month})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name string
+			in   NewPayment
+			code string
+		}{
+			{"negative", NewPayment{CustomerID: c.ID, Amount: -100, Currency: ARS}, CodeInvalidAmount},
+			{"zero", NewPayment{CustomerID: c.ID, Amount: 0, Currency: ARS}, CodeInvalidAmount},
+			{"euro", NewPayment{CustomerID: c.ID, Amount: 100, Currency: "EUR"}, CodeUnsupportedCurrency},
+			{"no currency", NewPayment{CustomerID: c.ID, Amount: 100}, CodeUnsupportedCurrency},
+			{"key with space", NewPayment{CustomerID: c.ID, Amount: 100, Currency: ARS, IdempotencyKey: "a b"}, CodeInvalidField},
+			{"reserved key", NewPayment{CustomerID: c.ID, Amount: 100, Currency: ARS, IdempotencyKey: "portero:sub:x"}, CodeInvalidField},
+			{"missing customer", NewPayment{CustomerID: "cus_missing", Amount: 100, Currency: ARS}, CodeNotFound},
+			{"foreign subscription", NewPayment{CustomerID: c.ID, Amount: 100, Currency: ARS, SubscriptionID: otherSub.ID}, CodeNotFound},
+		}
+		for _, tt := range tests {
+			if _, err := e.store.CreatePayment(e.ctx, tt.in); CodeOf(err) != tt.code {
+				t.Errorf("%s: %v, want %s", tt.name, err, tt.code)
+			}
+		}
+		if _, err := e.store.CreatePayment(e.ctx, NewPayment{CustomerID: c.ID, Amount: 100, Currency: "EUR"}); !errors.Is(err, ErrUnsupportedCurrency) {
+			t.Errorf("EUR not ErrUnsupportedCurrency: %v", err)
+		}
+		// Lower-case codes are accepted.
+		if p, err := e.store.CreatePayment(e.ctx, NewPayment{CustomerID: c.ID, Amount: 100, Currency: "usd"}); err != nil || p.Currency != USD {
+			t.Errorf("usd: %+v %v", p, err)
+		}
+		page, _ := e.store.ListPayments(e.ctx, ListPaymentsParams{CustomerID: c.ID})
+		if len(page.Items) != 1 {
+			t.Errorf("refused payments were stored: %d", len(page.Items))
+		}
+	})
+}
+
+func TestIdempotency(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		e.addMethod(t, c.ID, card("4242424242424242"))
+		in := NewPayment{CustomerID: c.ID, Amount: 9900, Currency: ARS, Description: "Order 1", IdempotencyKey: "order-1"}
+		first, err := e.store.CreatePayment(e.ctx, in)
+		if err != nil || first.Status != PaymentSucceeded {
+			t.Fatalf("first: %+v %v", first, err)
+		}
+		second, err := e.store.CreatePayment(e.ctx, in)
+		if err != nil || second.ID != first.ID || second.Status != PaymentSucceeded {
+			t.Fatalf("retry: %+v %v", second, err)
+		}
+		if n := e.proc.chargesFor(first.ID); n != 1 {
+			t.Fatalf("charged %d times", n)
+		}
+		changed := in
+		changed.Amount = 9901
+		if _, err := e.store.CreatePayment(e.ctx, changed); !errors.Is(err, ErrIdempotencyConflict) {
+			t.Fatalf("same key, other amount: %v", err)
+		}
+		changed = in
+		changed.Description = "Order 2"
+		if _, err := e.store.CreatePayment(e.ctx, changed); !errors.Is(err, ErrIdempotencyConflict) {
+			t.Fatalf("same key, other description: %v", err)
+		}
+		// Keys are scoped per customer.
+		other := e.customer(t, "o@example.com")
+		e.addMethod(t, other.ID, card("4242424242424242"))
+		in.CustomerID = other.ID
+		theirs, err := e.store.CreatePayment(e.ctx, in)
+		if err != nil || theirs.ID == first.ID {
+			t.Fatalf("other customer's payment: %+v %v", theirs, err)
+		}
+	})
+}
+
+func TestIdempotencyUnderConcurrency(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		e.addMethod(t, c.ID, card("4242424242424242"))
+		in := NewPayment{CustomerID: c.ID, Amount: 500, Currency: ARS, IdempotencyKey: "double-click"}
+		var wg sync.WaitGroup
+		ids := make([]string, 10)
+		errs := make([]error, 10)
+		for i := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p, err := e.store.CreatePayment(e.ctx, in)
+				ids[i], errs[i] = p.ID, err
+			}()
+		}
+		wg.Wait()
+		for i := range ids {
+			if errs[i] != nil || ids[i] != ids[0] {
+				t.Fatalf("request %d: %s %v (first %s)", i, ids[i], errs[i], ids[0])
+			}
+		}
+		if n := e.proc.chargesFor(ids[0]); n != 1 {
+			t.Fatalf("charged %d times", n)
+		}
+		page, _ := e.store.ListPayments(e.ctx, ListPaymentsParams{CustomerID: c.ID})
+		if len(page.Items) != 1 {
+			t.Fatalf("%d payments stored", len(page.Items))
+		}
+	})
+}
+
+func TestIncompletePaymentCompletesWhenMethodAdded(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		p := e.pay(t, c.ID, 2500)
+		if p.Status != PaymentIncomplete || p.PaymentMethodID != "" || len(p.Attempts) != 0 {
+			t.Fatalf("payment without method = %+v", p)
+		}
+		if hooks := e.incompleteHooks(); len(hooks) != 1 || hooks[0].ID != p.ID {
+			t.Fatalf("PaymentIncomplete hook calls: %+v", hooks)
+		}
+		if e.proc.chargesFor(p.ID) != 0 {
+			t.Fatal("incomplete payment was charged")
+		}
+		m := e.addMethod(t, c.ID, card("5555555555554444"))
+		got, err := e.store.GetPaymentForCustomer(e.ctx, c.ID, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != PaymentSucceeded || got.PaymentMethodID != m.ID || len(got.Attempts) != 1 {
+			t.Fatalf("after adding a method: %+v", got)
+		}
+		if e.proc.chargesFor(p.ID) != 1 {
+			t.Fatalf("charged %d times", e.proc.chargesFor(p.ID))
+		}
+		// Further method changes do not touch it again.
+		e.addMethod(t, c.ID, card("4242424242424242"))
+		if _, err := e.store.MakePreferred(e.ctx, c.ID, m.ID); err != nil {
+			t.Fatal(err)
+		}
+		if e.proc.chargesFor(p.ID) != 1 {
+			t.Fatalf("charged %d times", e.proc.chargesFor(p.ID))
+		}
+	})
+}
+
+func TestFailedPaymentRetry(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		bad := e.addMethod(t, c.ID, card("4000000000009995"))
+		p := e.pay(t, c.ID, 2500)
+		if p.Status != PaymentFailed || p.FailureCode != payments.CodeInsufficientFunds {
+			t.Fatalf("payment = %+v", p)
+		}
+		good := e.addMethod(t, c.ID, card("4242424242424242"))
+		// Adding a method does not retry failed payments by itself: a failure is a final answer
+		// until someone decides to retry.
+		if got, _ := e.store.GetPayment(e.ctx, p.ID); got.Status != PaymentFailed {
+			t.Fatalf("failed payment changed to %s", got.Status)
+		}
+		if _, err := e.store.MakePreferred(e.ctx, c.ID, good.ID); err != nil {
+			t.Fatal(err)
+		}
+		retried, err := e.store.RetryPayment(e.ctx, c.ID, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if retried.Status != PaymentSucceeded || retried.FailureCode != "" || len(retried.Attempts) != 2 ||
+			retried.Attempts[0].Outcome != PaymentFailed || retried.Attempts[0].PaymentMethodID != bad.ID ||
+			retried.Attempts[1].Outcome != PaymentSucceeded || retried.Attempts[1].PaymentMethodID != good.ID {
+			t.Fatalf("retried = %+v", retried)
+		}
+		if _, err := e.store.RetryPayment(e.ctx, c.ID, p.ID); !errors.Is(err, ErrPaymentState) {
+			t.Fatalf("retrying a succeeded payment: %v", err)
+		}
+		other := e.customer(t, "o@example.com")
+		if _, err := e.store.RetryPayment(e.ctx, other.ID, p.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("retry by another customer: %v", err)
+		}
+	})
+}
+
+func TestRetryWithoutUsableMethodBecomesIncomplete(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		e.addMethod(t, c.ID, card("4000000000000002"))
+		p := e.pay(t, c.ID, 2500)
+		if p.Status != PaymentFailed {
+			t.Fatalf("status %s", p.Status)
+		}
+		// The card expires; retrying leaves the payment waiting for a method.
+		e.clock.Set(time.Date(2031, time.January, 1, 0, 0, 0, 0, time.UTC))
+		got, err := e.store.RetryPayment(e.ctx, c.ID, p.ID)
+		if err != nil || got.Status != PaymentIncomplete {
+			t.Fatalf("retry = %+v %v", got, err)
+		}
+		if hooks := e.incompleteHooks(); len(hooks) != 1 || hooks[0].ID != p.ID {
+			t.Fatalf("hook calls: %+v", hooks)
+		}
+		ok := card("4242424242424242")
+		ok.Card.ExpYear = 2035
+		e.addMethod(t, c.ID, ok)
+		if got, _ := e.store.GetPayment(e.ctx, p.ID); got.Status != PaymentSucceeded || len(got.Attempts) != 2 {
+			t.Fatalf("after adding a method: %+v", got)
+		}
+	})
+}
+
+func TestExpiredCardIsSkipped(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		soon := card("4242424242424242")
+		soon.Card.ExpMonth, soon.Card.ExpYear = 2, 2026
+		e.addMethod(t, c.ID, soon)
+		e.clock.Set(time.Date(2026, time.March, 1, 0, 0, 0, 0, time.UTC))
+		if p := e.pay(t, c.ID, 100); p.Status != PaymentIncomplete {
+			t.Fatalf("only an expired card: %s", p.Status)
+		}
+		backup := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodCVU, Account: "0000003110000000123456"})
+		p := e.pay(t, c.ID, 100)
+		if p.Status != PaymentSucceeded || p.PaymentMethodID != backup.ID {
+			t.Fatalf("with a usable second method: %+v", p)
+		}
+	})
+}
+
+func TestGetPaymentIsScopedByCustomer(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		other := e.customer(t, "o@example.com")
+		p := e.pay(t, c.ID, 100)
+		if _, err := e.store.GetPaymentForCustomer(e.ctx, other.ID, p.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("another customer's payment: %v", err)
+		}
+		if _, err := e.store.GetPaymentForCustomer(e.ctx, "", p.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("empty customer scope: %v", err)
+		}
+		if got, err := e.store.GetPaymentForCustomer(e.ctx, c.ID, p.ID); err != nil || got.ID != p.ID {
+			t.Fatalf("own payment: %v", err)
+		}
+		if got, err := e.store.GetPayment(e.ctx, p.ID); err != nil || got.CustomerID != c.ID {
+			t.Fatalf("merchant scope: %v", err)
+		}
+		page, _ := e.store.ListPayments(e.ctx, ListPaymentsParams{CustomerID: other.ID})
+		if len(page.Items) != 0 {
+			t.Fatalf("other customer's list has %d payments", len(page.Items))
+		}
+	})
+}
+
+func TestListPaymentsPagination(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		other := e.customer(t, "o@example.com")
+		var created []string
+		for i := 0; i < 5; i++ {
+			e.clock.Advance(time.Minute)
+			created = append(created, e.pay(t, c.ID, int64(100+i)).ID)
+			e.pay(t, other.ID, 1)
+		}
+		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodQR}) // makes them pending
+		var got []string
+		cur := ""
+		for {
+			page, err := e.store.ListPayments(e.ctx, ListPaymentsParams{CustomerID: c.ID, Limit: 2, Cursor: cur})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range page.Items {
+				if p.CustomerID != c.ID || p.Attempts != nil {
+					t.Fatalf("listed %+v", p)
+				}
+				got = append(got, p.ID)
+			}
+			if cur = page.NextCursor; cur == "" {
+				break
+			}
+		}
+		// Newest first.
+		want := []string{created[4], created[3], created[2], created[1], created[0]}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("order %v, want %v", got, want)
+		}
+		pending, _ := e.store.ListPayments(e.ctx, ListPaymentsParams{Status: PaymentPending})
+		incomplete, _ := e.store.ListPayments(e.ctx, ListPaymentsParams{Status: PaymentIncomplete})
+		if len(pending.Items) != 5 || len(incomplete.Items) != 5 {
+			t.Fatalf("by status: %d pending, %d incomplete", len(pending.Items), len(incomplete.Items))
+		}
+	})
+}
+
+func TestChargeHoldsNoLock(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		e.addMethod(t, c.ID, card("4242424242424242"))
+		entered := make(chan struct{})
+		release := make(chan struct{})
+		e.proc.setBeforeCharge(func(payments.ChargeRequest) error {
+			close(entered)
+			<-release
+			return nil
+		})
+		done := make(chan Payment)
+		go func() {
+			p, err := e.store.CreatePayment(e.ctx, NewPayment{CustomerID: c.ID, Amount: 100, Currency: ARS})
+			if err != nil {
+				t.Error(err)
+			}
+			done <- p
+		}()
+		<-entered
+		// While the processor is busy, the same customer's data can be written: the charge
+		// runs outside every transaction and lock. If it did not, this would block until the
+		// deadline.
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		defer cancel()
+		name := "Busy"
+		if _, err := e.store.UpdateCustomer(ctx, c.ID, CustomerUpdate{Name: &name}); err != nil {
+			t.Fatalf("write during a charge: %v", err)
+		}
+		e.proc.setBeforeCharge(nil)
+		close(release)
+		if p := <-done; p.Status != PaymentSucceeded {
+			t.Fatalf("payment = %+v", p)
+		}
+	})
+}
+
+func TestUnknownOutcomeIsRecoveredWithSameKey(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		e.addMethod(t, c.ID, card("4242424242424242"))
+		e.proc.setBeforeCharge(func(payments.ChargeRequest) error { return errors.New("connection reset by peer") })
+		p := e.pay(t, c.ID, 100)
+		if p.Status != PaymentProcessing {
+			t.Fatalf("payment with unknown outcome = %s", p.Status)
+		}
+		e.proc.setBeforeCharge(nil)
+		// Not stale yet: nothing to recover.
+		if n, err := e.store.RecoverProcessing(e.ctx, 5*time.Minute); err != nil || n != 0 {
+			t.Fatalf("early recover = %d, %v", n, err)
+		}
+		e.clock.Advance(10 * time.Minute)
+		n, err := e.store.RecoverProcessing(e.ctx, 5*time.Minute)
+		if err != nil || n != 1 {
+			t.Fatalf("recover = %d, %v", n, err)
+		}
+		got, _ := e.store.GetPayment(e.ctx, p.ID)
+		if got.Status != PaymentSucceeded || len(got.Attempts) != 1 {
+			t.Fatalf("recovered = %+v", got)
+		}
+		e.proc.mu.Lock()
+		sameKey := e.proc.keys[p.ID+"/1"]
+		e.proc.mu.Unlock()
+		if sameKey != 2 {
+			t.Fatalf("re-drive did not reuse the attempt's idempotency key (%d calls with it)", sameKey)
+		}
+		if n, _ := e.store.RecoverProcessing(e.ctx, 0); n != 0 {
+			t.Fatalf("second recover = %d", n)
+		}
+	})
+}
+
+func TestClaimedChargeSurvivesCanceledRequest(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		p := e.pay(t, c.ID, 100)
+		ctx, cancel := context.WithCancel(e.ctx)
+		// The customer closes the tab while the processor is being called.
+		e.proc.setBeforeCharge(func(payments.ChargeRequest) error {
+			cancel()
+			return nil
+		})
+		if _, err := e.store.AddPaymentMethod(ctx, c.ID, card("4242424242424242")); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := e.store.GetPayment(e.ctx, p.ID); got.Status != PaymentSucceeded {
+			t.Fatalf("payment after canceled request: %s", got.Status)
+		}
+		// The same for a merchant request canceled while its own payment is being charged.
+		ctx, cancel = context.WithCancel(e.ctx)
+		defer cancel()
+		got, err := e.store.CreatePayment(ctx, NewPayment{CustomerID: c.ID, Amount: 100, Currency: ARS})
+		if err != nil || got.Status != PaymentSucceeded {
+			t.Fatalf("CreatePayment with canceled request: %+v %v", got, err)
+		}
+	})
+}

@@ -1,0 +1,350 @@
+// Package ledger is Portero's billing store: customers, their ordered payment methods,
+// subscriptions and payments, in SQLite (the embedded default) or PostgreSQL (for several
+// replicas or portals sharing one customer base), with the same SQL and migrations on both.
+//
+// Every state change happens in one transaction. Charges go to a payments.Processor outside
+// any transaction, but only after the payment was claimed by a conditional UPDATE, so a payment
+// is charged at most once per attempt however many goroutines or replicas race for it.
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/portero-dev/portero/portal/payments"
+)
+
+//go:embed migrations/*.sql
+var migrationsFS embed.FS
+
+// Engine is the SQL engine behind a Store.
+type Engine string
+
+// Engines.
+const (
+	SQLite   Engine = "sqlite"
+	Postgres Engine = "postgres"
+)
+
+// Hooks are called after a transaction commits, synchronously, so they must be quick (queue an
+// e-mail, bump a metric). Nil hooks are skipped.
+type Hooks struct {
+	// PaymentIncomplete reports a payment left waiting for a payment method: the caller e-mails
+	// the customer a portal link to complete it (a PortalSession with flow complete_payment).
+	PaymentIncomplete func(ctx context.Context, p Payment)
+	// PaymentUpdated reports the end of a charge attempt: succeeded, failed or pending.
+	PaymentUpdated func(ctx context.Context, p Payment)
+}
+
+// Options configure a Store.
+type Options struct {
+	// Processor charges payments and tokenizes cards. Required.
+	Processor payments.Processor
+	// Now is the clock; nil means time.Now. Tests inject a fixed clock instead of sleeping.
+	Now func() time.Time
+	// Logger receives operational logs (ids and outcomes, never card data); nil discards them.
+	Logger *slog.Logger
+	// Hooks receive payment events.
+	Hooks Hooks
+}
+
+// Store is the ledger. It is safe for concurrent use, and several Stores (replicas) may share
+// one PostgreSQL database.
+type Store struct {
+	db        *sql.DB
+	engine    Engine
+	processor payments.Processor
+	now       func() time.Time
+	log       *slog.Logger
+	hooks     Hooks
+}
+
+// Open connects to the database named by dsn and applies pending migrations.
+//
+// dsn is either a PostgreSQL URL ("postgres://…" or "postgresql://…", any pgx parameter such as
+// search_path allowed) or an SQLite database file: "sqlite:///var/lib/portero/ledger.db",
+// "sqlite://ledger.db" (relative) or a plain path. SQLite runs in WAL mode with foreign keys
+// on, a busy timeout and BEGIN IMMEDIATE transactions, so concurrent writers queue instead of
+// failing.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if opts.Processor == nil {
+		return nil, errors.New("open ledger: Options.Processor is required")
+	}
+	engine, driverDSN, err := parseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	driver := "pgx"
+	if engine == SQLite {
+		driver = "sqlite"
+	}
+	db, err := sql.Open(driver, driverDSN)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger (%s): %w", engine, err)
+	}
+	if engine == SQLite {
+		// WAL allows readers alongside the single writer; a few connections are enough, and
+		// every extra one is another file handle waiting on the same write lock.
+		db.SetMaxOpenConns(8)
+	} else {
+		db.SetMaxOpenConns(16)
+	}
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	s := &Store{
+		db:        db,
+		engine:    engine,
+		processor: opts.Processor,
+		now:       opts.Now,
+		log:       opts.Logger,
+		hooks:     opts.Hooks,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open ledger (%s): connect: %w", engine, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// parseDSN picks the engine and turns the DSN into the driver's own form.
+func parseDSN(dsn string) (Engine, string, error) {
+	switch {
+	case dsn == "":
+		return "", "", errors.New("empty DSN")
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return Postgres, dsn, nil
+	}
+	path := dsn
+	if rest, ok := strings.CutPrefix(dsn, "sqlite://"); ok {
+		path = rest
+	} else if strings.Contains(dsn, "://") {
+		return "", "", fmt.Errorf("unsupported DSN scheme in %q: use postgres:// or sqlite://", redactDSN(dsn))
+	}
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file::memory:") {
+		// Each pooled connection would get its own empty in-memory database.
+		return "", "", errors.New("an SQLite ledger needs a file path, not an in-memory database")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return "", "", errors.New("SQLite ledger path must not contain '?' or '#'; options are set by Portero")
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	// NORMAL is durable across application crashes in WAL mode; only an OS crash can lose the
+	// last commits, which the processor's own records then reconcile.
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	return SQLite, "file:" + path + "?" + q.Encode(), nil
+}
+
+// redactDSN hides a password in a URL DSN for error messages.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "<unparseable DSN>"
+	}
+	return u.Redacted()
+}
+
+// migrate applies the embedded migrations. On PostgreSQL a session advisory lock, scoped to
+// the current schema, serialises replicas that start together; pg_advisory_lock blocks until
+// granted, so nobody polls.
+func (s *Store) migrate(ctx context.Context) error {
+	fsys, err := fsSub(migrationsFS, "migrations")
+	if err != nil {
+		return err
+	}
+	dialect := goose.DialectSQLite3
+	if s.engine == Postgres {
+		dialect = goose.DialectPostgres
+	}
+	p, err := goose.NewProvider(dialect, s.db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("migrate ledger: %w", err)
+	}
+	if s.engine == Postgres {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate ledger: %w", err)
+		}
+		defer conn.Close()
+		// 0x706f7274 is "port": a fixed class id so the lock cannot collide with other apps'.
+		const lockClass = 0x706f7274
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1, hashtext(coalesce(current_schema(), '')))", lockClass); err != nil {
+			return fmt.Errorf("migrate ledger: take migration lock: %w", err)
+		}
+		defer func() {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, hashtext(coalesce(current_schema(), '')))", lockClass)
+		}()
+	}
+	results, err := p.Up(ctx)
+	if err != nil && s.engine == SQLite {
+		// SQLite has no advisory lock: when two processes open the same new file at once, the
+		// loser's migration fails on tables the winner just created. Up to date is success.
+		if pending, perr := p.HasPending(ctx); perr == nil && !pending {
+			s.log.Info("ledger migrations applied concurrently by another process", "engine", s.engine)
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("migrate ledger (%s): %w", s.engine, err)
+	}
+	for _, r := range results {
+		s.log.Info("applied ledger migration", "version", r.Source.Version, "engine", s.engine, "duration", r.Duration)
+	}
+	return nil
+}
+
+// Engine reports which SQL engine the store uses.
+func (s *Store) Engine() Engine { return s.engine }
+
+// Close releases the database connections.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks the database is reachable (for readiness probes).
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// querier runs SQL written with "?" placeholders against a *sql.DB or *sql.Tx, rebinding them
+// for PostgreSQL. It is the one place placeholders are translated.
+type querier struct {
+	q interface {
+		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	}
+	pg bool
+}
+
+func (q querier) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return q.q.ExecContext(ctx, q.rebind(query), args...)
+}
+
+func (q querier) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return q.q.QueryContext(ctx, q.rebind(query), args...)
+}
+
+func (q querier) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.q.QueryRowContext(ctx, q.rebind(query), args...)
+}
+
+// execOne runs a statement that must affect exactly one row and reports whether it did.
+func (q querier) execOne(ctx context.Context, query string, args ...any) (bool, error) {
+	res, err := q.exec(ctx, query, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
+}
+
+func (q querier) rebind(query string) string {
+	if !q.pg {
+		return query
+	}
+	return rebindDollar(query)
+}
+
+// rebindDollar turns "?" placeholders into "$1", "$2"…, leaving quoted literals alone.
+func rebindDollar(query string) string {
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	inQuote := false
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '\'':
+			inQuote = !inQuote
+			b.WriteByte(c)
+		case c == '?' && !inQuote:
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// read returns a querier on the pool, for statements outside a transaction.
+func (s *Store) read() querier { return querier{q: s.db, pg: s.engine == Postgres} }
+
+// inTx runs fn in a transaction, committing if it returns nil. On SQLite the transaction
+// starts with BEGIN IMMEDIATE (from the DSN), taking the write lock up front so two writers
+// never deadlock upgrading read locks; on PostgreSQL writers serialise on the rows they lock.
+func (s *Store) inTx(ctx context.Context, fn func(q querier) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(querier{q: tx, pg: s.engine == Postgres}); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// lockCustomer takes the customer's row lock for the rest of the transaction (a no-op write
+// that PostgreSQL locks and SQLite serialises anyway) and reports ErrNotFound if the customer
+// does not exist. Every transaction that reads a customer's methods to decide something, or
+// changes them, starts here: that is what makes "add a method" and "create a payment" see each
+// other, so no payment is left incomplete next to a usable method.
+func lockCustomer(ctx context.Context, q querier, customerID string) error {
+	ok, err := q.execOne(ctx, "UPDATE customers SET version = version + 1 WHERE id = ?", customerID)
+	if err != nil {
+		return fmt.Errorf("lock customer %s: %w", customerID, err)
+	}
+	if !ok {
+		return notFound("customer")
+	}
+	return nil
+}
+
+// Time is stored as Unix milliseconds in UTC.
+func toMillis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+func nullMillis(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+func fromNullMillis(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return fromMillis(n.Int64)
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

@@ -1,0 +1,438 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// NewSubscription is the input of CreateSubscription.
+type NewSubscription struct {
+	CustomerID string
+	Plan       string
+	// Amount per period in minor units; must be positive.
+	Amount   int64
+	Currency Currency
+	Interval Interval
+	// PaymentMethodID optionally pins one of the customer's methods.
+	PaymentMethodID string
+	// StartAt is when the first period starts; zero means now. It also anchors the billing day.
+	StartAt time.Time
+	// NoInitialPayment skips billing the first period, for subscriptions imported from another
+	// system whose current period is already paid.
+	NoInitialPayment bool
+}
+
+const subscriptionColumns = `id, customer_id, plan, amount, currency, billing_interval, status,
+	billing_anchor, current_period_start, current_period_end, payment_method_id,
+	cancel_at_period_end, canceled_at, cancellation_reason, created_at, updated_at`
+
+func scanSubscription(row interface{ Scan(...any) error }) (Subscription, error) {
+	var sub Subscription
+	var anchor, start, end, created, updated int64
+	var pinned sql.NullString
+	var canceledAt sql.NullInt64
+	var cancelAtEnd int
+	err := row.Scan(&sub.ID, &sub.CustomerID, &sub.Plan, &sub.Amount, &sub.Currency, &sub.Interval,
+		&sub.Status, &anchor, &start, &end, &pinned, &cancelAtEnd, &canceledAt,
+		&sub.CancellationReason, &created, &updated)
+	sub.BillingAnchor, sub.CurrentPeriodStart, sub.CurrentPeriodEnd = fromMillis(anchor), fromMillis(start), fromMillis(end)
+	sub.PaymentMethodID, sub.CancelAtPeriodEnd, sub.CanceledAt = pinned.String, cancelAtEnd != 0, fromNullMillis(canceledAt)
+	sub.CreatedAt, sub.UpdatedAt = fromMillis(created), fromMillis(updated)
+	return sub, err
+}
+
+// periodEnd returns the end of the period that starts at start. Months and years keep the
+// anchor's day, clamped to the month's length (31 Jan → 28/29 Feb → 31 Mar), as card
+// statements and Stripe do; adding a month to the previous end would drift to the 28th forever.
+func periodEnd(anchor time.Time, interval Interval, start time.Time) time.Time {
+	months := 1
+	switch interval {
+	case Week:
+		return start.AddDate(0, 0, 7)
+	case Year:
+		months = 12
+	}
+	y, m := start.Year(), start.Month()+time.Month(months)
+	first := time.Date(y, m, 1, 0, 0, 0, 0, time.UTC) // normalises month overflow
+	lastDay := first.AddDate(0, 1, -1).Day()
+	day := min(anchor.Day(), lastDay)
+	return time.Date(first.Year(), first.Month(), day, anchor.Hour(), anchor.Minute(), anchor.Second(), anchor.Nanosecond(), time.UTC)
+}
+
+// renewalKey is the idempotency key of a subscription's payment for the period starting at
+// start: a renewal retried by the same or another replica finds the payment already there.
+func renewalKey(subID string, start time.Time) string {
+	return internalKeyPrefix + "sub:" + subID + ":" + strconv.FormatInt(toMillis(start), 10)
+}
+
+// CreateSubscription starts a subscription and, unless NoInitialPayment, bills its first
+// period at once (subscriptions are billed in advance). The payment is returned with it; if
+// it is incomplete or failed the subscription is past due.
+func (s *Store) CreateSubscription(ctx context.Context, in NewSubscription) (Subscription, Payment, error) {
+	plan, err := checkText("plan", in.Plan, 200)
+	if err != nil {
+		return Subscription{}, Payment{}, err
+	}
+	if plan == "" {
+		return Subscription{}, Payment{}, newError(KindInvalid, CodeRequired, "plan", nil)
+	}
+	if in.Amount <= 0 {
+		return Subscription{}, Payment{}, newError(KindInvalid, CodeInvalidAmount, "amount", nil)
+	}
+	cur, err := ParseCurrency(string(in.Currency))
+	if err != nil {
+		return Subscription{}, Payment{}, err
+	}
+	if !in.Interval.valid() {
+		return Subscription{}, Payment{}, newError(KindInvalid, CodeInvalidField, "interval", nil)
+	}
+	now := s.nowMs()
+	start := in.StartAt.UTC().Truncate(time.Millisecond)
+	if in.StartAt.IsZero() {
+		start = now
+	}
+	sub := Subscription{
+		ID: newID(prefixSubscription), CustomerID: in.CustomerID, Plan: plan, Amount: in.Amount,
+		Currency: cur, Interval: in.Interval, Status: SubscriptionActive, BillingAnchor: start,
+		CurrentPeriodStart: start, CurrentPeriodEnd: periodEnd(start, in.Interval, start),
+		PaymentMethodID: in.PaymentMethodID, CreatedAt: now, UpdatedAt: now,
+	}
+	var r inserted
+	err = s.inTx(ctx, func(q querier) error {
+		if err := lockCustomer(ctx, q, in.CustomerID); err != nil {
+			return err
+		}
+		if in.PaymentMethodID != "" {
+			if _, err := getMethod(ctx, q, in.CustomerID, in.PaymentMethodID); err != nil {
+				return err
+			}
+		}
+		_, err := q.exec(ctx, `INSERT INTO subscriptions (id, customer_id, plan, amount, currency,
+			billing_interval, status, billing_anchor, current_period_start, current_period_end,
+			payment_method_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			sub.ID, sub.CustomerID, sub.Plan, sub.Amount, string(sub.Currency), string(sub.Interval),
+			string(sub.Status), toMillis(start), toMillis(start), toMillis(sub.CurrentPeriodEnd),
+			nullString(sub.PaymentMethodID), toMillis(now), toMillis(now))
+		if err != nil {
+			return fmt.Errorf("insert subscription: %w", err)
+		}
+		if in.NoInitialPayment {
+			return nil
+		}
+		r, err = s.insertPayment(ctx, q, s.periodPayment(sub, start, sub.CurrentPeriodEnd), now)
+		return err
+	})
+	if err != nil {
+		return Subscription{}, Payment{}, fmt.Errorf("create subscription for customer %s: %w", in.CustomerID, err)
+	}
+	s.log.Info("subscription created", "customer", sub.CustomerID, "subscription", sub.ID, "plan", sub.Plan)
+	var p Payment
+	if !in.NoInitialPayment {
+		if p, err = s.afterInsert(ctx, sub.CustomerID, r); err != nil {
+			return Subscription{}, Payment{}, err
+		}
+	}
+	sub, err = s.GetSubscription(ctx, sub.ID)
+	return sub, p, err
+}
+
+// periodPayment describes the payment for one period of sub.
+func (s *Store) periodPayment(sub Subscription, start, end time.Time) paymentInsert {
+	return paymentInsert{
+		customerID:     sub.CustomerID,
+		amount:         sub.Amount,
+		currency:       sub.Currency,
+		description:    sub.Plan,
+		subscriptionID: sub.ID,
+		periodStart:    start,
+		periodEnd:      end,
+		idempotencyKey: renewalKey(sub.ID, start),
+		requestHash:    requestHash(sub.Amount, sub.Currency, sub.Plan, sub.ID, strconv.FormatInt(toMillis(start), 10)),
+	}
+}
+
+// GetSubscription returns a subscription by id, for the merchant (any customer).
+func (s *Store) GetSubscription(ctx context.Context, id string) (Subscription, error) {
+	return getSubscription(ctx, s.read(), "", id)
+}
+
+// GetSubscriptionForCustomer returns the customer's subscription; another customer's is not
+// found.
+func (s *Store) GetSubscriptionForCustomer(ctx context.Context, customerID, id string) (Subscription, error) {
+	if customerID == "" {
+		return Subscription{}, notFound("subscription")
+	}
+	return getSubscription(ctx, s.read(), customerID, id)
+}
+
+func getSubscription(ctx context.Context, q querier, customerID, id string) (Subscription, error) {
+	query := "SELECT " + subscriptionColumns + " FROM subscriptions WHERE id = ?"
+	args := []any{id}
+	if customerID != "" {
+		query += " AND customer_id = ?"
+		args = append(args, customerID)
+	}
+	sub, err := scanSubscription(q.queryRow(ctx, query, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Subscription{}, notFound("subscription")
+	}
+	if err != nil {
+		return Subscription{}, fmt.Errorf("get subscription %s: %w", id, err)
+	}
+	return sub, nil
+}
+
+// ListSubscriptions returns all of a customer's subscriptions, newest first.
+func (s *Store) ListSubscriptions(ctx context.Context, customerID string) ([]Subscription, error) {
+	rows, err := s.read().query(ctx, "SELECT "+subscriptionColumns+` FROM subscriptions
+		WHERE customer_id = ? ORDER BY created_at DESC, id DESC`, customerID)
+	if err != nil {
+		return nil, fmt.Errorf("list subscriptions of customer %s: %w", customerID, err)
+	}
+	defer rows.Close()
+	var out []Subscription
+	for rows.Next() {
+		sub, err := scanSubscription(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list subscriptions: %w", err)
+		}
+		out = append(out, sub)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	if len(out) == 0 {
+		if _, err := s.GetCustomer(ctx, customerID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// updateSubscription runs fn on the customer's subscription under the customer lock and
+// returns the stored result.
+func (s *Store) updateSubscription(ctx context.Context, customerID, id string, fn func(q querier, sub Subscription, now time.Time) error) (Subscription, error) {
+	var out Subscription
+	err := s.inTx(ctx, func(q querier) error {
+		if err := lockCustomer(ctx, q, customerID); err != nil {
+			return err
+		}
+		sub, err := getSubscription(ctx, q, customerID, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(q, sub, s.nowMs()); err != nil {
+			return err
+		}
+		out, err = getSubscription(ctx, q, customerID, id)
+		return err
+	})
+	if err != nil {
+		return Subscription{}, fmt.Errorf("update subscription %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// CancelSubscription cancels at the end of the current period (the subscription stays active
+// until then and is not renewed) or immediately. A canceled subscription returns
+// ErrSubscriptionCanceled. Payments already made are not refunded.
+func (s *Store) CancelSubscription(ctx context.Context, customerID, id string, mode CancelMode, reason string) (Subscription, error) {
+	reason, err := checkText("reason", reason, 500)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if mode != CancelAtPeriodEnd && mode != CancelImmediately {
+		return Subscription{}, newError(KindInvalid, CodeInvalidField, "mode", nil)
+	}
+	sub, err := s.updateSubscription(ctx, customerID, id, func(q querier, sub Subscription, now time.Time) error {
+		if sub.Status == SubscriptionCanceled {
+			return newError(KindConflict, CodeSubscriptionCanceled, "", nil)
+		}
+		if mode == CancelAtPeriodEnd {
+			_, err := q.exec(ctx, `UPDATE subscriptions SET cancel_at_period_end = 1, cancellation_reason = ?,
+				updated_at = ? WHERE id = ?`, reason, toMillis(now), id)
+			return err
+		}
+		_, err := q.exec(ctx, `UPDATE subscriptions SET status = 'canceled', cancel_at_period_end = 0,
+			canceled_at = ?, cancellation_reason = ?, updated_at = ? WHERE id = ?`,
+			toMillis(now), reason, toMillis(now), id)
+		return err
+	})
+	if err != nil {
+		return Subscription{}, err
+	}
+	s.log.Info("subscription canceled", "customer", customerID, "subscription", id, "mode", mode)
+	return sub, nil
+}
+
+// ResumeSubscription undoes a cancellation scheduled for the period end.
+func (s *Store) ResumeSubscription(ctx context.Context, customerID, id string) (Subscription, error) {
+	return s.updateSubscription(ctx, customerID, id, func(q querier, sub Subscription, now time.Time) error {
+		if sub.Status == SubscriptionCanceled {
+			return newError(KindConflict, CodeSubscriptionCanceled, "", nil)
+		}
+		_, err := q.exec(ctx, `UPDATE subscriptions SET cancel_at_period_end = 0, cancellation_reason = '',
+			updated_at = ? WHERE id = ?`, toMillis(now), id)
+		return err
+	})
+}
+
+// SetSubscriptionPaymentMethod pins one of the customer's methods to the subscription, or
+// unpins it with methodID "" so the preferred method is charged.
+func (s *Store) SetSubscriptionPaymentMethod(ctx context.Context, customerID, id, methodID string) (Subscription, error) {
+	return s.updateSubscription(ctx, customerID, id, func(q querier, sub Subscription, now time.Time) error {
+		if sub.Status == SubscriptionCanceled {
+			return newError(KindConflict, CodeSubscriptionCanceled, "", nil)
+		}
+		if methodID != "" {
+			if _, err := getMethod(ctx, q, customerID, methodID); err != nil {
+				return err
+			}
+		}
+		_, err := q.exec(ctx, "UPDATE subscriptions SET payment_method_id = ?, updated_at = ? WHERE id = ?",
+			nullString(methodID), toMillis(now), id)
+		return err
+	})
+}
+
+// RenewalResult reports what RenewDue did.
+type RenewalResult struct {
+	// Payments are the period payments created, after their charge attempt.
+	Payments []Payment
+	// Incomplete are those waiting for a payment method: e-mail each customer a portal link
+	// with flow complete_payment.
+	Incomplete []Payment
+	// Canceled are the subscriptions that ended because they were set to cancel at period end.
+	Canceled []Subscription
+}
+
+// maxRenewalsPerCall bounds one RenewDue call so a long outage is caught up in slices rather
+// than one unbounded loop; the next call continues.
+const maxRenewalsPerCall = 1000
+
+// RenewDue renews every active or past-due subscription whose period ended at or before now:
+// it advances the period and creates exactly one payment for the new period (keyed by
+// subscription and period start, so concurrent or repeated calls, on any replica, never
+// double-bill), charging the pinned or preferred method. Subscriptions set to cancel at period
+// end are canceled instead. A subscription several periods behind gets one payment per period.
+func (s *Store) RenewDue(ctx context.Context, now time.Time) (RenewalResult, error) {
+	now = now.UTC().Truncate(time.Millisecond)
+	var res RenewalResult
+	for done := 0; done < maxRenewalsPerCall; {
+		rows, err := s.read().query(ctx, `SELECT id FROM subscriptions
+			WHERE status IN ('active', 'past_due') AND current_period_end <= ?
+			ORDER BY current_period_end, id LIMIT 100`, toMillis(now))
+		if err != nil {
+			return res, fmt.Errorf("list due subscriptions: %w", err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return res, fmt.Errorf("list due subscriptions: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return res, fmt.Errorf("list due subscriptions: %w", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		progress := false
+		for _, id := range ids {
+			p, canceled, did, err := s.renewOne(ctx, id, now)
+			if err != nil {
+				return res, err
+			}
+			if !did {
+				continue
+			}
+			progress = true
+			done++
+			if canceled != nil {
+				res.Canceled = append(res.Canceled, *canceled)
+				continue
+			}
+			res.Payments = append(res.Payments, p)
+			if p.Status == PaymentIncomplete {
+				res.Incomplete = append(res.Incomplete, p)
+			}
+		}
+		if !progress {
+			// Every due subscription was just renewed by someone else; their new state is
+			// theirs to report.
+			break
+		}
+	}
+	return res, nil
+}
+
+// renewOne advances one subscription by one period, if it is still due.
+func (s *Store) renewOne(ctx context.Context, id string, now time.Time) (Payment, *Subscription, bool, error) {
+	var (
+		r        inserted
+		did      bool
+		canceled *Subscription
+		sub      Subscription
+	)
+	err := s.inTx(ctx, func(q querier) error {
+		var err error
+		if sub, err = getSubscription(ctx, q, "", id); err != nil {
+			return err
+		}
+		if err := lockCustomer(ctx, q, sub.CustomerID); err != nil {
+			return err
+		}
+		// Re-read under the lock: another replica may have renewed it in between.
+		if sub, err = getSubscription(ctx, q, "", id); err != nil {
+			return err
+		}
+		if sub.Status == SubscriptionCanceled || sub.CurrentPeriodEnd.After(now) {
+			return nil
+		}
+		end := sub.CurrentPeriodEnd
+		if sub.CancelAtPeriodEnd {
+			did, err = q.execOne(ctx, `UPDATE subscriptions SET status = 'canceled', canceled_at = ?,
+				updated_at = ? WHERE id = ? AND current_period_end = ? AND status <> 'canceled'`,
+				toMillis(end), toMillis(now), id, toMillis(end))
+			if err != nil || !did {
+				return err
+			}
+			c, err := getSubscription(ctx, q, "", id)
+			canceled = &c
+			return err
+		}
+		next := periodEnd(sub.BillingAnchor, sub.Interval, end)
+		did, err = q.execOne(ctx, `UPDATE subscriptions SET current_period_start = ?, current_period_end = ?,
+			updated_at = ? WHERE id = ? AND current_period_end = ?`,
+			toMillis(end), toMillis(next), toMillis(now), id, toMillis(end))
+		if err != nil || !did {
+			return err
+		}
+		r, err = s.insertPayment(ctx, q, s.periodPayment(sub, end, next), now)
+		return err
+	})
+	if err != nil {
+		return Payment{}, nil, false, fmt.Errorf("renew subscription %s: %w", id, err)
+	}
+	if !did || canceled != nil {
+		if canceled != nil {
+			s.log.Info("subscription ended at period end", "customer", sub.CustomerID, "subscription", id)
+		}
+		return Payment{}, canceled, did, nil
+	}
+	p, err := s.afterInsert(ctx, sub.CustomerID, r)
+	if err != nil {
+		return Payment{}, nil, true, err
+	}
+	s.log.Info("subscription renewed", "customer", sub.CustomerID, "subscription", id,
+		"payment", p.ID, "status", p.Status)
+	return p, nil, true, nil
+}

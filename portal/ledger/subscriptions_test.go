@@ -1,0 +1,305 @@
+package ledger
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/portero-dev/portero/portal/payments"
+)
+
+func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 10, 0, 0, 0, time.UTC) }
+
+func TestPeriodEnd(t *testing.T) {
+	tests := []struct {
+		name     string
+		anchor   time.Time
+		interval Interval
+		start    time.Time
+		want     time.Time
+	}{
+		{"month", date(2026, 3, 15), Month, date(2026, 3, 15), date(2026, 4, 15)},
+		{"31st to February", date(2026, 1, 31), Month, date(2026, 1, 31), date(2026, 2, 28)},
+		{"back to the 31st", date(2026, 1, 31), Month, date(2026, 2, 28), date(2026, 3, 31)},
+		{"31st to April", date(2026, 1, 31), Month, date(2026, 3, 31), date(2026, 4, 30)},
+		{"leap February", date(2028, 1, 30), Month, date(2028, 1, 30), date(2028, 2, 29)},
+		{"December to January", date(2026, 12, 5), Month, date(2026, 12, 5), date(2027, 1, 5)},
+		{"leap day yearly", date(2028, 2, 29), Year, date(2028, 2, 29), date(2029, 2, 28)},
+		{"leap day back", date(2028, 2, 29), Year, date(2031, 2, 28), date(2032, 2, 29)},
+		{"week", date(2026, 12, 29), Week, date(2026, 12, 29), date(2027, 1, 5)},
+	}
+	for _, tt := range tests {
+		if got := periodEnd(tt.anchor, tt.interval, tt.start); !got.Equal(tt.want) {
+			t.Errorf("%s: periodEnd = %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestSubscriptionLifecycle(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		m := e.addMethod(t, c.ID, card("4242424242424242"))
+		start := e.clock.Now() // 31 January
+		sub, first, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Pro",
+			Amount: 150000, Currency: ARS, Interval: Month})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sub.Status != SubscriptionActive || !sub.CurrentPeriodStart.Equal(start) ||
+			!sub.CurrentPeriodEnd.Equal(time.Date(2026, 2, 28, 15, 0, 0, 0, time.UTC)) {
+			t.Fatalf("subscription = %+v", sub)
+		}
+		if first.Status != PaymentSucceeded || first.SubscriptionID != sub.ID || first.Amount != 150000 ||
+			!first.PeriodStart.Equal(sub.CurrentPeriodStart) || !first.PeriodEnd.Equal(sub.CurrentPeriodEnd) ||
+			first.PaymentMethodID != m.ID || first.Description != "Pro" {
+			t.Fatalf("first payment = %+v", first)
+		}
+
+		// Nothing is due before the period ends.
+		res, err := e.store.RenewDue(e.ctx, sub.CurrentPeriodEnd.Add(-time.Millisecond))
+		if err != nil || len(res.Payments) != 0 {
+			t.Fatalf("early RenewDue = %+v, %v", res, err)
+		}
+		res, err = e.store.RenewDue(e.ctx, sub.CurrentPeriodEnd)
+		if err != nil || len(res.Payments) != 1 || len(res.Incomplete) != 0 {
+			t.Fatalf("RenewDue = %+v, %v", res, err)
+		}
+		renewal := res.Payments[0]
+		if renewal.Status != PaymentSucceeded || !renewal.PeriodStart.Equal(sub.CurrentPeriodEnd) ||
+			!renewal.PeriodEnd.Equal(time.Date(2026, 3, 31, 15, 0, 0, 0, time.UTC)) {
+			t.Fatalf("renewal = %+v", renewal)
+		}
+		// Running it again for the same instant bills nothing more.
+		res, _ = e.store.RenewDue(e.ctx, sub.CurrentPeriodEnd)
+		if len(res.Payments) != 0 {
+			t.Fatalf("second RenewDue billed %d payments", len(res.Payments))
+		}
+
+		// Scheduled cancellation: still active, not renewed at the period end.
+		canceled, err := e.store.CancelSubscription(e.ctx, c.ID, sub.ID, CancelAtPeriodEnd, "too expensive")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if canceled.Status != SubscriptionActive || !canceled.CancelAtPeriodEnd || canceled.CancellationReason != "too expensive" {
+			t.Fatalf("cancel at period end = %+v", canceled)
+		}
+		res, err = e.store.RenewDue(e.ctx, date(2026, 4, 1))
+		if err != nil || len(res.Payments) != 0 || len(res.Canceled) != 1 {
+			t.Fatalf("RenewDue at the end = %+v, %v", res, err)
+		}
+		ended := res.Canceled[0]
+		if ended.Status != SubscriptionCanceled || !ended.CanceledAt.Equal(canceled.CurrentPeriodEnd) {
+			t.Fatalf("ended subscription = %+v", ended)
+		}
+		if _, err := e.store.CancelSubscription(e.ctx, c.ID, sub.ID, CancelImmediately, ""); !errors.Is(err, ErrSubscriptionCanceled) {
+			t.Fatalf("cancel twice: %v", err)
+		}
+		if res, _ := e.store.RenewDue(e.ctx, date(2027, 1, 1)); len(res.Payments)+len(res.Canceled) != 0 {
+			t.Fatalf("canceled subscription renewed: %+v", res)
+		}
+		subs, err := e.store.ListSubscriptions(e.ctx, c.ID)
+		if err != nil || len(subs) != 1 {
+			t.Fatalf("ListSubscriptions = %+v %v", subs, err)
+		}
+	})
+}
+
+func TestCancelImmediatelyAndResume(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodWallet, Wallet: "mp"})
+		sub, _, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Pro",
+			Amount: 1000, Currency: USD, Interval: Year})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.CancelSubscription(e.ctx, c.ID, sub.ID, "Whenever", ""); CodeOf(err) != CodeInvalidField {
+			t.Fatalf("bad mode: %v", err)
+		}
+		s2, err := e.store.CancelSubscription(e.ctx, c.ID, sub.ID, CancelAtPeriodEnd, "moving")
+		if err != nil || !s2.CancelAtPeriodEnd {
+			t.Fatalf("%+v %v", s2, err)
+		}
+		s2, err = e.store.ResumeSubscription(e.ctx, c.ID, sub.ID)
+		if err != nil || s2.CancelAtPeriodEnd || s2.CancellationReason != "" {
+			t.Fatalf("resume: %+v %v", s2, err)
+		}
+		other := e.customer(t, "o@example.com")
+		if _, err := e.store.CancelSubscription(e.ctx, other.ID, sub.ID, CancelImmediately, ""); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("cancel by another customer: %v", err)
+		}
+		if _, err := e.store.GetSubscriptionForCustomer(e.ctx, other.ID, sub.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("get by another customer: %v", err)
+		}
+		e.clock.Advance(time.Hour)
+		s2, err = e.store.CancelSubscription(e.ctx, c.ID, sub.ID, CancelImmediately, "fraud")
+		if err != nil || s2.Status != SubscriptionCanceled || !s2.CanceledAt.Equal(e.clock.Now()) || s2.CancellationReason != "fraud" {
+			t.Fatalf("cancel immediately: %+v %v", s2, err)
+		}
+		if _, err := e.store.ResumeSubscription(e.ctx, c.ID, sub.ID); !errors.Is(err, ErrSubscriptionCanceled) {
+			t.Fatalf("resume canceled: %v", err)
+		}
+		if _, err := e.store.SetSubscriptionPaymentMethod(e.ctx, c.ID, sub.ID, ""); !errors.Is(err, ErrSubscriptionCanceled) {
+			t.Fatalf("pin on canceled: %v", err)
+		}
+	})
+}
+
+func TestSubscriptionWithoutMethodIsPastDueUntilPaid(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		sub, first, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Basic",
+			Amount: 5000, Currency: ARS, Interval: Month})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first.Status != PaymentIncomplete || sub.Status != SubscriptionPastDue {
+			t.Fatalf("first %s, subscription %s", first.Status, sub.Status)
+		}
+		res, err := e.store.RenewDue(e.ctx, sub.CurrentPeriodEnd)
+		if err != nil || len(res.Incomplete) != 1 || res.Incomplete[0].Status != PaymentIncomplete {
+			t.Fatalf("RenewDue = %+v, %v", res, err)
+		}
+		if hooks := e.incompleteHooks(); len(hooks) != 2 {
+			t.Fatalf("%d incomplete hooks, want 2", len(hooks))
+		}
+		// The customer follows the e-mailed link and adds a method: both periods get paid.
+		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "0110599552000000123456"})
+		for _, id := range []string{first.ID, res.Incomplete[0].ID} {
+			if p, _ := e.store.GetPayment(e.ctx, id); p.Status != PaymentSucceeded {
+				t.Fatalf("payment %s: %s", id, p.Status)
+			}
+		}
+		if got, _ := e.store.GetSubscription(e.ctx, sub.ID); got.Status != SubscriptionActive {
+			t.Fatalf("subscription %s after paying", got.Status)
+		}
+	})
+}
+
+func TestFailedRenewalMarksPastDue(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		e.addMethod(t, c.ID, card("4242424242424242"))
+		sub, _, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Pro",
+			Amount: 1000, Currency: ARS, Interval: Week})
+		if err != nil {
+			t.Fatal(err)
+		}
+		broke := e.addMethod(t, c.ID, card("4000000000009995"))
+		if _, err := e.store.MakePreferred(e.ctx, c.ID, broke.ID); err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.store.RenewDue(e.ctx, sub.CurrentPeriodEnd)
+		if err != nil || len(res.Payments) != 1 || res.Payments[0].Status != PaymentFailed {
+			t.Fatalf("RenewDue = %+v %v", res, err)
+		}
+		if got, _ := e.store.GetSubscription(e.ctx, sub.ID); got.Status != SubscriptionPastDue {
+			t.Fatalf("status after failed renewal: %s", got.Status)
+		}
+		// The old period's payment succeeding does not matter; this period's does.
+		methods := mustMethods(t, e, c.ID)
+		if _, err := e.store.MakePreferred(e.ctx, c.ID, methods[1].ID); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := e.store.RetryPayment(e.ctx, c.ID, res.Payments[0].ID); err != nil || p.Status != PaymentSucceeded {
+			t.Fatalf("retry: %+v %v", p, err)
+		}
+		if got, _ := e.store.GetSubscription(e.ctx, sub.ID); got.Status != SubscriptionActive {
+			t.Fatalf("status after paying: %s", got.Status)
+		}
+	})
+}
+
+func TestPinnedMethod(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		preferred := e.addMethod(t, c.ID, card("4242424242424242"))
+		cbu := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "2850590940090418135201"})
+		sub, first, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Pro",
+			Amount: 1000, Currency: ARS, Interval: Month, PaymentMethodID: cbu.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first.PaymentMethodID != cbu.ID || sub.PaymentMethodID != cbu.ID {
+			t.Fatalf("pinned method not charged: %s", first.PaymentMethodID)
+		}
+		// One-off payments on the subscription use the pin too; others the preferred method.
+		p, _ := e.store.CreatePayment(e.ctx, NewPayment{CustomerID: c.ID, Amount: 10, Currency: ARS, SubscriptionID: sub.ID})
+		if p.PaymentMethodID != cbu.ID {
+			t.Fatalf("subscription one-off charged %s", p.PaymentMethodID)
+		}
+		if p := e.pay(t, c.ID, 10); p.PaymentMethodID != preferred.ID {
+			t.Fatalf("plain payment charged %s", p.PaymentMethodID)
+		}
+		sub, err = e.store.SetSubscriptionPaymentMethod(e.ctx, c.ID, sub.ID, "")
+		if err != nil || sub.PaymentMethodID != "" {
+			t.Fatalf("unpin: %+v %v", sub, err)
+		}
+		res, _ := e.store.RenewDue(e.ctx, sub.CurrentPeriodEnd)
+		if len(res.Payments) != 1 || res.Payments[0].PaymentMethodID != preferred.ID {
+			t.Fatalf("unpinned renewal: %+v", res.Payments)
+		}
+		other := e.customer(t, "o@example.com")
+		foreign := e.addMethod(t, other.ID, NewPaymentMethod{Type: payments.MethodQR})
+		if _, err := e.store.SetSubscriptionPaymentMethod(e.ctx, c.ID, sub.ID, foreign.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("pin foreign method: %v", err)
+		}
+		if _, _, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "X",
+			Amount: 1, Currency: ARS, Interval: Month, PaymentMethodID: foreign.ID}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("create with foreign pin: %v", err)
+		}
+	})
+}
+
+func TestRenewDueCatchesUpAndImports(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodWallet, Wallet: "mp"})
+		// Imported with its current period already paid: no payment at creation.
+		start := date(2025, 11, 30)
+		sub, p, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Legacy",
+			Amount: 700, Currency: ARS, Interval: Month, StartAt: start, NoInitialPayment: true})
+		if err != nil || p.ID != "" {
+			t.Fatalf("import: %+v %+v %v", sub, p, err)
+		}
+		// The portal was down for months: one payment per missed period, anchored on the 30th.
+		res, err := e.store.RenewDue(e.ctx, date(2026, 3, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []time.Time{date(2025, 12, 30), date(2026, 1, 30), date(2026, 2, 28)}
+		if len(res.Payments) != len(want) {
+			t.Fatalf("%d renewals, want %d", len(res.Payments), len(want))
+		}
+		for i, p := range res.Payments {
+			if !p.PeriodStart.Equal(want[i]) || p.Status != PaymentSucceeded {
+				t.Errorf("renewal %d: %s %s", i, p.PeriodStart, p.Status)
+			}
+		}
+		got, _ := e.store.GetSubscription(e.ctx, sub.ID)
+		if !got.CurrentPeriodEnd.Equal(date(2026, 3, 30)) {
+			t.Fatalf("period end = %s", got.CurrentPeriodEnd)
+		}
+	})
+}
+
+func TestCreateSubscriptionValidation(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		tests := []struct {
+			in   NewSubscription
+			code string
+		}{
+			{NewSubscription{CustomerID: c.ID, Amount: 1, Currency: ARS, Interval: Month}, CodeRequired},
+			{NewSubscription{CustomerID: c.ID, Plan: "P", Amount: -1, Currency: ARS, Interval: Month}, CodeInvalidAmount},
+			{NewSubscription{CustomerID: c.ID, Plan: "P", Amount: 1, Currency: "BRL", Interval: Month}, CodeUnsupportedCurrency},
+			{NewSubscription{CustomerID: c.ID, Plan: "P", Amount: 1, Currency: ARS, Interval: "day"}, CodeInvalidField},
+			{NewSubscription{CustomerID: "cus_missing", Plan: "P", Amount: 1, Currency: ARS, Interval: Month}, CodeNotFound},
+		}
+		for _, tt := range tests {
+			if _, _, err := e.store.CreateSubscription(e.ctx, tt.in); CodeOf(err) != tt.code {
+				t.Errorf("%+v: %v, want %s", tt.in, err, tt.code)
+			}
+		}
+	})
+}
