@@ -48,13 +48,14 @@ envtest-assets: ## Build kube-apiserver, etcd, kubectl and Mailpit from the Go m
 .PHONY: build
 build: ## Build the manager and the portal server into bin/.
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/manager ./cmd/manager
-	@if [ -d cmd/portal ]; then $(GO) build -o bin/portal ./cmd/portal; fi
+	$(GO) build -o bin/portal ./cmd/portal
 
 ##@ Run and test
 
 .PHONY: run
 run: envtest-assets build ## Run the whole system locally (no cluster needed); Ctrl-C stops it.
-	$(GO) run ./hack/localrun --assets "$(ENVTEST_ASSETS)" --bin "$(CURDIR)/bin"
+	@$(GO) build -o bin/localrun ./hack/localrun
+	@exec bin/localrun --assets "$(ENVTEST_ASSETS)" --bin "$(CURDIR)/bin"
 
 .PHONY: clean-local
 clean-local: ## Delete the local system's data (bin/local).

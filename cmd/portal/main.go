@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/portero-dev/portero/portal/api"
+	"github.com/portero-dev/portero/portal/billing"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 	"github.com/portero-dev/portero/portal/rules"
@@ -68,7 +70,11 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, err := ledger.Open(ctx, dsn, ledger.Options{Processor: processor, Logger: log.With("component", "ledger")})
+	srv := server.New(log)
+	// The billing loops (renewals, completion links for incomplete payments) hook into the ledger,
+	// so they exist before it opens and run once the rules are known.
+	loops := billing.New(billing.Options{Log: log.With("component", "billing"), Registry: srv.Registry()})
+	store, err := ledger.Open(ctx, dsn, ledger.Options{Processor: processor, Logger: log.With("component", "ledger"), Hooks: loops.Hooks()})
 	if err != nil {
 		return err
 	}
@@ -83,7 +89,11 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 
-	srv := server.New(log)
+	ctx, cancel := context.WithCancel(ctx)
+	loopsDone := make(chan struct{})
+	go func() { defer close(loopsDone); _ = loops.Run(ctx, store, rl) }()
+	defer func() { cancel(); <-loopsDone }() // stop the loops before the ledger closes
+
 	srv.AddReadiness(store.Ping)
 	srv.AddReadiness(func(ctx context.Context) error {
 		if rl.Portal(ctx) == nil {
@@ -91,6 +101,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		}
 		return nil
 	})
+	srv.Mux().Handle(api.Prefix, api.New(api.Deps{Store: store, Rules: rl, Log: log.With("component", "merchant-api"), Registry: srv.Registry()}))
 	log.Info("portal serving", "portal", key.String(), "listen", c.listen)
 	return srv.Serve(ctx, c.listen, srv.Mux())
 }

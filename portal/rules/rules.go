@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -23,7 +24,7 @@ import (
 const indexTokenHash = "status.tokenHash"
 
 // Rules is the live view of one portal's configuration and sessions, plus a client for the writes
-// the portal makes (PortalSessions) and the Secrets it may read.
+// the portal makes (PortalSessions) and the Secrets it may read (always read from the API server).
 type Rules struct {
 	Key    types.NamespacedName
 	cache  cache.Cache
@@ -65,7 +66,9 @@ func Start(ctx context.Context, cfg *rest.Config, key types.NamespacedName) (*Ru
 	if !c.WaitForCacheSync(syncCtx) {
 		return nil, fmt.Errorf("rules cache did not sync: can the portal's ServiceAccount read CustomerPortal %s?", key)
 	}
-	cl, err := client.New(cfg, client.Options{Scheme: s, Cache: &client.CacheOptions{Reader: c}})
+	// Secrets are never cached: the portal's Role allows get on named Secrets only (no list or
+	// watch), so a cached read would start an informer that can never sync.
+	cl, err := client.New(cfg, client.Options{Scheme: s, Cache: &client.CacheOptions{Reader: c, DisableFor: []client.Object{&corev1.Secret{}}}})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,411 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/portal/ledger"
+)
+
+// Names shared with the operator (controllers/options.go and controllers/portalsession_*.go).
+// They are repeated rather than imported so the portal binary does not link the controllers.
+const (
+	// labelCreatedBy/createdByPortal mark sessions the portal created; the operator then lets the
+	// portal's Role get their link Secrets, and no others.
+	labelCreatedBy  = "billing.portero.dev/created-by"
+	createdByPortal = "portal"
+	labelPortal     = "billing.portero.dev/portal"
+	// annotationCustomerEmail is where the operator e-mails the link when spec.customer has an id.
+	annotationCustomerEmail = "billing.portero.dev/customer-email"
+	linkSecretKeyURL        = "url"
+	conditionStalled        = "Stalled"
+	conditionReady          = "Ready"
+	// defaultMaxTTL is the CRD's default access.sessions.maxTTL, for portals that bypassed defaulting.
+	defaultMaxTTL = 24 * time.Hour
+	// sessionRetention is how long the operator keeps an ended API session before deleting it:
+	// long enough to look into "my link did not work", short enough that a busy merchant's
+	// sessions do not pile up in etcd. API sessions are not in anyone's Git, so GitOps tools do
+	// not miss them.
+	sessionRetention = 24 * 60 * 60 // seconds
+)
+
+// Flow types as the API and the PortalSession spell them.
+var flowTypes = map[string]billingv1alpha1.FlowType{
+	string(billingv1alpha1.FlowUpdatePaymentMethod): billingv1alpha1.FlowUpdatePaymentMethod,
+	string(billingv1alpha1.FlowCompletePayment):     billingv1alpha1.FlowCompletePayment,
+	string(billingv1alpha1.FlowCancelSubscription):  billingv1alpha1.FlowCancelSubscription,
+	string(billingv1alpha1.FlowUpdateBillingInfo):   billingv1alpha1.FlowUpdateBillingInfo,
+}
+
+// createSession creates a PortalSession for this portal, waits for the operator to mint its link,
+// and returns the link, as Stripe's and Debi's portal session endpoints do. Whatever fails after
+// the PortalSession was created deletes it again, so a failed request leaves no live link behind.
+func (a *API) createSession(w http.ResponseWriter, r *http.Request) *apiError {
+	var req createSessionRequest
+	if e := decodeJSON(w, r, &req); e != nil {
+		return e
+	}
+	p := a.rules.Portal(r.Context())
+	if p == nil {
+		return errPortalUnavailable()
+	}
+	ttl, e := sessionTTL(req.TTL, p)
+	if e != nil {
+		return e
+	}
+	cust, e := a.resolveSessionCustomer(r, req)
+	if e != nil {
+		return e
+	}
+	flow, e := a.checkFlow(r, req.Flow, cust)
+	if e != nil {
+		return e
+	}
+	s := buildSession(p, req, ttl, cust, flow)
+	info(r).sessionID = s.Name
+	if err := a.rules.Client.Create(r.Context(), s); err != nil {
+		return a.kubernetesError(r, "create PortalSession", err)
+	}
+	link, e := a.awaitLink(r.Context(), s.Name)
+	if e != nil {
+		a.withdrawSession(r.Context(), s)
+		return e
+	}
+	writeJSON(w, http.StatusCreated, sessionJSON{
+		ID: s.Name, URL: link.url, ExpiresAt: link.expiresAt.UTC(), CustomerID: s.Spec.Customer.ID,
+		CustomerEmail: s.Spec.Customer.Email, Flow: req.Flow, DeliverByEmail: req.DeliverByEmail,
+	})
+	return nil
+}
+
+// sessionTTL parses the requested lifetime and holds it to the portal's maxTTL as it is now. The
+// operator refuses such a session too, but only after it exists; refusing here is immediate and
+// says what to ask for instead.
+func sessionTTL(s string, p *billingv1alpha1.CustomerPortal) (*metav1.Duration, *apiError) {
+	if s == "" {
+		return nil, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return nil, errInvalidField("ttl", "The ttl must be a positive duration such as \"30m\" or \"2h\".",
+			"El ttl debe ser una duración positiva como \"30m\" o \"2h\".")
+	}
+	maxTTL := defaultMaxTTL
+	if m := p.Spec.Access.Sessions.MaxTTL; m != nil {
+		maxTTL = m.Duration
+	}
+	if d > maxTTL {
+		return nil, newError(http.StatusBadRequest, CodeTTLExceedsPortalMaximum, "ttl",
+			fmt.Sprintf("The ttl %s is longer than this portal allows (access.sessions.maxTTL %s); ask for at most %s.", d, maxTTL, maxTTL),
+			fmt.Sprintf("El ttl %s es más largo de lo que este portal permite (access.sessions.maxTTL %s); pedí como máximo %s.", d, maxTTL, maxTTL))
+	}
+	return &metav1.Duration{Duration: d}, nil
+}
+
+// sessionCustomer is who a session signs in as.
+type sessionCustomer struct {
+	ref billingv1alpha1.CustomerReference
+	// email is where the link goes when delivery is asked for.
+	email string
+}
+
+// owns reports whether a ledger customer is the session's customer (by id, or by address for
+// sessions that name the customer by e-mail).
+func (c sessionCustomer) owns(cust ledger.Customer) bool {
+	if c.ref.ID != "" {
+		return cust.ID == c.ref.ID
+	}
+	return strings.EqualFold(cust.Email, c.ref.Email)
+}
+
+// resolveSessionCustomer checks the customer exists, so no link is made for nobody.
+func (a *API) resolveSessionCustomer(r *http.Request, req createSessionRequest) (sessionCustomer, *apiError) {
+	switch {
+	case (req.CustomerID == "") == (req.CustomerEmail == ""):
+		return sessionCustomer{}, errInvalidField("customer_id",
+			"Give exactly one of customer_id or customer_email.",
+			"Indicá exactamente uno de customer_id o customer_email.")
+	case req.CustomerID != "":
+		info(r).customerID = req.CustomerID
+		c, err := a.store.GetCustomer(r.Context(), req.CustomerID)
+		if err != nil {
+			e := a.storeError(r, err)
+			e.field = "customer_id"
+			return sessionCustomer{}, e
+		}
+		return sessionCustomer{ref: billingv1alpha1.CustomerReference{ID: c.ID}, email: c.Email}, nil
+	}
+	email := strings.ToLower(strings.TrimSpace(req.CustomerEmail))
+	page, err := a.store.ListCustomers(r.Context(), ledger.ListCustomersParams{Email: email, Limit: 1})
+	if err != nil {
+		return sessionCustomer{}, a.storeError(r, err)
+	}
+	if len(page.Items) == 0 {
+		return sessionCustomer{}, newError(http.StatusNotFound, ledger.CodeNotFound, "customer_email",
+			"There is no customer with this e-mail address.", "No hay ningún cliente con esta dirección de e-mail.")
+	}
+	return sessionCustomer{ref: billingv1alpha1.CustomerReference{Email: email}, email: email}, nil
+}
+
+// checkFlow validates a deep link: a known type, the id it needs, and an object that belongs to
+// the session's customer (a link must not show one customer another's payment).
+func (a *API) checkFlow(r *http.Request, f *flowJSON, cust sessionCustomer) (*billingv1alpha1.Flow, *apiError) {
+	if f == nil {
+		return nil, nil
+	}
+	t, ok := flowTypes[f.Type]
+	if !ok {
+		return nil, errInvalidField("flow.type",
+			"The flow type must be update_payment_method, complete_payment, cancel_subscription or update_billing_info.",
+			"El tipo de flujo debe ser update_payment_method, complete_payment, cancel_subscription o update_billing_info.")
+	}
+	switch {
+	case t == billingv1alpha1.FlowCompletePayment && f.PaymentID == "":
+		return nil, errRequired("flow.payment_id")
+	case t == billingv1alpha1.FlowCancelSubscription && f.SubscriptionID == "":
+		return nil, errRequired("flow.subscription_id")
+	case t != billingv1alpha1.FlowCompletePayment && f.PaymentID != "":
+		return nil, errInvalidField("flow.payment_id", "The flow payment_id is only used with type complete_payment.",
+			"El payment_id del flujo solo se usa con el tipo complete_payment.")
+	}
+	if f.PaymentID != "" {
+		p, err := a.store.GetPayment(r.Context(), f.PaymentID)
+		if err != nil {
+			e := a.storeError(r, err)
+			e.field = "flow.payment_id"
+			return nil, e
+		}
+		info(r).paymentID = p.ID
+		if e := a.checkOwner(r, cust, p.CustomerID, "flow.payment_id"); e != nil {
+			return nil, e
+		}
+	}
+	if f.SubscriptionID != "" {
+		sub, err := a.store.GetSubscription(r.Context(), f.SubscriptionID)
+		if err != nil {
+			e := a.storeError(r, err)
+			e.field = "flow.subscription_id"
+			return nil, e
+		}
+		info(r).subscriptionID = sub.ID
+		if e := a.checkOwner(r, cust, sub.CustomerID, "flow.subscription_id"); e != nil {
+			return nil, e
+		}
+	}
+	return &billingv1alpha1.Flow{Type: t, PaymentID: f.PaymentID, SubscriptionID: f.SubscriptionID}, nil
+}
+
+// checkOwner refuses a flow object of another customer as not found, like a missing one, so a
+// link cannot be used to probe ids.
+func (a *API) checkOwner(r *http.Request, cust sessionCustomer, customerID, field string) *apiError {
+	c, err := a.store.GetCustomer(r.Context(), customerID)
+	if err != nil {
+		return a.storeError(r, err)
+	}
+	if !cust.owns(c) {
+		return newError(http.StatusNotFound, ledger.CodeNotFound, field,
+			"The flow's object does not exist for this customer.", "El objeto del flujo no existe para este cliente.")
+	}
+	return nil
+}
+
+// buildSession is the PortalSession for a request. The labels let the operator grant this portal
+// read access to the session's link Secret.
+func buildSession(p *billingv1alpha1.CustomerPortal, req createSessionRequest, ttl *metav1.Duration,
+	cust sessionCustomer, flow *billingv1alpha1.Flow) *billingv1alpha1.PortalSession {
+	s := &billingv1alpha1.PortalSession{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: p.Namespace,
+			Name:      "api-" + randomSuffix(),
+			Labels:    map[string]string{labelCreatedBy: createdByPortal, labelPortal: p.Name},
+		},
+		Spec: billingv1alpha1.PortalSessionSpec{
+			PortalRef: billingv1alpha1.PortalReference{Name: p.Name},
+			Customer:  cust.ref,
+			TTL:       ttl,
+			ReturnURL: req.ReturnURL,
+			Flow:      flow,
+			// Set at creation because it is immutable afterwards.
+			TTLSecondsAfterExpired: ptr.To[int64](sessionRetention),
+		},
+	}
+	if req.DeliverByEmail {
+		s.Spec.Delivery = &billingv1alpha1.Delivery{Email: true}
+		if cust.ref.ID != "" {
+			s.Annotations = map[string]string{annotationCustomerEmail: cust.email}
+		}
+	}
+	return s
+}
+
+// randomSuffix is 80 random bits in hex: session names must not collide, and need not be secret.
+func randomSuffix() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// sessionLink is what the merchant gets back.
+type sessionLink struct {
+	url       string
+	expiresAt time.Time
+}
+
+// awaitLink waits, up to sessionWait, for the operator to activate the session and for this
+// portal to be allowed to read its link Secret (the operator grants that a moment after
+// activation, so Forbidden and NotFound are retried).
+func (a *API) awaitLink(ctx context.Context, name string) (sessionLink, *apiError) {
+	ctx, cancel := context.WithTimeout(ctx, a.sessionWait)
+	defer cancel()
+	s, e := a.awaitActive(ctx, name)
+	if e != nil {
+		return sessionLink{}, e
+	}
+	key := types.NamespacedName{Namespace: s.Namespace, Name: s.Status.LinkSecretName}
+	backoff := 25 * time.Millisecond
+	for {
+		data, err := getSecretData(ctx, a.rules.Client, key)
+		switch {
+		case err == nil && len(data[linkSecretKeyURL]) > 0:
+			return sessionLink{url: string(data[linkSecretKeyURL]), expiresAt: s.Status.ExpiresAt.Time}, nil
+		case err != nil && !apierrors.IsForbidden(err) && !apierrors.IsNotFound(err) && ctx.Err() == nil:
+			a.log.Error("read session link Secret", "session", name, "err", err)
+			return sessionLink{}, errKubernetes()
+		}
+		if !waitFor(ctx, backoff) {
+			a.log.Warn("session link Secret still unreadable", "session", name, "err", err)
+			return sessionLink{}, errSessionNotReady(name, "the portal is not yet allowed to read the link")
+		}
+		backoff = min(2*backoff, 400*time.Millisecond)
+	}
+}
+
+// awaitActive polls the informer cache (memory, no API calls) until the session is Active, or
+// the operator stalled it (refused), or ctx ends.
+func (a *API) awaitActive(ctx context.Context, name string) (*billingv1alpha1.PortalSession, *apiError) {
+	lastReason := "the operator has not processed the session yet"
+	for {
+		if s := a.rules.Session(ctx, name); s != nil {
+			if s.Status.Phase == billingv1alpha1.SessionActive && s.Status.LinkSecretName != "" && s.Status.ExpiresAt != nil {
+				return s, nil
+			}
+			if c := meta.FindStatusCondition(s.Status.Conditions, conditionStalled); c != nil && c.Status == metav1.ConditionTrue {
+				return nil, newError(http.StatusUnprocessableEntity, CodeSessionRefused, "",
+					"The portal session was refused: "+c.Message,
+					"La sesión del portal fue rechazada: "+c.Message)
+			}
+			if c := meta.FindStatusCondition(s.Status.Conditions, conditionReady); c != nil && c.Message != "" {
+				lastReason = c.Message
+			}
+		}
+		if !waitFor(ctx, 20*time.Millisecond) {
+			return nil, errSessionNotReady(name, lastReason)
+		}
+	}
+}
+
+// waitFor waits d, or less if ctx ends first; it reports whether ctx is still live.
+func waitFor(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func errSessionNotReady(name, reason string) *apiError {
+	return newError(http.StatusServiceUnavailable, CodeSessionNotReady, "",
+		"The portal link was not ready in time ("+reason+"); the session "+name+" was withdrawn: try again.",
+		"El link del portal no estuvo listo a tiempo ("+reason+"); la sesión "+name+" se revocó: intentá de nuevo.")
+}
+
+func errKubernetes() *apiError {
+	return newError(http.StatusServiceUnavailable, CodeKubernetesUnavailable, "",
+		"The Kubernetes API is not available right now; try again shortly.",
+		"La API de Kubernetes no está disponible en este momento; intentá de nuevo en unos instantes.")
+}
+
+// withdrawSession revokes a session whose link could not be returned, so it neither opens the
+// portal nor e-mails a link the merchant was told failed. Revoking rather than deleting: the
+// portal's Role may create and patch sessions, not delete them. Best effort: the request is
+// answered either way.
+func (a *API) withdrawSession(ctx context.Context, s *billingv1alpha1.PortalSession) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"revoked":true}}`))
+	if err := a.rules.Client.Patch(ctx, s, patch); err != nil && !apierrors.IsNotFound(err) {
+		a.log.Warn("withdraw portal session", "session", s.Name, "err", err)
+	}
+}
+
+// kubernetesError maps an API server refusal: an invalid spec (the CRD's schema and CEL rules)
+// is the caller's to fix and says why; anything else is ours.
+func (a *API) kubernetesError(r *http.Request, what string, err error) *apiError {
+	var status apierrors.APIStatus
+	if apierrors.IsInvalid(err) && errors.As(err, &status) {
+		field, msg := invalidDetails(status.Status())
+		return newError(http.StatusBadRequest, ledger.CodeInvalidField, field, msg, msg)
+	}
+	info(r).err = fmt.Errorf("%s: %w", what, err)
+	return errKubernetes()
+}
+
+// invalidDetails turns the API server's causes into an API field name and a message.
+func invalidDetails(st metav1.Status) (field, message string) {
+	if st.Details == nil || len(st.Details.Causes) == 0 {
+		return "", st.Message
+	}
+	var msgs []string
+	for _, c := range st.Details.Causes {
+		if field == "" {
+			field = apiFieldOf(c.Field)
+		}
+		msg := c.Message
+		// "Invalid value: \"string\": ttl must be …" → "ttl must be …"
+		if rest, ok := strings.CutPrefix(msg, "Invalid value: "); ok {
+			if i := strings.Index(rest, ": "); i >= 0 {
+				msg = rest[i+2:]
+			}
+		}
+		msgs = append(msgs, msg)
+	}
+	return field, strings.Join(msgs, "; ")
+}
+
+// apiFieldOf names a PortalSession spec path as the API request spells it.
+func apiFieldOf(specPath string) string {
+	switch {
+	case strings.HasPrefix(specPath, "spec.ttl"):
+		return "ttl"
+	case strings.HasPrefix(specPath, "spec.returnURL"):
+		return "return_url"
+	case strings.HasPrefix(specPath, "spec.customer.email"):
+		return "customer_email"
+	case strings.HasPrefix(specPath, "spec.customer"):
+		return "customer_id"
+	case strings.HasPrefix(specPath, "spec.flow.paymentID"):
+		return "flow.payment_id"
+	case strings.HasPrefix(specPath, "spec.flow.subscriptionID"):
+		return "flow.subscription_id"
+	case strings.HasPrefix(specPath, "spec.flow"):
+		return "flow"
+	}
+	return ""
+}

@@ -1,0 +1,170 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+)
+
+// TestCreatePortalSession runs the whole path: the API creates a PortalSession as the portal's
+// ServiceAccount, the real operator mints the link and grants the portal access to its Secret,
+// and the API returns the link.
+func TestCreatePortalSession(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.customer("session@example.com")
+	p := f.pay(c.ID, 5000) // incomplete: the flow deep-links to it
+	before := time.Now()
+
+	var s sessionJSON
+	f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{
+		"customer_id": c.ID, "ttl": "30m", "return_url": "https://acme.example/account",
+		"flow": map[string]any{"type": "complete_payment", "payment_id": p.ID}, "deliver_by_email": true,
+	}}, 201, "").json(t, &s)
+
+	obj := &billingv1alpha1.PortalSession{}
+	if err := k8s.Get(f.ctx, client.ObjectKey{Namespace: f.ns, Name: s.ID}, obj); err != nil {
+		t.Fatal(err)
+	}
+	sec := &corev1.Secret{}
+	if err := k8s.Get(f.ctx, client.ObjectKey{Namespace: f.ns, Name: obj.Status.LinkSecretName}, sec); err != nil {
+		t.Fatal(err)
+	}
+	token := string(sec.Data["token"])
+	if len(token) < 32 || !strings.Contains(s.URL, "/s/") || !strings.HasSuffix(s.URL, "/s/"+token) || !strings.HasPrefix(s.URL, strings.TrimSuffix(portalURL, "/")) {
+		t.Fatalf("url %q does not carry the link Secret's token", s.URL)
+	}
+	if d := s.ExpiresAt.Sub(before); d < 29*time.Minute || d > 31*time.Minute {
+		t.Errorf("expires_at %s is not 30m from now", s.ExpiresAt)
+	}
+	if s.CustomerID != c.ID || s.Flow == nil || s.Flow.PaymentID != p.ID || !s.DeliverByEmail {
+		t.Errorf("response: %+v", s)
+	}
+	want := billingv1alpha1.PortalSessionSpec{
+		PortalRef: billingv1alpha1.PortalReference{Name: portalName},
+		Customer:  billingv1alpha1.CustomerReference{ID: c.ID},
+		TTL:       obj.Spec.TTL, ReturnURL: "https://acme.example/account",
+		Flow:                   &billingv1alpha1.Flow{Type: billingv1alpha1.FlowCompletePayment, PaymentID: p.ID},
+		Delivery:               &billingv1alpha1.Delivery{Email: true},
+		TTLSecondsAfterExpired: ptr.To[int64](sessionRetention),
+	}
+	if obj.Spec.TTL == nil || obj.Spec.TTL.Duration != 30*time.Minute || !equality.Semantic.DeepEqual(obj.Spec, want) {
+		t.Errorf("spec = %+v", obj.Spec)
+	}
+	if obj.Labels[labelCreatedBy] != createdByPortal || obj.Labels[labelPortal] != portalName ||
+		obj.Annotations[annotationCustomerEmail] != "session@example.com" {
+		t.Errorf("labels %v annotations %v", obj.Labels, obj.Annotations)
+	}
+	eventually(t, "link e-mailed to the customer", func() error {
+		msgs := mailer.to("session@example.com")
+		if len(msgs) != 1 || !strings.Contains(msgs[0].Text, s.URL) {
+			return fmt.Errorf("messages: %d", len(msgs))
+		}
+		return nil
+	})
+	if strings.Contains(f.logs.String(), token) {
+		t.Error("the link token was logged")
+	}
+
+	t.Run("by e-mail address, with the portal's default ttl", func(t *testing.T) {
+		var s2 sessionJSON
+		f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_email": "SESSION@example.com"}}, 201, "").json(t, &s2)
+		if s2.CustomerEmail != "session@example.com" || !strings.Contains(s2.URL, "/s/") {
+			t.Fatalf("response: %+v", s2)
+		}
+		if d := time.Until(s2.ExpiresAt); d < 55*time.Minute || d > 61*time.Minute {
+			t.Errorf("expires_at %s is not the portal's defaultTTL (1h) from now", s2.ExpiresAt)
+		}
+	})
+
+	t.Run("refusals create nothing", func(t *testing.T) {
+		other := f.customer("other@example.com")
+		otherPay := f.pay(other.ID, 100)
+		for _, tc := range []struct {
+			name        string
+			body        map[string]any
+			status      int
+			code, field string
+			message     string
+		}{
+			{"ttl above the portal's maxTTL", map[string]any{"customer_id": c.ID, "ttl": "48h"}, 400, CodeTTLExceedsPortalMaximum, "ttl", "at most 24h0m0s"},
+			{"ttl below the CRD's minimum", map[string]any{"customer_id": c.ID, "ttl": "10s"}, 400, "invalid_field", "ttl", "ttl must be between 30s and 168h"},
+			{"ttl not a duration", map[string]any{"customer_id": c.ID, "ttl": "thirty minutes"}, 400, "invalid_field", "ttl", ""},
+			{"return_url not https", map[string]any{"customer_id": c.ID, "return_url": "http://acme.example/"}, 400, "invalid_field", "return_url", "https://"},
+			{"no customer", map[string]any{"ttl": "1h"}, 400, "invalid_field", "customer_id", ""},
+			{"both customer forms", map[string]any{"customer_id": c.ID, "customer_email": "session@example.com"}, 400, "invalid_field", "customer_id", ""},
+			{"unknown customer", map[string]any{"customer_id": "cus_missing"}, 404, "not_found", "customer_id", ""},
+			{"unknown e-mail", map[string]any{"customer_email": "nobody@example.com"}, 404, "not_found", "customer_email", ""},
+			{"another customer's payment", map[string]any{"customer_id": c.ID, "flow": map[string]any{"type": "complete_payment", "payment_id": otherPay.ID}}, 404, "not_found", "flow.payment_id", ""},
+			{"flow without its payment", map[string]any{"customer_id": c.ID, "flow": map[string]any{"type": "complete_payment"}}, 400, "required", "flow.payment_id", ""},
+			{"unknown flow", map[string]any{"customer_id": c.ID, "flow": map[string]any{"type": "pay_everything"}}, 400, "invalid_field", "flow.type", ""},
+			{"unknown field", map[string]any{"customer_id": c.ID, "expires_in": 60}, 400, CodeUnknownField, "expires_in", ""},
+		} {
+			res := f.do(req{method: "POST", path: "/api/v1/portal_sessions", body: tc.body})
+			e := res.err(t)
+			if res.status != tc.status || e.Code != tc.code || e.Field != tc.field || !strings.Contains(e.Message, tc.message) {
+				t.Errorf("%s: %d %s, want %d %s (%s) %q", tc.name, res.status, res.body, tc.status, tc.code, tc.field, tc.message)
+			}
+		}
+		list := &billingv1alpha1.PortalSessionList{}
+		if err := k8s.List(f.ctx, list, client.InNamespace(f.ns)); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != 2 {
+			t.Fatalf("%d sessions exist, want the 2 created above", len(list.Items))
+		}
+	})
+}
+
+// TestPortalSessionNotReadyIsWithdrawn: a link not made in time is answered 503 and its session
+// revoked, so no link (or e-mail) works after the merchant was told it failed.
+func TestPortalSessionNotReadyIsWithdrawn(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.customer("slow@example.com")
+	f.api.sessionWait = time.Millisecond // far less than the operator needs
+	f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_id": c.ID, "deliver_by_email": true}},
+		http.StatusServiceUnavailable, CodeSessionNotReady)
+	eventually(t, "withdrawn session revoked", func() error {
+		list := &billingv1alpha1.PortalSessionList{}
+		if err := k8s.List(f.ctx, list, client.InNamespace(f.ns)); err != nil {
+			return err
+		}
+		if len(list.Items) != 1 || !list.Items[0].Spec.Revoked || list.Items[0].Status.Phase != billingv1alpha1.SessionRevoked {
+			return fmt.Errorf("sessions: %+v", list.Items)
+		}
+		return nil
+	})
+	if n := len(mailer.to("slow@example.com")); n != 0 {
+		t.Errorf("%d e-mails sent for a withdrawn session", n)
+	}
+}
+
+// TestPortalSessionRefusedByOperator: a session the operator stalls (here one asking for more
+// than the portal's maxTTL, created behind the API's back) is reported with the operator's reason.
+func TestPortalSessionRefusedByOperator(t *testing.T) {
+	f := newFixture(t, nil)
+	s := &billingv1alpha1.PortalSession{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "too-long"},
+		Spec: billingv1alpha1.PortalSessionSpec{
+			PortalRef: billingv1alpha1.PortalReference{Name: portalName},
+			Customer:  billingv1alpha1.CustomerReference{ID: "cus_x"},
+			TTL:       &metav1.Duration{Duration: 48 * time.Hour},
+		},
+	}
+	if err := k8s.Create(f.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	_, e := f.api.awaitLink(f.ctx, s.Name)
+	if e == nil || e.status != http.StatusUnprocessableEntity || e.code != CodeSessionRefused || !strings.Contains(e.message("en"), "maxTTL") {
+		t.Fatalf("got %+v", e)
+	}
+}

@@ -1,0 +1,181 @@
+// Package billing runs a portal's background billing work: renewing subscriptions whose period
+// ended, re-driving charges a crash interrupted, and e-mailing customers whose payment waits for a
+// payment method a portal link to complete it (a PortalSession with flow complete_payment).
+//
+// Every step is safe to run on several replicas at once and to repeat: renewals are keyed by
+// subscription and period in the ledger, and the completion link of a payment is a PortalSession
+// whose name derives from the payment id, so it exists at most once.
+package billing
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+
+	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/rules"
+)
+
+// Defaults of Options.
+const (
+	DefaultRenewEvery   = time.Minute
+	DefaultSweepEvery   = 5 * time.Minute
+	DefaultNotifyWindow = 24 * time.Hour
+	// DefaultStaleAfter must exceed the ledger's one-minute processor timeout, so live charges
+	// are never taken for abandoned ones.
+	DefaultStaleAfter = 5 * time.Minute
+)
+
+// Options configure the loops. Zero values take the defaults.
+type Options struct {
+	// Clock drives the tickers and is the "now" renewals use; tests inject a fake one. Give the
+	// ledger the same clock (ledger.Options.Now = Clock.Now).
+	Clock clock.WithTicker
+	// Log receives what the loops did and why they failed; nil discards.
+	Log *slog.Logger
+	// Registry receives the loops' metrics; nil registers nowhere.
+	Registry prometheus.Registerer
+	// RenewEvery is how often due subscriptions are renewed and stale charges re-driven.
+	RenewEvery time.Duration
+	// SweepEvery is how often incomplete payments are checked for a missing completion link,
+	// which catches notifications lost to a crash or a full queue.
+	SweepEvery time.Duration
+	// NotifyWindow bounds the sweep to payments that became incomplete this recently. It must be
+	// shorter than a completion link's life plus its retention (ttlSecondsAfterExpired), so a
+	// sweep never re-sends a link whose session was already cleaned up.
+	NotifyWindow time.Duration
+	// StaleAfter is how long a charge may stay processing before it is re-driven.
+	StaleAfter time.Duration
+}
+
+// Loops is the portal's background billing work. Create it before the ledger (its Hooks go into
+// ledger.Options), then Run it once the ledger and the rules exist.
+type Loops struct {
+	opts    Options
+	log     *slog.Logger
+	clock   clock.WithTicker
+	queue   chan ledger.Payment
+	metrics *metrics
+}
+
+// queueSize bounds the notifications waiting for the worker. A burst beyond it (a mass renewal
+// with no methods) is not lost: the sweep finds those payments.
+const queueSize = 1024
+
+// New returns the loops, not yet running.
+func New(opts Options) *Loops {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.RenewEvery <= 0 {
+		opts.RenewEvery = DefaultRenewEvery
+	}
+	if opts.SweepEvery <= 0 {
+		opts.SweepEvery = DefaultSweepEvery
+	}
+	if opts.NotifyWindow <= 0 {
+		opts.NotifyWindow = DefaultNotifyWindow
+	}
+	if opts.StaleAfter <= 0 {
+		opts.StaleAfter = DefaultStaleAfter
+	}
+	return &Loops{
+		opts:    opts,
+		log:     opts.Log,
+		clock:   opts.Clock,
+		queue:   make(chan ledger.Payment, queueSize),
+		metrics: newMetrics(opts.Registry),
+	}
+}
+
+// Hooks are the ledger hooks the loops need: an incomplete payment is queued for its completion
+// link. They only enqueue, as the ledger asks of hooks, and never block a request.
+func (l *Loops) Hooks() ledger.Hooks {
+	return ledger.Hooks{PaymentIncomplete: func(_ context.Context, p ledger.Payment) { l.enqueue(p) }}
+}
+
+func (l *Loops) enqueue(p ledger.Payment) {
+	select {
+	case l.queue <- p:
+	default:
+		l.metrics.queueFull.Inc()
+		l.log.Warn("completion link queue full; the sweep will send it", "payment", p.ID)
+	}
+}
+
+// worker is the loops bound to their dependencies for one Run.
+type worker struct {
+	*Loops
+	store *ledger.Store
+	rules *rules.Rules
+}
+
+// Run works until ctx ends, then returns nil; it never stops on its own, since every failure is
+// retried by a later pass. Stop it before closing the ledger. On start it re-drives charges a previous process
+// left processing, renews what fell due while nothing ran, and sweeps for missing completion
+// links; then it repeats renewals every RenewEvery and sweeps every SweepEvery, and sends
+// completion links as payments become incomplete.
+func (l *Loops) Run(ctx context.Context, store *ledger.Store, rl *rules.Rules) error {
+	w := &worker{Loops: l, store: store, rules: rl}
+	renew := l.clock.NewTicker(l.opts.RenewEvery)
+	defer renew.Stop()
+	sweep := l.clock.NewTicker(l.opts.SweepEvery)
+	defer sweep.Stop()
+
+	w.recoverStale(ctx)
+	w.renewDue(ctx)
+	w.sweepIncomplete(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-renew.C():
+			w.recoverStale(ctx)
+			w.renewDue(ctx)
+		case <-sweep.C():
+			w.sweepIncomplete(ctx)
+		case p := <-l.queue:
+			w.notify(ctx, p)
+		}
+	}
+}
+
+// recoverStale re-drives charges left processing by a process that died mid-charge.
+func (w *worker) recoverStale(ctx context.Context) {
+	n, err := w.store.RecoverProcessing(ctx, w.opts.StaleAfter)
+	if err != nil && ctx.Err() == nil {
+		w.log.Error("re-drive stale charges", "err", err)
+	}
+	if n > 0 {
+		w.log.Info("re-drove stale charges", "count", n)
+	}
+}
+
+// renewDue renews every subscription whose period ended and queues links for the payments that
+// were left incomplete (the ledger's hook queues them too; the link is made once either way).
+func (w *worker) renewDue(ctx context.Context) {
+	res, err := w.store.RenewDue(ctx, w.clock.Now())
+	result := "ok"
+	if err != nil {
+		result = "error"
+		if ctx.Err() == nil {
+			w.log.Error("renew due subscriptions", "err", err)
+		}
+	}
+	w.metrics.renewalRuns.WithLabelValues(result).Inc()
+	w.metrics.renewals.Add(float64(len(res.Payments)))
+	if len(res.Payments)+len(res.Canceled) > 0 {
+		w.log.Info("renewed subscriptions", "payments", len(res.Payments),
+			"incomplete", len(res.Incomplete), "ended", len(res.Canceled))
+	}
+	for _, p := range res.Incomplete {
+		w.notify(ctx, p)
+	}
+}
