@@ -8,14 +8,13 @@ package api
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/portero-dev/portero/portal/ledger/ledgertest"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +68,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	_ = env.Stop()
+	pg.Stop()
 	os.Exit(code)
 }
 
@@ -298,38 +298,12 @@ func (f *fixture) startAPI() {
 	f.checker = loadDoc(f.t)
 }
 
-// postgresDSN returns a DSN for a fresh schema (dropped when the test ends) in the database
-// PORTERO_TEST_POSTGRES_DSN names. The ledger's own tests start a throwaway server; that helper
-// is private to its package, so here PostgreSQL runs only when the variable is set.
-func postgresDSN(t testing.TB) string {
-	t.Helper()
-	admin := os.Getenv("PORTERO_TEST_POSTGRES_DSN")
-	if admin == "" {
-		t.Skip("*** PostgreSQL not tested here: set PORTERO_TEST_POSTGRES_DSN (the ledger's own tests cover PostgreSQL)")
-	}
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	schema := "api_" + strings.ToLower(randomSuffix())
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// pg is a throwaway PostgreSQL server (Debian's binaries) shared by this test binary, or the
+// database PORTERO_TEST_POSTGRES_DSN names; see portal/ledger/ledgertest.
+var pg ledgertest.Postgres
+
+// postgresDSN returns a DSN for a fresh schema, dropped when the test ends.
+func postgresDSN(t testing.TB) string { return pg.DSN(t) }
 
 // testClock is the API's clock: real time unless a test pins it.
 type testClock struct {
