@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,16 +16,20 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/portero-dev/portero/portal/api"
+	"github.com/portero-dev/portero/portal/auth"
 	"github.com/portero-dev/portero/portal/billing"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 	"github.com/portero-dev/portero/portal/rules"
 	"github.com/portero-dev/portero/portal/server"
+	"github.com/portero-dev/portero/portal/web"
 )
 
 // config is the portal process's flags.
@@ -43,6 +49,8 @@ func main() {
 	flag.StringVar(&c.dataDir, "data-dir", "", "Directory for the SQLite ledger (storage.sqlite).")
 	flag.StringVar(&c.dsnEnv, "database-dsn-env", "", "Environment variable holding the PostgreSQL DSN (storage.postgres).")
 	flag.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error.")
+	flag.BoolVar(&c.insecureDev, "insecure-cookies", false, "Set session cookies without Secure on plain-http requests from any host (development only). "+
+		"Plain http on localhost and 127.0.0.1 needs no flag.")
 	flag.Parse()
 
 	log := newLogger(c.logLevel)
@@ -102,8 +110,60 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return nil
 	})
 	srv.Mux().Handle(api.Prefix, api.New(api.Deps{Store: store, Rules: rl, Log: log.With("component", "merchant-api"), Registry: srv.Registry()}))
+
+	ui, err := customerUI(ctx, c, log, store, rl, srv, secret)
+	if err != nil {
+		return err
+	}
+	// Everything the probes, metrics and merchant API do not claim is the customers' portal.
+	srv.Mux().Handle("/", ui)
+	defer func() {
+		// Let code e-mails already accepted by the UI reach the SMTP server.
+		drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := ui.Close(drain); err != nil {
+			log.Warn("stopping the customer UI", "err", err)
+		}
+	}()
 	log.Info("portal serving", "portal", key.String(), "listen", c.listen)
 	return srv.Serve(ctx, c.listen, srv.Mux())
+}
+
+// customerUI builds the customers' web UI: auth tables in the ledger's database, codes e-mailed
+// through the SMTP Secret the portal names (read live), and a sweeper for expired sign-ins.
+func customerUI(ctx context.Context, c config, log *slog.Logger, store *ledger.Store, rl *rules.Rules, srv *server.Server, secret []byte) (*web.Handler, error) {
+	// The pepper keeps auth's HMAC keys out of reach of a database copy alone; derived rather
+	// than reused, so the processor's key serves only the processor.
+	pepper := hmac.New(sha256.New, secret)
+	pepper.Write([]byte("portero auth pepper"))
+	authStore, err := auth.OpenLedger(ctx, store, auth.Options{Logger: log.With("component", "auth"), Pepper: pepper.Sum(nil)})
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		t := time.NewTicker(10 * time.Minute)
+		defer t.Stop()
+		for {
+			if err := authStore.Sweep(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("sweep expired sign-ins", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return web.New(web.Options{
+		Ledger:          store,
+		Auth:            authStore,
+		Rules:           rl,
+		Mailer:          web.SecretMailer{Reader: rl.Client},
+		Registry:        srv.Registry(),
+		Clock:           clock.RealClock{},
+		Logger:          log.With("component", "web"),
+		InsecureCookies: c.insecureDev,
+	})
 }
 
 // storage returns the ledger DSN and the sandbox processor's secret (which fingerprints cards, so

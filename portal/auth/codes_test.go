@@ -1,0 +1,212 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const testPortal = "default/acme"
+
+var policy = CodePolicy{Length: 6, TTL: 10 * time.Minute, MaxAttempts: 3, ResendCooldown: 30 * time.Second, MaxSendsPerHour: 4}
+
+func wrong(code string) string {
+	// The same length, never equal: shift every digit by one.
+	b := []byte(code)
+	for i := range b {
+		b[i] = '0' + (b[i]-'0'+1)%10
+	}
+	return string(b)
+}
+
+func TestCodeIsAcceptedOnceAndStoredHashed(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(iss.Code) != 6 || iss.Handle == "" || iss.Email != "jane@example.com" {
+			t.Fatalf("issue = %+v", iss)
+		}
+		// Neither the code nor the handle is in the database; only hashes are.
+		var hash, id string
+		if err := e.store.queryRow(e.ctx, "SELECT id, code_hash FROM auth_login_challenges").Scan(&id, &hash); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(hash, iss.Code) || id == iss.Handle || id != hashHandle(iss.Handle) {
+			t.Fatalf("stored id %q / hash %q reveal the handle or code", id, hash)
+		}
+		// Another portal's browser cannot use the challenge.
+		if _, err := e.store.VerifyCode(e.ctx, "default/other", iss.Handle, iss.Code, policy); !errors.Is(err, ErrNoChallenge) {
+			t.Fatalf("other portal: err = %v", err)
+		}
+		email, err := e.store.VerifyCode(e.ctx, testPortal, iss.Handle, iss.Code, policy)
+		if err != nil || email != "jane@example.com" {
+			t.Fatalf("VerifyCode = %q, %v", email, err)
+		}
+		if _, err := e.store.VerifyCode(e.ctx, testPortal, iss.Handle, iss.Code, policy); !errors.Is(err, ErrNoChallenge) {
+			t.Fatalf("second use: err = %v, want ErrNoChallenge", err)
+		}
+	})
+}
+
+func TestWrongCodesLockTheChallenge(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for want := 2; want >= 1; want-- {
+			_, err := e.store.VerifyCode(e.ctx, testPortal, iss.Handle, wrong(iss.Code), policy)
+			var w *WrongCodeError
+			if !errors.As(err, &w) || w.Remaining != want || !errors.Is(err, ErrWrongCode) {
+				t.Fatalf("wrong code: err = %v, want %d remaining", err, want)
+			}
+		}
+		if _, err := e.store.VerifyCode(e.ctx, testPortal, iss.Handle, wrong(iss.Code), policy); !errors.Is(err, ErrLocked) {
+			t.Fatalf("third wrong code: err = %v, want ErrLocked", err)
+		}
+		// Locked means locked: the right code no longer works and a resend does not unlock.
+		if _, err := e.store.VerifyCode(e.ctx, testPortal, iss.Handle, iss.Code, policy); !errors.Is(err, ErrLocked) {
+			t.Fatalf("right code after lock: err = %v, want ErrLocked", err)
+		}
+		e.clock.Step(time.Minute)
+		if iss2, err := e.store.Resend(e.ctx, testPortal, iss.Handle, policy); !errors.Is(err, ErrLocked) || iss2.Code != "" {
+			t.Fatalf("resend after lock = %+v, %v", iss2, err)
+		}
+		c, err := e.store.Challenge(e.ctx, testPortal, iss.Handle, policy)
+		if err != nil || !c.Locked || c.Remaining != 0 {
+			t.Fatalf("Challenge = %+v, %v", c, err)
+		}
+	})
+}
+
+func TestParallelGuessesNeverExceedMaxAttempts(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		compared := 0
+		for i := 0; i < 20; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				_, err := e.store.VerifyCode(e.ctx, testPortal, iss.Handle, fmt.Sprintf("%06d", i), policy)
+				if errors.Is(err, ErrWrongCode) || err == nil {
+					mu.Lock()
+					compared++
+					mu.Unlock()
+				}
+			}(i)
+		}
+		wg.Wait()
+		if compared > policy.MaxAttempts {
+			t.Fatalf("%d guesses were compared, max %d", compared, policy.MaxAttempts)
+		}
+	})
+}
+
+func TestCodeExpires(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Step(policy.TTL)
+		if _, err := e.store.VerifyCode(e.ctx, testPortal, iss.Handle, iss.Code, policy); !errors.Is(err, ErrCodeExpired) {
+			t.Fatalf("expired code: err = %v", err)
+		}
+		// A resend puts a fresh code with a fresh lifetime on the same challenge.
+		iss2, err := e.store.Resend(e.ctx, testPortal, iss.Handle, policy)
+		if err != nil || iss2.Code == "" || iss2.Handle != iss.Handle {
+			t.Fatalf("resend = %+v, %v", iss2, err)
+		}
+		if _, err := e.store.VerifyCode(e.ctx, testPortal, iss.Handle, iss.Code, policy); err == nil && iss.Code != iss2.Code {
+			t.Fatal("the replaced code still works")
+		}
+	})
+}
+
+func TestCooldownAndHourlyCap(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		first, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy)
+		if err != nil || first.Code == "" {
+			t.Fatalf("first = %+v, %v", first, err)
+		}
+		// The same browser asking again within the cooldown keeps its challenge, gets no new code.
+		again, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", first.Handle, policy)
+		if err != nil || again.Handle != first.Handle || again.Code != "" || again.RetryAfter != policy.ResendCooldown {
+			t.Fatalf("again = %+v, %v", again, err)
+		}
+		// Another browser within the cooldown: its own challenge, no code e-mailed.
+		other, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy)
+		if err != nil || other.Handle == first.Handle || other.Code != "" || other.RetryAfter <= 0 {
+			t.Fatalf("other = %+v, %v", other, err)
+		}
+		if _, err := e.store.VerifyCode(e.ctx, testPortal, other.Handle, first.Code, policy); !errors.Is(err, ErrWrongCode) {
+			t.Fatalf("first browser's code in the second browser: err = %v", err)
+		}
+		// Another address is independent.
+		if iss, err := e.store.StartLogin(e.ctx, testPortal, "john@example.com", "", policy); err != nil || iss.Code == "" {
+			t.Fatalf("other address = %+v, %v", iss, err)
+		}
+		sent := 1
+		for i := 0; i < 6; i++ {
+			e.clock.Step(policy.ResendCooldown)
+			iss, err := e.store.Resend(e.ctx, testPortal, first.Handle, policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if iss.Code != "" {
+				sent++
+			}
+		}
+		if sent != policy.MaxSendsPerHour {
+			t.Fatalf("%d codes sent in an hour, cap %d", sent, policy.MaxSendsPerHour)
+		}
+		// The next hour's window allows codes again, even on an expired challenge.
+		e.clock.Step(time.Hour)
+		if iss, err := e.store.Resend(e.ctx, testPortal, first.Handle, policy); err != nil || iss.Code == "" {
+			t.Fatalf("next hour: %+v, %v", iss, err)
+		}
+	})
+}
+
+func TestUnknownAddressesTakeTheSamePath(t *testing.T) {
+	// The store cannot know who is a customer: an address nobody has gets a challenge and a code
+	// (which the web layer then does not send) exactly like a customer's.
+	forEachEngine(t, func(t *testing.T, e *env) {
+		iss, err := e.store.StartLogin(e.ctx, testPortal, "nobody@example.com", "", policy)
+		if err != nil || iss.Code == "" {
+			t.Fatalf("issue = %+v, %v", iss, err)
+		}
+		if _, err := e.store.VerifyCode(e.ctx, testPortal, iss.Handle, wrong(iss.Code), policy); !errors.Is(err, ErrWrongCode) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestRandomDigits(t *testing.T) {
+	seen := map[string]bool{}
+	for n := 6; n <= 10; n++ {
+		for i := 0; i < 50; i++ {
+			d, err := randomDigits(n)
+			if err != nil || len(d) != n {
+				t.Fatalf("randomDigits(%d) = %q, %v", n, d, err)
+			}
+			if _, ok := ParseCode(d, n); !ok {
+				t.Fatalf("randomDigits(%d) = %q does not parse", n, d)
+			}
+			seen[d] = true
+		}
+	}
+	if len(seen) < 240 {
+		t.Fatalf("only %d distinct codes in 250", len(seen))
+	}
+}

@@ -1,0 +1,213 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/portal/ledger"
+)
+
+func TestSessionLink(t *testing.T) {
+	f := newFixture(t)
+	c := f.customer("jane@example.com", "Jane Doe")
+	ps, tok := f.session("jane", billingv1alpha1.CustomerReference{ID: c.ID}, nil, time.Hour)
+	link := "/s/" + tok
+	b := f.browser()
+
+	t.Run("GET shows a button and opens nothing", func(t *testing.T) {
+		for i := 0; i < 2; i++ { // a mail scanner, then the person: neither burns the link
+			r := b.get(link)
+			wantStatus(t, r, http.StatusOK)
+			wantBody(t, r, `action="`+link+`"`, "Continuar")
+			if got := r.Header.Get("Referrer-Policy"); got != "no-referrer" {
+				t.Fatalf("Referrer-Policy = %q", got)
+			}
+			if b.cookies["__Host-portero"] != "" {
+				t.Fatal("a GET created a browser session")
+			}
+		}
+		wantRedirect(t, b.get("/"), "/login")
+	})
+
+	t.Run("POST without the CSRF token is refused", func(t *testing.T) {
+		wantStatus(t, b.forge(link, nil), http.StatusForbidden)
+		if b.cookies["__Host-portero"] != "" {
+			t.Fatal("session created")
+		}
+	})
+
+	t.Run("POST exchanges the link for a browser session", func(t *testing.T) {
+		b.get(link)
+		r := b.submit(link, nil)
+		wantRedirect(t, r, "/")
+		if r.Header.Get("Referrer-Policy") != "no-referrer" {
+			t.Fatal("the exchange response may leak the token in a referrer")
+		}
+		r = b.get("/")
+		wantStatus(t, r, http.StatusOK)
+		wantBody(t, r, "Hola, Jane Doe")
+		sess, err := f.auth.Session(f.ctx, f.portal.Namespace+"/"+f.portal.Name, b.cookies["__Host-portero"])
+		if err != nil || sess.PortalSession != ps.Name || sess.CustomerID != c.ID || !sess.ExpiresAt.Equal(ps.Status.ExpiresAt.Time) {
+			t.Fatalf("browser session = %+v, %v", sess, err)
+		}
+	})
+
+	other := f.browser()
+	t.Run("the link works again while usable", func(t *testing.T) {
+		other.get(link)
+		wantRedirect(t, other.submit(link, nil), "/")
+		wantStatus(t, other.get("/methods"), http.StatusOK)
+	})
+
+	t.Run("revoking ends every browser session at once", func(t *testing.T) {
+		cur := &billingv1alpha1.PortalSession{}
+		if err := k8s.Get(f.ctx, client.ObjectKeyFromObject(ps), cur); err != nil {
+			t.Fatal(err)
+		}
+		cur.Spec.Revoked = true
+		if err := k8s.Update(f.ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the informer sees the revocation", func() bool {
+			s := f.rules.Session(f.ctx, ps.Name)
+			return s != nil && s.Spec.Revoked
+		})
+		for _, br := range []*browser{b, other} {
+			r := br.get("/methods")
+			wantStatus(t, r, http.StatusUnauthorized)
+			wantBody(t, r, "Tu sesión terminó", `href="/login"`)
+			if br.cookies["__Host-portero"] != "" {
+				t.Fatal("the cookie of a revoked session was kept")
+			}
+		}
+		r := f.browser().get(link)
+		wantStatus(t, r, http.StatusGone)
+		wantBody(t, r, "Este enlace ya no funciona", "Ingresar con mi correo")
+	})
+
+	if strings.Contains(f.logs.String(), tok) {
+		t.Fatal("the token is in the logs")
+	}
+	if !strings.Contains(f.logs.String(), ps.Name) {
+		t.Fatal("the session name is not in the logs")
+	}
+}
+
+func TestExpiredAndUnknownLinks(t *testing.T) {
+	f := newFixture(t)
+	c := f.customer("jane@example.com", "Jane")
+	_, tok := f.session("short", billingv1alpha1.CustomerReference{ID: c.ID}, nil, 10*time.Minute)
+	b := f.browser()
+	b.get("/s/" + tok)
+	wantRedirect(t, b.submit("/s/"+tok, nil), "/")
+	// The browser session never outlives the link, even with the controller not running.
+	f.clock.Step(10 * time.Minute)
+	wantStatus(t, b.get("/"), http.StatusUnauthorized)
+	r := f.browser().get("/s/" + tok)
+	wantStatus(t, r, http.StatusGone)
+	wantBody(t, r, "Este enlace venció", "Ingresar con mi correo")
+
+	for _, bad := range []string{"/s/" + strings.Repeat("A", 43), "/s/short", "/s/" + tok + "x", "/s/..%2f..%2fetc"} {
+		r := f.browser().get(bad)
+		wantStatus(t, r, http.StatusNotFound)
+		wantBody(t, r, "Este enlace no es válido")
+	}
+
+	// Without public access the page does not offer the e-mail login.
+	f.updatePortal(func(s *billingv1alpha1.CustomerPortalSpec) { s.Access.Public.Enabled = new(bool) })
+	r = f.browser().get("/s/" + tok)
+	wantStatus(t, r, http.StatusGone)
+	wantNoBody(t, r, `href="/login"`)
+	wantBody(t, r, "Pedile un enlace nuevo")
+}
+
+func TestLinkDeepLinksAndCustomerResolution(t *testing.T) {
+	f := newFixture(t)
+	c := f.customer("jane@example.com", "Jane")
+	p, err := f.ledger.CreatePayment(f.ctx, ledger.NewPayment{CustomerID: c.ID, Amount: 150000, Currency: ledger.ARS, Description: "Plan Pro"})
+	if err != nil || p.Status != ledger.PaymentIncomplete {
+		t.Fatalf("payment = %+v, %v", p, err)
+	}
+	cases := []struct {
+		name string
+		flow *billingv1alpha1.Flow
+		want string
+	}{
+		{"pay", &billingv1alpha1.Flow{Type: billingv1alpha1.FlowCompletePayment, PaymentID: p.ID}, "/payments/" + p.ID},
+		{"method", &billingv1alpha1.Flow{Type: billingv1alpha1.FlowUpdatePaymentMethod}, "/methods"},
+		{"billing", &billingv1alpha1.Flow{Type: billingv1alpha1.FlowUpdateBillingInfo}, "/billing"},
+		{"cancel", &billingv1alpha1.Flow{Type: billingv1alpha1.FlowCancelSubscription, SubscriptionID: "sub_x"}, "/subscriptions/sub_x/cancel"},
+	}
+	for _, tc := range cases {
+		_, tok := f.session(tc.name, billingv1alpha1.CustomerReference{ID: c.ID}, tc.flow, time.Hour)
+		b := f.browser()
+		b.get("/s/" + tok)
+		wantRedirect(t, b.submit("/s/"+tok, nil), tc.want)
+	}
+	_, tok := f.session("pay-view", billingv1alpha1.CustomerReference{ID: c.ID}, cases[0].flow, time.Hour)
+	b := f.browser()
+	b.get("/s/" + tok)
+	b.submit("/s/"+tok, nil)
+	r := b.get("/payments/" + p.ID)
+	wantStatus(t, r, http.StatusOK)
+	wantBody(t, r, "Plan Pro", "Para completar este pago")
+
+	// By e-mail: one customer signs straight in; several choose; none is an error.
+	_, tok = f.session("by-email", billingv1alpha1.CustomerReference{Email: "Jane@example.com"}, nil, time.Hour)
+	b = f.browser()
+	b.get("/s/" + tok)
+	wantRedirect(t, b.submit("/s/"+tok, nil), "/")
+	f.customer("jane@example.com", "Jane SRL")
+	b = f.browser()
+	b.get("/s/" + tok)
+	wantRedirect(t, b.submit("/s/"+tok, nil), "/login/choose")
+	wantBody(t, b.get("/login/choose"), "Jane SRL")
+
+	_, tok = f.session("nobody", billingv1alpha1.CustomerReference{ID: "cus_missing"}, nil, time.Hour)
+	b = f.browser()
+	b.get("/s/" + tok)
+	r = b.submit("/s/"+tok, url.Values{})
+	wantStatus(t, r, http.StatusNotFound)
+	wantBody(t, r, "no corresponde a ninguna cuenta")
+}
+
+func TestLinkSessionReturnURLOverride(t *testing.T) {
+	f := newFixture(t)
+	c := f.customer("jane@example.com", "Jane")
+	b := f.browser()
+	b.signIn(c)
+	wantBody(t, b.get("/"), `href="https://acme.example/account"`, "Volver a Acme Billing")
+
+	ps, tok := f.session("ret", billingv1alpha1.CustomerReference{ID: c.ID}, nil, time.Hour)
+	cur := &billingv1alpha1.PortalSession{}
+	if err := k8s.Get(f.ctx, client.ObjectKeyFromObject(ps), cur); err != nil {
+		t.Fatal(err)
+	}
+	_ = cur
+	// returnURL is immutable after creation, so make a session that has it from the start.
+	s2 := &billingv1alpha1.PortalSession{}
+	s2.Namespace, s2.Name = testNamespace, f.portal.Name+"-ret2"
+	s2.Spec = billingv1alpha1.PortalSessionSpec{PortalRef: billingv1alpha1.PortalReference{Name: f.portal.Name},
+		Customer: billingv1alpha1.CustomerReference{ID: c.ID}, ReturnURL: "https://app.acme.example/settings"}
+	if err := k8s.Create(f.ctx, s2); err != nil {
+		t.Fatal(err)
+	}
+	s2.Status = ps.Status
+	s2.Status.TokenHash = hashToken(tok + "2")
+	if err := k8s.Status().Update(f.ctx, s2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second session is seen", func() bool { return f.rules.SessionByTokenHash(f.ctx, hashToken(tok+"2")) != nil })
+	b = f.browser()
+	b.get("/s/" + tok + "2")
+	wantRedirect(t, b.submit("/s/"+tok+"2", nil), "/")
+	r := b.get("/")
+	wantBody(t, r, `href="https://app.acme.example/settings"`)
+	wantNoBody(t, r, `href="https://acme.example/account"`)
+}

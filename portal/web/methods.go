@@ -1,0 +1,347 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/payments"
+)
+
+// allows reports whether the portal accepts methods of type t right now.
+func allows(p *billingv1alpha1.CustomerPortal, t payments.MethodType) bool {
+	return p.Spec.PaymentMethods.Allows(billingv1alpha1.PaymentMethodType(t))
+}
+
+// typeOption is one method type the customer may add.
+type typeOption struct {
+	Type string
+	Href string
+}
+
+// addableTypes lists the types the portal offers, in the platform's order, linking to the form
+// at base (e.g. "/methods/new").
+func addableTypes(p *billingv1alpha1.CustomerPortal, base string) []typeOption {
+	var out []typeOption
+	for _, t := range p.Spec.PaymentMethods.Effective() {
+		out = append(out, typeOption{Type: string(t), Href: base + "?type=" + url.QueryEscape(string(t))})
+	}
+	return out
+}
+
+type methodRow struct {
+	ID        string
+	Label     string
+	Type      string
+	Preferred bool
+	First     bool
+	Last      bool
+	// Allowed is false for a method of a type this portal does not accept (added elsewhere):
+	// it is listed, may be removed, but is not offered as preferred or for a subscription.
+	Allowed bool
+	Expired bool
+	Expiry  string
+}
+
+type methodsData struct {
+	Methods  []methodRow
+	AddTypes []typeOption
+}
+
+func (h *Handler) methodRows(v *visit, ms []ledger.PaymentMethod) []methodRow {
+	rows := make([]methodRow, len(ms))
+	for i, m := range ms {
+		r := methodRow{ID: m.ID, Label: methodLabel(v.locale, m), Type: string(m.Type), Preferred: i == 0,
+			First: i == 0, Last: i == len(ms)-1, Allowed: allows(v.portal, m.Type)}
+		if m.Card != nil {
+			r.Expiry = formatExpiry(m.Card.ExpMonth, m.Card.ExpYear)
+			r.Expired = payments.CheckExpiry(m.Card.ExpMonth, m.Card.ExpYear, v.now) != nil
+		}
+		rows[i] = r
+	}
+	return rows
+}
+
+func formatExpiry(month, year int) string {
+	return twoDigits(month) + "/" + twoDigits(year%100)
+}
+
+func twoDigits(n int) string {
+	if n < 10 {
+		return "0" + string(rune('0'+n))
+	}
+	return string(rune('0'+n/10%10)) + string(rune('0'+n%10))
+}
+
+func (h *Handler) methodsPage(w http.ResponseWriter, v *visit) {
+	ms, err := h.ledger.ListPaymentMethods(v.ctx, v.customer.ID)
+	if err != nil {
+		h.internal(w, v, err)
+		return
+	}
+	h.render(w, v, http.StatusOK, "methods", "title.methods",
+		methodsData{Methods: h.methodRows(v, ms), AddTypes: addableTypes(v.portal, "/methods/new")})
+}
+
+// methodFormData drives the add-method form, on its own page or while completing a payment.
+type methodFormData struct {
+	// Action is where the form posts.
+	Action string
+	// Type is the chosen type; "" shows the choice of types.
+	Type    string
+	Types   []typeOption
+	Wallets []struct{ ID, Name string }
+	Payment *ledger.Payment
+	// Years offered for the card's expiry.
+	Years []int
+}
+
+func (h *Handler) methodForm(v *visit, action, chooserBase, typ string) methodFormData {
+	d := methodFormData{Action: action, Type: typ, Types: addableTypes(v.portal, chooserBase), Wallets: wallets}
+	y := v.now.UTC().Year()
+	for i := 0; i <= 15; i++ {
+		d.Years = append(d.Years, y+i)
+	}
+	return d
+}
+
+// chosenType reads ?type= on a GET form page: "" (choose), or a type the portal accepts.
+// false means it answered: 403 for a type the portal does not accept, 404 for nonsense.
+func (h *Handler) chosenType(w http.ResponseWriter, v *visit, raw string) (string, bool) {
+	if raw == "" {
+		return "", true
+	}
+	t, ok := parseMethodType(raw)
+	if !ok {
+		h.fail(w, v, http.StatusNotFound, "error.not_found")
+		return "", false
+	}
+	if !allows(v.portal, t) {
+		h.fail(w, v, http.StatusForbidden, "error.method_not_allowed")
+		return "", false
+	}
+	return string(t), true
+}
+
+// methodNewData is the add-method page's data.
+type methodNewData struct{ Form methodFormData }
+
+func (h *Handler) methodNewPage(w http.ResponseWriter, v *visit) {
+	t, ok := h.chosenType(w, v, v.r.URL.Query().Get("type"))
+	if !ok {
+		return
+	}
+	d := h.methodForm(v, "/methods", "/methods/new", t)
+	h.render(w, v, http.StatusOK, "methodnew", "title.method_new", methodNewData{Form: d})
+}
+
+// addMethod validates and adds a method of an allowed type from the posted form; on a field
+// error it re-renders the form (page name, with data(type) as its data) and returns false.
+func (h *Handler) addMethod(w http.ResponseWriter, v *visit, name, title string, data func(t string) any) (ledger.PaymentMethod, bool) {
+	t, ok := parseMethodType(v.r.PostForm.Get("type"))
+	if !ok {
+		h.fail(w, v, http.StatusBadRequest, "error.bad_request")
+		return ledger.PaymentMethod{}, false
+	}
+	if !allows(v.portal, t) {
+		h.log.Info("refused a payment method type the portal does not accept", "type", t, "customer", v.customer.ID)
+		h.fail(w, v, http.StatusForbidden, "error.method_not_allowed")
+		return ledger.PaymentMethod{}, false
+	}
+	d := data(string(t))
+	// Card number and CVC are never echoed back.
+	echo := url.Values{}
+	for _, k := range []string{fieldExpMonth, fieldExpYear, fieldHolder, fieldAccount, fieldWallet} {
+		echo.Set(k, v.r.PostForm.Get(k))
+	}
+	f := newForm(echo)
+	in, errs := decodeNewMethod(v.r.PostForm, t, v.now)
+	if len(errs) > 0 {
+		h.fieldErrors(v, f, errs)
+		h.renderForm(w, v, http.StatusUnprocessableEntity, name, title, d, f)
+		return ledger.PaymentMethod{}, false
+	}
+	m, err := h.ledger.AddPaymentMethod(v.ctx, v.customer.ID, in)
+	if err != nil {
+		if h.ledgerFormError(v, f, err) {
+			h.renderForm(w, v, http.StatusUnprocessableEntity, name, title, d, f)
+		} else {
+			h.internal(w, v, err)
+		}
+		return ledger.PaymentMethod{}, false
+	}
+	h.log.Info("payment method added in the portal", "customer", v.customer.ID, "payment_method", m.ID, "type", m.Type)
+	return m, true
+}
+
+func (h *Handler) methodAdd(w http.ResponseWriter, v *visit) {
+	data := func(t string) any { return methodNewData{Form: h.methodForm(v, "/methods", "/methods/new", t)} }
+	if _, ok := h.addMethod(w, v, "methodnew", "title.method_new", data); !ok {
+		return
+	}
+	h.flashAndRedirect(w, v, "flash.method_added", "/methods")
+}
+
+// fieldErrors puts decoded field errors on the form in the page's language.
+func (h *Handler) fieldErrors(v *visit, f *form, errs fieldErrors) {
+	for field, err := range errs {
+		f.fail(field, h.errorText(v, err))
+	}
+}
+
+// errorText is what a customer reads for a validation error.
+func (h *Handler) errorText(v *visit, err error) string {
+	var pe *payments.Error
+	var le *ledger.Error
+	var key msgKey
+	switch {
+	case errors.As(err, &key):
+		return string(key)
+	case errors.As(err, &le) && (le.Code == ledger.CodeInvalidField || le.Code == ledger.CodeRequired):
+		// The ledger's generic texts name its internal field; the form shows the error next to
+		// the field, so a plain sentence reads better.
+		if le.Code == ledger.CodeRequired {
+			return "form.required"
+		}
+		return "form.text_invalid"
+	case errors.As(err, &le):
+		return le.Message(v.locale)
+	case errors.As(err, &pe):
+		return pe.Message(v.locale)
+	}
+	return "error.internal"
+}
+
+// ledgerFormError puts a ledger refusal (invalid input, or a state conflict) on the form and
+// reports whether it was one; other errors are infrastructure failures.
+func (h *Handler) ledgerFormError(v *visit, f *form, err error) bool {
+	var le *ledger.Error
+	if !errors.As(err, &le) || le.Kind == ledger.KindNotFound {
+		return false
+	}
+	if field := formField(le.Field); field != "" && le.Kind == ledger.KindInvalid {
+		f.fail(field, h.errorText(v, err))
+	} else {
+		f.Summary = h.errorText(v, err)
+	}
+	return true
+}
+
+// flashAndRedirect finishes a successful POST: a notice for the next page, then 303.
+func (h *Handler) flashAndRedirect(w http.ResponseWriter, v *visit, flash, to string) {
+	if err := h.auth.SetFlash(v.ctx, v.sess.ID, flash); err != nil {
+		h.log.Warn("set flash", "err", err)
+	}
+	redirect(w, v, to)
+}
+
+// notFound answers for an id that is not the customer's: missing and foreign look the same.
+func (h *Handler) notFound(w http.ResponseWriter, v *visit) {
+	h.fail(w, v, http.StatusNotFound, "error.not_found")
+}
+
+// ledgerFailure answers a ledger error from an action: 404 for ids that are not the
+// customer's, the error page with the ledger's own words for refusals, 500 otherwise.
+func (h *Handler) ledgerFailure(w http.ResponseWriter, v *visit, err error) {
+	var le *ledger.Error
+	switch {
+	case errors.As(err, &le) && le.Kind == ledger.KindNotFound:
+		h.notFound(w, v)
+	case errors.As(err, &le) && le.Kind == ledger.KindConflict:
+		h.render(w, v, http.StatusConflict, "error", "title.error", errorData{Status: http.StatusConflict, Message: le.Message(v.locale)})
+	case errors.As(err, &le):
+		h.render(w, v, http.StatusUnprocessableEntity, "error", "title.error", errorData{Status: http.StatusUnprocessableEntity, Message: le.Message(v.locale)})
+	default:
+		h.internal(w, v, err)
+	}
+}
+
+type methodRemoveData struct {
+	Method methodRow
+	Error  string
+}
+
+func (h *Handler) methodRemovePage(w http.ResponseWriter, v *visit) {
+	m, err := h.ledger.GetPaymentMethod(v.ctx, v.customer.ID, v.r.PathValue("id"))
+	if err != nil {
+		h.ledgerFailure(w, v, err)
+		return
+	}
+	h.render(w, v, http.StatusOK, "methodremove", "title.method_remove", methodRemoveData{Method: h.methodRows(v, []ledger.PaymentMethod{m})[0]})
+}
+
+func (h *Handler) methodRemove(w http.ResponseWriter, v *visit) {
+	id := v.r.PathValue("id")
+	m, err := h.ledger.GetPaymentMethod(v.ctx, v.customer.ID, id)
+	if err != nil {
+		h.ledgerFailure(w, v, err)
+		return
+	}
+	if err := h.ledger.RemovePaymentMethod(v.ctx, v.customer.ID, id); err != nil {
+		var le *ledger.Error
+		if errors.As(err, &le) && le.Kind == ledger.KindConflict {
+			h.render(w, v, http.StatusConflict, "methodremove", "title.method_remove",
+				methodRemoveData{Method: h.methodRows(v, []ledger.PaymentMethod{m})[0], Error: le.Message(v.locale)})
+			return
+		}
+		h.ledgerFailure(w, v, err)
+		return
+	}
+	h.log.Info("payment method removed in the portal", "customer", v.customer.ID, "payment_method", id)
+	h.flashAndRedirect(w, v, "flash.method_removed", "/methods")
+}
+
+// methodMove moves a method up, down or to the top (make preferred). The method that ends up
+// first must be of a type this portal accepts: the preferred method is what gets charged.
+func (h *Handler) methodMove(w http.ResponseWriter, v *visit) {
+	to, ok := parseMove(v.r.PostForm.Get("to"))
+	if !ok {
+		h.fail(w, v, http.StatusBadRequest, "error.bad_request")
+		return
+	}
+	ms, err := h.ledger.ListPaymentMethods(v.ctx, v.customer.ID)
+	if err != nil {
+		h.internal(w, v, err)
+		return
+	}
+	id := v.r.PathValue("id")
+	idx := -1
+	ids := make([]string, len(ms))
+	byID := map[string]ledger.PaymentMethod{}
+	for i, m := range ms {
+		ids[i] = m.ID
+		byID[m.ID] = m
+		if m.ID == id {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		h.notFound(w, v)
+		return
+	}
+	order, ok := moveOrder(ids, idx, to)
+	if !ok {
+		redirect(w, v, "/methods") // already at that end: nothing to do
+		return
+	}
+	if first := byID[order[0]]; !allows(v.portal, first.Type) {
+		h.fail(w, v, http.StatusUnprocessableEntity, "error.method_not_allowed_preferred")
+		return
+	}
+	if to == "top" {
+		_, err = h.ledger.MakePreferred(v.ctx, v.customer.ID, id)
+	} else {
+		_, err = h.ledger.ReorderPaymentMethods(v.ctx, v.customer.ID, order)
+	}
+	if err != nil {
+		h.ledgerFailure(w, v, err)
+		return
+	}
+	flash := "flash.order_saved"
+	if order[0] != ids[0] {
+		flash = "flash.preferred_changed"
+	}
+	h.flashAndRedirect(w, v, flash, "/methods")
+}

@@ -1,0 +1,266 @@
+package web
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/payments"
+)
+
+func cardForm(number, cvc string) url.Values {
+	return url.Values{"type": {"card"}, "number": {number}, "exp_month": {"12"}, "exp_year": {"2040"}, "cvc": {cvc}, "holder": {"Jane Doe"}}
+}
+
+func (f *fixture) methods(c ledger.Customer) []ledger.PaymentMethod {
+	f.t.Helper()
+	ms, err := f.ledger.ListPaymentMethods(f.ctx, c.ID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return ms
+}
+
+func TestAddPaymentMethods(t *testing.T) {
+	f := newFixture(t)
+	c := f.customer("jane@example.com", "Jane")
+	b := f.browser()
+	b.signIn(c)
+
+	r := b.get("/methods")
+	wantStatus(t, r, http.StatusOK)
+	wantBody(t, r, "No tenés medios de pago", `href="/methods/new?type=card"`, `href="/methods/new?type=direct_debit"`, `href="/methods/new?type=qr"`)
+
+	t.Run("card", func(t *testing.T) {
+		b.get("/methods/new?type=card")
+		wantRedirect(t, b.submit("/methods", cardForm("4242 4242 4242 4242", "123")), "/methods")
+		r := b.get("/methods")
+		wantBody(t, r, "Visa •••• 4242", "Preferido", "Agregamos el medio de pago")
+		// The flash is shown once.
+		wantNoBody(t, b.get("/methods"), "Agregamos el medio de pago")
+	})
+
+	t.Run("card with errors", func(t *testing.T) {
+		b.get("/methods/new?type=card")
+		form := cardForm("4242 4242 4242 4241", "12")
+		form.Set("exp_month", "13")
+		r := b.submit("/methods", form)
+		wantStatus(t, r, http.StatusUnprocessableEntity)
+		wantFieldError(t, r, "number")
+		wantFieldError(t, r, "exp_month")
+		wantFieldError(t, r, "cvc")
+		wantBody(t, r, "El número de tarjeta no es válido", `value="Jane Doe"`)
+		// What was typed for the number and the security code never comes back.
+		wantNoBody(t, r, "4242 4242 4242 4241", `value="12"`)
+		// A card the processor refuses when saving: its error lands on its field.
+		b.get("/methods/new?type=card")
+		r = b.submit("/methods", cardForm("4000000000000127", "123"))
+		wantStatus(t, r, http.StatusUnprocessableEntity)
+		wantBody(t, r, "El código de seguridad es incorrecto")
+		if n := len(f.methods(c)); n != 1 {
+			t.Fatalf("%d methods after refused cards", n)
+		}
+	})
+
+	t.Run("CBU, CVU, transfer, QR and wallet", func(t *testing.T) {
+		b.get("/methods/new?type=direct_debit")
+		r := b.submit("/methods", url.Values{"type": {"direct_debit"}, "account": {"0110599552000000123457"}})
+		wantStatus(t, r, http.StatusUnprocessableEntity)
+		wantFieldError(t, r, "account")
+		wantBody(t, r, "dígitos verificadores del CBU")
+		r = b.submit("/methods", url.Values{"type": {"direct_debit"}, "account": {goodCVU}})
+		wantFieldError(t, r, "account")
+		wantBody(t, r, "es un CVU")
+		wantRedirect(t, b.submit("/methods", url.Values{"type": {"direct_debit"}, "account": {"0110 5995 5200 0000 1234 56"}}), "/methods")
+		b.get("/methods/new?type=cvu")
+		wantRedirect(t, b.submit("/methods", url.Values{"type": {"cvu"}, "account": {goodCVU}}), "/methods")
+		for _, typ := range []string{"bank_transfer", "qr"} {
+			r := b.get("/methods/new?type=" + typ)
+			wantBody(t, r, "queda pendiente")
+			wantRedirect(t, b.submit("/methods", url.Values{"type": {typ}}), "/methods")
+		}
+		b.get("/methods/new?type=wallet")
+		r = b.submit("/methods", url.Values{"type": {"wallet"}, "wallet": {"bitcoin"}})
+		wantStatus(t, r, http.StatusUnprocessableEntity)
+		wantBody(t, r, "Elegí tu billetera")
+		wantRedirect(t, b.submit("/methods", url.Values{"type": {"wallet"}, "wallet": {"mercadopago"}}), "/methods")
+		r = b.get("/methods")
+		wantBody(t, r, "CBU •••• 3456", "CVU •••• 3456", "Transferencia bancaria", "Pago con QR", "Mercado Pago")
+		if n := len(f.methods(c)); n != 6 {
+			t.Fatalf("%d methods, want 6", n)
+		}
+	})
+
+	t.Run("missing CSRF token", func(t *testing.T) {
+		wantStatus(t, b.forge("/methods", cardForm("5555555555554444", "123")), http.StatusForbidden)
+		r := b.do(http.MethodPost, "/methods", func() url.Values { v := cardForm("5555555555554444", "123"); v.Set("csrf", "x"); return v }(), nil)
+		wantStatus(t, r, http.StatusForbidden)
+		if n := len(f.methods(c)); n != 6 {
+			t.Fatalf("a forged form added a method: %d", n)
+		}
+	})
+
+	if strings.Contains(f.logs.String(), "4242424242424242") || strings.Contains(f.logs.String(), "4242 4242") {
+		t.Fatal("a card number is in the logs")
+	}
+	// Nor in the database (its WAL included): the processor tokenized the card.
+	files, _ := os.ReadDir(f.dbDir)
+	for _, fi := range files {
+		b, err := os.ReadFile(filepath.Join(f.dbDir, fi.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("4242424242424242")) || bytes.Contains(b, []byte("4000000000000127")) {
+			t.Fatalf("a card number is stored in %s", fi.Name())
+		}
+	}
+}
+
+func TestMethodTypesThePortalDoesNotAllow(t *testing.T) {
+	f := newFixture(t, withSpec(func(s *billingv1alpha1.CustomerPortalSpec) {
+		s.PaymentMethods = &billingv1alpha1.PaymentMethods{Allowed: []billingv1alpha1.PaymentMethodType{"bank_transfer", "direct_debit"}}
+	}))
+	c := f.customer("jane@example.com", "Jane")
+	card := f.addMethod(c, cardInput("4242424242424242")) // added elsewhere, e.g. another portal
+	transfer := f.addMethod(c, ledger.NewPaymentMethod{Type: payments.MethodBankTransfer})
+	b := f.browser()
+	b.signIn(c)
+
+	r := b.get("/methods")
+	wantBody(t, r, `href="/methods/new?type=bank_transfer"`, `href="/methods/new?type=direct_debit"`, "no acepta este tipo")
+	wantNoBody(t, r, `href="/methods/new?type=card"`, `href="/methods/new?type=qr"`)
+	wantStatus(t, b.get("/methods/new?type=card"), http.StatusForbidden)
+	wantStatus(t, b.get("/methods/new?type=bitcoin"), http.StatusNotFound)
+	b.get("/methods")
+	r = b.submit("/methods", cardForm("5555555555554444", "123"))
+	wantStatus(t, r, http.StatusForbidden)
+	wantBody(t, r, "no acepta ese medio de pago")
+	if n := len(f.methods(c)); n != 2 {
+		t.Fatalf("a disallowed type was added: %d methods", n)
+	}
+	// The card is preferred (first); moving the transfer up is fine, moving the card back to the
+	// top is not: the preferred method is what gets charged.
+	b.get("/methods")
+	wantRedirect(t, b.submit("/methods/"+transfer.ID+"/move", url.Values{"to": {"top"}}), "/methods")
+	b.get("/methods")
+	wantStatus(t, b.submit("/methods/"+card.ID+"/move", url.Values{"to": {"up"}}), http.StatusUnprocessableEntity)
+	if ms := f.methods(c); ms[0].ID != transfer.ID {
+		t.Fatalf("order = %s, %s", ms[0].ID, ms[1].ID)
+	}
+}
+
+func TestReorderAndRemoveMethods(t *testing.T) {
+	f := newFixture(t)
+	c := f.customer("jane@example.com", "Jane")
+	visa := f.addMethod(c, cardInput("4242424242424242"))
+	master := f.addMethod(c, cardInput("5555555555554444"))
+	cbu := f.addMethod(c, ledger.NewPaymentMethod{Type: payments.MethodDirectDebit, Account: goodCBU})
+	stranger := f.customer("mallory@example.com", "Mallory")
+	theirs := f.addMethod(stranger, cardInput("2223003122003222"))
+	b := f.browser()
+	b.signIn(c)
+	order := func() string {
+		var ids []string
+		for _, m := range f.methods(c) {
+			ids = append(ids, m.ID)
+		}
+		return strings.Join(ids, ",")
+	}
+
+	b.get("/methods")
+	wantRedirect(t, b.submit("/methods/"+cbu.ID+"/move", url.Values{"to": {"top"}}), "/methods")
+	if got, want := order(), cbu.ID+","+visa.ID+","+master.ID; got != want {
+		t.Fatalf("after make preferred: %s", got)
+	}
+	r := b.get("/methods")
+	wantBody(t, r, "Cambiamos tu medio de pago preferido")
+	if strings.Index(r.Body, "CBU •••• 3456") > strings.Index(r.Body, "Visa •••• 4242") {
+		t.Fatal("the preferred method is not listed first")
+	}
+	wantRedirect(t, b.submit("/methods/"+master.ID+"/move", url.Values{"to": {"up"}}), "/methods")
+	wantRedirect(t, b.submit("/methods/"+cbu.ID+"/move", url.Values{"to": {"down"}}), "/methods")
+	if got, want := order(), master.ID+","+cbu.ID+","+visa.ID; got != want {
+		t.Fatalf("after up/down: %s, want %s", got, want)
+	}
+	wantStatus(t, b.submit("/methods/"+visa.ID+"/move", url.Values{"to": {"sideways"}}), http.StatusBadRequest)
+	wantStatus(t, b.forge("/methods/"+visa.ID+"/move", url.Values{"to": {"top"}}), http.StatusForbidden)
+	if got, want := order(), master.ID+","+cbu.ID+","+visa.ID; got != want {
+		t.Fatalf("a forged move reordered: %s", got)
+	}
+
+	t.Run("another customer's method is not found", func(t *testing.T) {
+		wantStatus(t, b.get("/methods/"+theirs.ID+"/remove"), http.StatusNotFound)
+		b.get("/methods")
+		wantStatus(t, b.submit("/methods/"+theirs.ID+"/remove", nil), http.StatusNotFound)
+		wantStatus(t, b.submit("/methods/"+theirs.ID+"/move", url.Values{"to": {"top"}}), http.StatusNotFound)
+		if len(f.methods(stranger)) != 1 {
+			t.Fatal("the stranger's method was touched")
+		}
+	})
+
+	t.Run("remove", func(t *testing.T) {
+		r := b.get("/methods/" + master.ID + "/remove")
+		wantStatus(t, r, http.StatusOK)
+		wantBody(t, r, "¿Quitar Mastercard •••• 4444?", "siguiente de la lista pasa a ser el preferido")
+		wantStatus(t, b.forge("/methods/"+master.ID+"/remove", nil), http.StatusForbidden)
+		wantRedirect(t, b.submit("/methods/"+master.ID+"/remove", nil), "/methods")
+		if got, want := order(), cbu.ID+","+visa.ID; got != want {
+			t.Fatalf("after remove: %s", got)
+		}
+	})
+
+	t.Run("the last method of a customer with an active subscription stays", func(t *testing.T) {
+		if _, _, err := f.ledger.CreateSubscription(f.ctx, ledger.NewSubscription{CustomerID: c.ID, Plan: "Pro", Amount: 100000,
+			Currency: ledger.ARS, Interval: ledger.Month}); err != nil {
+			t.Fatal(err)
+		}
+		b.get("/methods")
+		wantRedirect(t, b.submit("/methods/"+visa.ID+"/remove", nil), "/methods")
+		b.get("/methods/" + cbu.ID + "/remove")
+		r := b.submit("/methods/"+cbu.ID+"/remove", nil)
+		wantStatus(t, r, http.StatusConflict)
+		wantBody(t, r, "único medio de pago")
+	})
+}
+
+func TestMethodsSectionOff(t *testing.T) {
+	f := newFixture(t, withSpec(func(s *billingv1alpha1.CustomerPortalSpec) {
+		s.Permissions.UpdatePaymentMethod = new(bool)
+	}))
+	c := f.customer("jane@example.com", "Jane")
+	m := f.addMethod(c, cardInput("4242424242424242"))
+	sub := f.subscribe(c, "Plan Pro")
+	b := f.browser()
+	b.signIn(c)
+	r := b.get("/")
+	wantNoBody(t, r, `href="/methods"`, "Medio de pago preferido")
+	// Changing a subscription's method belongs to the same permission.
+	r = b.get("/subscriptions/" + sub.ID)
+	wantStatus(t, r, http.StatusOK)
+	wantNoBody(t, r, "Cambiar el medio de pago", "/method\"")
+	wantStatus(t, b.submit("/subscriptions/"+sub.ID+"/method", url.Values{"method": {m.ID}}), http.StatusForbidden)
+	if f.sub(sub.ID).PaymentMethodID != "" {
+		t.Fatal("the subscription's method changed with the section off")
+	}
+	for _, path := range []string{"/methods", "/methods/new", "/methods/new?type=card", "/methods/" + m.ID + "/remove"} {
+		wantStatus(t, b.get(path), http.StatusForbidden)
+	}
+	b.get("/")
+	for path, form := range map[string]url.Values{
+		"/methods":                     cardForm("5555555555554444", "123"),
+		"/methods/" + m.ID + "/remove": nil,
+		"/methods/" + m.ID + "/move":   {"to": {"top"}},
+	} {
+		wantStatus(t, b.submit(path, form), http.StatusForbidden) // a valid token does not help
+		wantStatus(t, b.forge(path, form), http.StatusForbidden)
+	}
+	if len(f.methods(c)) != 1 {
+		t.Fatal("the switched-off section changed methods")
+	}
+}

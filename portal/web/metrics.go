@@ -1,0 +1,182 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the portal UI's Prometheus series. Labels are bounded: route patterns, fixed
+// result words, status codes; never an address, id or token.
+type metrics struct {
+	logins   *prometheus.CounterVec
+	codes    *prometheus.CounterVec
+	sessions *prometheus.CounterVec
+	pages    *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	security *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_portal_logins_total",
+			Help: "Sign-in attempts by method (code, link) and result.",
+		}, []string{"method", "result"}),
+		codes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_portal_login_codes_total",
+			Help: "One-time codes by outcome: sent, failed (SMTP), not_sent_unknown_email, not_sent_cooldown.",
+		}, []string{"result"}),
+		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_portal_browser_sessions_total",
+			Help: "Browser sessions created and ended, by event and reason.",
+		}, []string{"event", "reason"}),
+		pages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_portal_page_views_total",
+			Help: "Successful page views by route.",
+		}, []string{"route"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_portal_http_errors_total",
+			Help: "Responses with status 4xx or 5xx, by route and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portero_portal_http_request_duration_seconds",
+			Help:    "Time to answer a request, by route and method.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+		security: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_portal_security_rejections_total",
+			Help: "Requests refused for a missing or wrong CSRF token, or by a rate limit.",
+		}, []string{"reason"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.logins, m.codes, m.sessions, m.pages, m.errors, m.latency, m.security} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register portal metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) login(method, result string) { m.logins.WithLabelValues(method, result).Inc() }
+func (m *metrics) code(result string)          { m.codes.WithLabelValues(result).Inc() }
+func (m *metrics) sessionCreated(method string) {
+	m.sessions.WithLabelValues("created", method).Inc()
+}
+func (m *metrics) sessionEnded(reason string) { m.sessions.WithLabelValues("ended", reason).Inc() }
+func (m *metrics) csrfRejected()              { m.security.WithLabelValues("csrf").Inc() }
+
+// rateLimited counts by the bucket's kind (the part before the first colon).
+func (m *metrics) rateLimited(bucket string) {
+	kind, _, _ := strings.Cut(bucket, ":")
+	m.security.WithLabelValues("rate_limit_" + kind).Inc()
+}
+
+// statusWriter remembers the status for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// requestTimeout bounds the work of one request (database, rules, processor), below the
+// server's write timeout so the customer gets an error page rather than a dropped connection.
+const requestTimeout = 25 * time.Second
+
+// instrument is the outermost layer: request deadline, panic recovery, metrics and the access
+// log. The route label is the pattern the mux matched (never the path, which can hold a token).
+func (h *Handler) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				h.log.Error("panic serving request", "route", r.Pattern, "panic", fmt.Sprint(p))
+				if sw.status == 0 {
+					http.Error(sw, "internal error", http.StatusInternalServerError)
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			h.metrics.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+			switch {
+			case status >= 400:
+				h.metrics.errors.WithLabelValues(route, fmt.Sprint(status)).Inc()
+			case status < 300 && r.Method == http.MethodGet:
+				h.metrics.pages.WithLabelValues(route).Inc()
+			}
+			h.log.Debug("request", "method", r.Method, "route", route, "status", status, "duration", time.Since(start))
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				h.log.Warn("request hit its deadline", "route", route)
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// secure sets the security headers every response carries and limits the request body. Pages
+// replace the CSP with one that also allows the portal's logo origin.
+func (h *Handler) secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", contentSecurityPolicy(""))
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
+		hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()")
+		hd.Set("Cache-Control", "no-store")
+		if isHTTPS(r) {
+			hd.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// contentSecurityPolicy allows nothing inline and nothing foreign, except images from the
+// portal's logo origin.
+func contentSecurityPolicy(logoOrigin string) string {
+	img := "'self'"
+	if logoOrigin != "" {
+		img += " " + logoOrigin
+	}
+	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src " + img +
+		"; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+}

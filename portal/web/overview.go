@@ -1,0 +1,79 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/payments"
+)
+
+type overviewData struct {
+	Name          string
+	ShowMethods   bool
+	Preferred     *methodRow
+	MethodCount   int
+	Subscriptions []subscriptionRow
+	ShowBilling   bool
+	LegalName     string
+	TaxID         string
+	TaxCondition  string
+	ShowHistory   bool
+	Recent        []paymentRow
+	Due           []paymentRow
+}
+
+// overview is the signed-in home: what needs attention first, then each section the portal
+// allows, in brief.
+func (h *Handler) overview(w http.ResponseWriter, v *visit) {
+	perms := v.portal.Spec.Permissions
+	d := overviewData{Name: v.customer.Name, ShowMethods: perms.CanUpdatePaymentMethod(),
+		ShowBilling: perms.CanUpdateBillingInfo(), ShowHistory: perms.CanViewPaymentHistory()}
+	by, ms, err := h.methodsByID(v)
+	if err != nil {
+		h.internal(w, v, err)
+		return
+	}
+	if d.ShowMethods {
+		d.MethodCount = len(ms)
+		if len(ms) > 0 {
+			r := h.methodRows(v, ms[:1])[0]
+			d.Preferred = &r
+		}
+	}
+	subs, err := h.ledger.ListSubscriptions(v.ctx, v.customer.ID)
+	if err != nil {
+		h.internal(w, v, err)
+		return
+	}
+	for _, s := range subs {
+		if s.Status != ledger.SubscriptionCanceled {
+			d.Subscriptions = append(d.Subscriptions, subscriptionView(v.locale, s, by))
+		}
+	}
+	if d.ShowBilling {
+		b := v.customer.Billing
+		d.LegalName, d.TaxCondition = b.LegalName, string(b.TaxCondition)
+		if b.TaxID != "" {
+			d.TaxID = payments.FormatCUIT(b.TaxID)
+		}
+	}
+	due, err := h.duePayments(v, 10)
+	if err != nil {
+		h.internal(w, v, err)
+		return
+	}
+	for _, p := range due {
+		d.Due = append(d.Due, paymentView(v.locale, p))
+	}
+	if d.ShowHistory {
+		page, err := h.ledger.ListPayments(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Limit: 5})
+		if err != nil {
+			h.internal(w, v, err)
+			return
+		}
+		for _, p := range page.Items {
+			d.Recent = append(d.Recent, paymentView(v.locale, p))
+		}
+	}
+	h.render(w, v, http.StatusOK, "overview", "title.overview", d)
+}

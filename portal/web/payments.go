@@ -1,0 +1,244 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"time"
+
+	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/payments"
+)
+
+type paymentRow struct {
+	ID          string
+	Description string
+	Amount      int64
+	Currency    ledger.Currency
+	Status      string
+	Method      string
+	Created     time.Time
+	PeriodStart time.Time
+	PeriodEnd   time.Time
+	Href        string
+	// Due is true when the payment waits for the customer (complete it, pay it, or retry).
+	Due bool
+}
+
+func paymentView(locale string, p ledger.Payment) paymentRow {
+	return paymentRow{ID: p.ID, Description: p.Description, Amount: p.Amount, Currency: p.Currency,
+		Status: string(p.Status), Method: paymentMethodLabel(locale, p.MethodType, p.MethodSummary),
+		Created: p.CreatedAt, PeriodStart: p.PeriodStart, PeriodEnd: p.PeriodEnd,
+		Href: "/payments/" + url.PathEscape(p.ID), Due: isDue(p.Status)}
+}
+
+// isDue reports the statuses that wait for the customer: no usable method yet (incomplete), a
+// refused charge (failed), or money still to be sent by transfer or QR (pending).
+func isDue(s ledger.PaymentStatus) bool {
+	return s == ledger.PaymentIncomplete || s == ledger.PaymentFailed || s == ledger.PaymentPending
+}
+
+// canPay reports the statuses a customer can settle with a new method.
+func canPay(s ledger.PaymentStatus) bool {
+	return s == ledger.PaymentIncomplete || s == ledger.PaymentFailed
+}
+
+// duePayments lists the customer's payments that wait for them, newest first.
+func (h *Handler) duePayments(v *visit, limit int) ([]ledger.Payment, error) {
+	var out []ledger.Payment
+	for _, st := range []ledger.PaymentStatus{ledger.PaymentIncomplete, ledger.PaymentFailed, ledger.PaymentPending} {
+		page, err := h.ledger.ListPayments(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Status: st, Limit: limit})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Items...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+type paymentsData struct {
+	Payments []paymentRow
+	Next     string
+}
+
+func (h *Handler) paymentsPage(w http.ResponseWriter, v *visit) {
+	cursor := v.r.URL.Query().Get("after")
+	page, err := h.ledger.ListPayments(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Limit: 25, Cursor: cursor})
+	var le *ledger.Error
+	if errors.As(err, &le) && le.Kind == ledger.KindInvalid {
+		redirect(w, v, "/payments") // a mangled cursor: start over
+		return
+	}
+	if err != nil {
+		h.internal(w, v, err)
+		return
+	}
+	d := paymentsData{}
+	for _, p := range page.Items {
+		d.Payments = append(d.Payments, paymentView(v.locale, p))
+	}
+	if page.NextCursor != "" {
+		d.Next = "/payments?after=" + url.QueryEscape(page.NextCursor)
+	}
+	h.render(w, v, http.StatusOK, "payments", "title.payments", d)
+}
+
+func (h *Handler) paymentsDuePage(w http.ResponseWriter, v *visit) {
+	due, err := h.duePayments(v, 50)
+	if err != nil {
+		h.internal(w, v, err)
+		return
+	}
+	d := paymentsData{}
+	for _, p := range due {
+		d.Payments = append(d.Payments, paymentView(v.locale, p))
+	}
+	h.render(w, v, http.StatusOK, "paymentsdue", "title.payments_due", d)
+}
+
+type attemptRow struct {
+	Number  int
+	Method  string
+	Outcome string
+	Failure string
+	At      time.Time
+}
+
+type paymentData struct {
+	P            paymentRow
+	Attempts     []attemptRow
+	Instructions string
+	QR           bool
+	Failure      string
+	CanPay       bool
+	// Result is true right after the customer paid it here.
+	Result bool
+	Form   methodFormData
+}
+
+// payment loads the customer's payment named in the path; false means it answered (404 for
+// another customer's payment, exactly like a missing one).
+func (h *Handler) payment(w http.ResponseWriter, v *visit) (ledger.Payment, bool) {
+	p, err := h.ledger.GetPaymentForCustomer(v.ctx, v.customer.ID, v.r.PathValue("id"))
+	if err != nil {
+		h.ledgerFailure(w, v, err)
+		return p, false
+	}
+	return p, true
+}
+
+func (h *Handler) paymentData(v *visit, p ledger.Payment) paymentData {
+	d := paymentData{P: paymentView(v.locale, p), CanPay: canPay(p.Status), Instructions: p.Instructions,
+		QR: p.MethodType == payments.MethodQR, Result: v.flash == paidFlash(p.ID)}
+	if p.FailureCode != "" {
+		d.Failure = (&payments.Error{Code: p.FailureCode}).Message(v.locale)
+	}
+	for _, a := range p.Attempts {
+		r := attemptRow{Number: a.Number, Method: paymentMethodLabel(v.locale, a.MethodType, a.MethodSummary),
+			Outcome: string(a.Outcome), At: a.StartedAt}
+		if a.FailureCode != "" {
+			r.Failure = (&payments.Error{Code: a.FailureCode}).Message(v.locale)
+		}
+		d.Attempts = append(d.Attempts, r)
+	}
+	base := "/payments/" + url.PathEscape(p.ID) + "/pay"
+	d.Form = h.methodForm(v, base, base, "")
+	d.Form.Payment = &p
+	return d
+}
+
+func paidFlash(id string) string { return "flash.payment_submitted:" + id }
+
+// paymentPage shows one payment. Without the history permission only the payments that wait
+// for the customer are shown, plus the one they just paid (its result).
+func (h *Handler) paymentPage(w http.ResponseWriter, v *visit) {
+	p, ok := h.payment(w, v)
+	if !ok {
+		return
+	}
+	if !v.portal.Spec.Permissions.CanViewPaymentHistory() && !isDue(p.Status) &&
+		p.Status != ledger.PaymentProcessing && v.flash != paidFlash(p.ID) {
+		h.fail(w, v, http.StatusForbidden, "error.forbidden")
+		return
+	}
+	h.render(w, v, http.StatusOK, "payment", "title.payment", h.paymentData(v, p))
+}
+
+func (h *Handler) paymentPayPage(w http.ResponseWriter, v *visit) {
+	p, ok := h.payment(w, v)
+	if !ok {
+		return
+	}
+	if !canPay(p.Status) {
+		redirect(w, v, "/payments/"+url.PathEscape(p.ID))
+		return
+	}
+	t, ok := h.chosenType(w, v, v.r.URL.Query().Get("type"))
+	if !ok {
+		return
+	}
+	d := h.paymentData(v, p)
+	d.Form.Type = t
+	h.render(w, v, http.StatusOK, "paymentpay", "title.payment_pay", d)
+}
+
+// paymentPay completes a payment with a new method of a type the portal accepts. For an
+// incomplete payment, adding the method is enough: the ledger settles the customer's
+// incomplete payments exactly once. A failed payment is retried with the new method, which
+// becomes the preferred one (and the subscription's, if it had another pinned).
+func (h *Handler) paymentPay(w http.ResponseWriter, v *visit) {
+	p, ok := h.payment(w, v)
+	if !ok {
+		return
+	}
+	if !canPay(p.Status) {
+		h.fail(w, v, http.StatusConflict, "error.payment_not_payable")
+		return
+	}
+	data := func(t string) any {
+		d := h.paymentData(v, p)
+		d.Form.Type = t
+		return d
+	}
+	m, ok := h.addMethod(w, v, "paymentpay", "title.payment_pay", data)
+	if !ok {
+		return
+	}
+	if p.Status == ledger.PaymentFailed {
+		if err := h.retryWith(v, p, m); err != nil {
+			h.ledgerFailure(w, v, err)
+			return
+		}
+	}
+	after, err := h.ledger.GetPaymentForCustomer(v.ctx, v.customer.ID, p.ID)
+	if err != nil {
+		h.internal(w, v, err)
+		return
+	}
+	h.log.Info("payment completed in the portal", "customer", v.customer.ID, "payment", p.ID, "status", after.Status)
+	h.flashAndRedirect(w, v, paidFlash(p.ID), "/payments/"+url.PathEscape(p.ID))
+}
+
+func (h *Handler) retryWith(v *visit, p ledger.Payment, m ledger.PaymentMethod) error {
+	if _, err := h.ledger.MakePreferred(v.ctx, v.customer.ID, m.ID); err != nil {
+		return err
+	}
+	if p.SubscriptionID != "" {
+		sub, err := h.ledger.GetSubscriptionForCustomer(v.ctx, v.customer.ID, p.SubscriptionID)
+		if err == nil && sub.PaymentMethodID != "" && sub.PaymentMethodID != m.ID && sub.Status != ledger.SubscriptionCanceled {
+			if _, err := h.ledger.SetSubscriptionPaymentMethod(v.ctx, v.customer.ID, sub.ID, m.ID); err != nil {
+				return err
+			}
+		}
+	}
+	_, err := h.ledger.RetryPayment(v.ctx, v.customer.ID, p.ID)
+	if errors.Is(err, ledger.ErrPaymentState) {
+		return nil // it moved on meanwhile (e.g. another tab); the page shows where it is
+	}
+	return err
+}

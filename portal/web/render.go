@@ -1,0 +1,376 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portero-dev/portero/portal/ledger"
+)
+
+//go:embed templates/*.html templates/pages/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// templates holds one parsed set per page: the layout and partials plus the page's "content".
+type templates struct {
+	pages map[string]*template.Template
+}
+
+func parseTemplates() (*templates, error) {
+	base, err := template.New("base").Funcs(template.FuncMap{"field": newFieldView, "hasPrefix": strings.HasPrefix}).ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse layout: %w", err)
+	}
+	files, err := fs.Glob(templateFS, "templates/pages/*.html")
+	if err != nil {
+		return nil, err
+	}
+	t := &templates{pages: map[string]*template.Template{}}
+	for _, f := range files {
+		clone, err := base.Clone()
+		if err != nil {
+			return nil, err
+		}
+		p, err := clone.ParseFS(templateFS, f)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", f, err)
+		}
+		t.pages[strings.TrimSuffix(path.Base(f), ".html")] = p
+	}
+	return t, nil
+}
+
+// staticHandler serves the embedded stylesheet. URLs carry a version, so it may be cached.
+func staticHandler() http.Handler {
+	sub, _ := fs.Sub(staticFS, "static")
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") || r.URL.Path == "" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// assetVersion changes whenever the stylesheet does, so browsers never keep a stale copy.
+var assetVersion = func() string {
+	b, _ := staticFS.ReadFile("static/portal.css")
+	var sum uint32 = 2166136261
+	for _, c := range b {
+		sum = (sum ^ uint32(c)) * 16777619
+	}
+	return strconv.FormatUint(uint64(sum), 36)
+}()
+
+// fieldView is one text field of a form, for the "textfield" partial.
+type fieldView struct {
+	P                         *page
+	Name, Label, Autocomplete string
+	Max                       int
+}
+
+func newFieldView(p *page, name, label, autocomplete string, max int) fieldView {
+	return fieldView{P: p, Name: name, Label: label, Autocomplete: autocomplete, Max: max}
+}
+
+// page is what every template receives. Page-specific data is in Data; forms in Form.
+type page struct {
+	Locale       string
+	Title        string
+	Brand        brandView
+	Nav          []navItem
+	SignedIn     bool
+	Public       bool
+	CustomerName string
+	CSRF         string
+	Flash        string
+	Due          int
+	ReturnURL    string
+	Path         string
+	Langs        []langLink
+	Asset        string
+	Form         *form
+	Data         any
+	cat          map[string]string
+}
+
+type brandView struct {
+	Name         string
+	LogoURL      string
+	SupportEmail string
+	Version      string // changes with the colour, so /brand.css is refetched
+}
+
+type navItem struct {
+	Href, Label string
+	Current     bool
+}
+
+type langLink struct {
+	Code, Label, Href string
+	Current           bool
+}
+
+// form carries submitted values back into a form with field-level errors (message keys or
+// already-translated messages).
+type form struct {
+	Values url.Values
+	Errors map[string]string
+	// Summary is shown above the form when the error is not about one field.
+	Summary string
+}
+
+func newForm(values url.Values) *form {
+	if values == nil {
+		values = url.Values{}
+	}
+	return &form{Values: values, Errors: map[string]string{}}
+}
+
+func (f *form) fail(field, message string) { f.Errors[field] = message }
+
+func (f *form) ok() bool { return len(f.Errors) == 0 && f.Summary == "" }
+
+// T translates a catalogue key; extra arguments fill its %s/%d verbs.
+func (p *page) T(key string, args ...any) string {
+	s, ok := p.cat[key]
+	if !ok {
+		s, ok = catalog[defaultLocale][key]
+	}
+	if !ok {
+		return key
+	}
+	if len(args) > 0 {
+		return fmt.Sprintf(s, args...)
+	}
+	return s
+}
+
+// Err is the message for a form field, "" when it is fine. Messages are catalogue keys unless
+// they came translated from the ledger.
+func (p *page) Err(field string) string {
+	if p.Form == nil {
+		return ""
+	}
+	msg := p.Form.Errors[field]
+	if _, ok := p.cat[msg]; ok {
+		return p.T(msg)
+	}
+	return msg
+}
+
+// Val is a submitted value to put back in a form.
+func (p *page) Val(field string) string {
+	if p.Form == nil {
+		return ""
+	}
+	return p.Form.Values.Get(field)
+}
+
+// Summary is the form-wide error, translated.
+func (p *page) Summary() string {
+	if p.Form == nil || p.Form.Summary == "" {
+		return ""
+	}
+	if _, ok := p.cat[p.Form.Summary]; ok {
+		return p.T(p.Form.Summary)
+	}
+	return p.Form.Summary
+}
+
+// HasErrors reports whether the form has any error, for the summary box.
+func (p *page) HasErrors() bool { return p.Form != nil && !p.Form.ok() }
+
+// Money formats minor units in the page's language: "$ 1.234,56" (es) or "ARS 1,234.56" (en).
+func (p *page) Money(amount int64, cur ledger.Currency) string {
+	return formatMoney(p.Locale, amount, cur)
+}
+
+// Date formats a day in the page's language, in UTC.
+func (p *page) Date(t time.Time) string { return formatDate(p.Locale, t) }
+
+// DateTime formats a moment in the page's language, in UTC.
+func (p *page) DateTime(t time.Time) string { return formatDateTime(p.Locale, t) }
+
+// Method is a payment method's label ("Visa •••• 4242", "CBU •••• 3456", "Transferencia bancaria").
+func (p *page) Method(m ledger.PaymentMethod) string { return methodLabel(p.Locale, m) }
+
+// render writes a whole page. status 200 pages clear the session's flash once shown.
+func (h *Handler) render(w http.ResponseWriter, v *visit, status int, name, title string, data any) {
+	h.renderForm(w, v, status, name, title, data, nil)
+}
+
+func (h *Handler) renderForm(w http.ResponseWriter, v *visit, status int, name, title string, data any, f *form) {
+	t, ok := h.pages.pages[name]
+	if !ok {
+		h.log.Error("no such template", "template", name)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	p := h.basePage(w, v)
+	p.Title, p.Data, p.Form = title, data, f
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+		h.log.Error("render page", "template", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if v.sess != nil && v.flash != "" && status < 300 {
+		if err := h.auth.ClearFlash(v.ctx, v.sess.ID); err != nil {
+			h.log.Warn("clear flash", "err", err)
+		}
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Content-Security-Policy", contentSecurityPolicy(originOf(p.Brand.LogoURL)))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (h *Handler) basePage(w http.ResponseWriter, v *visit) *page {
+	p := &page{Locale: v.locale, cat: catalog[v.locale], Path: v.r.URL.Path, Asset: assetVersion}
+	if v.portal != nil {
+		b := v.portal.Spec.Branding
+		p.Brand = brandView{Name: v.portal.Spec.DisplayName, LogoURL: safeURL(b.LogoURL),
+			SupportEmail: b.SupportEmail, Version: brandVersion(b.PrimaryColor)}
+	}
+	for _, l := range locales {
+		p.Langs = append(p.Langs, langLink{Code: l, Label: catalog[l]["lang.name"], Href: "?lang=" + l, Current: l == v.locale})
+	}
+	if v.portal == nil {
+		return p
+	}
+	p.Public = v.portal.Spec.Access.Public.IsEnabled()
+	p.ReturnURL = safeURL(v.portal.Spec.ReturnURL)
+	if v.psess != nil && v.psess.Spec.ReturnURL != "" {
+		p.ReturnURL = safeURL(v.psess.Spec.ReturnURL) // the session's override wins
+	}
+	p.CSRF = v.preCSRF
+	if v.sess != nil {
+		p.SignedIn = true
+		p.CSRF = v.sess.CSRFToken
+		p.Flash = flashMessage(p, v.flash)
+	}
+	if v.customer != nil {
+		p.CustomerName = v.customer.Name
+		if p.CustomerName == "" {
+			p.CustomerName = v.customer.Email
+		}
+		p.Nav = h.nav(v)
+		p.Due = h.dueCount(v)
+	}
+	return p
+}
+
+// nav lists the sections the portal's rules allow right now.
+func (h *Handler) nav(v *visit) []navItem {
+	perms := v.portal.Spec.Permissions
+	items := []navItem{{Href: "/", Label: "nav.overview"}}
+	if perms.CanUpdatePaymentMethod() {
+		items = append(items, navItem{Href: "/methods", Label: "nav.methods"})
+	}
+	items = append(items, navItem{Href: "/subscriptions", Label: "nav.subscriptions"})
+	if perms.CanUpdateBillingInfo() {
+		items = append(items, navItem{Href: "/billing", Label: "nav.billing"})
+	}
+	if perms.CanViewPaymentHistory() {
+		items = append(items, navItem{Href: "/payments", Label: "nav.payments"})
+	}
+	cur := v.r.URL.Path
+	for i := range items {
+		it := &items[i]
+		it.Current = cur == it.Href || (it.Href != "/" && strings.HasPrefix(cur, it.Href+"/"))
+	}
+	return items
+}
+
+// dueCount is how many payments wait for the customer, for the banner on every page.
+func (h *Handler) dueCount(v *visit) int {
+	due, err := h.duePayments(v, 20)
+	if err != nil {
+		h.log.Warn("count payments due", "err", err)
+		return 0
+	}
+	return len(due)
+}
+
+// flashMessage turns a stored flash ("key" or "key:arg") into text.
+func flashMessage(p *page, flash string) string {
+	if flash == "" {
+		return ""
+	}
+	key, _, _ := strings.Cut(flash, ":")
+	if _, ok := p.cat[key]; !ok {
+		return ""
+	}
+	return p.T(key)
+}
+
+// fail renders an error page with a message from the catalogue.
+func (h *Handler) fail(w http.ResponseWriter, v *visit, status int, message string) {
+	h.render(w, v, status, "error", "title.error", errorData{Status: status, Message: message})
+}
+
+type errorData struct {
+	Status  int
+	Message string
+}
+
+// internal logs an unexpected error and renders a 500 page without its details.
+func (h *Handler) internal(w http.ResponseWriter, v *visit, err error) {
+	if v.ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return // the browser went away; nobody to show a page to
+	}
+	h.log.Error("request failed", "route", v.r.Pattern, "err", err)
+	h.fail(w, v, http.StatusInternalServerError, "error.internal")
+}
+
+// unavailable answers when the CustomerPortal is gone (deleted, or not yet in the cache).
+func (h *Handler) unavailable(w http.ResponseWriter, v *visit) {
+	w.Header().Set("Retry-After", "30")
+	h.render(w, v, http.StatusServiceUnavailable, "error", "title.error",
+		errorData{Status: http.StatusServiceUnavailable, Message: "error.unavailable"})
+}
+
+// safeURL keeps an absolute https URL, or http on loopback (as the CRD allows); anything else
+// is dropped rather than rendered.
+func safeURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil {
+		return ""
+	}
+	if u.Scheme == "https" || (u.Scheme == "http" && isLoopbackHost(u.Host)) {
+		return u.String()
+	}
+	return ""
+}
+
+func originOf(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || s == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(max(int((d+time.Second-1)/time.Second), 1))
+}

@@ -1,0 +1,99 @@
+package web
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/portal/ledger"
+)
+
+func TestFormatMoney(t *testing.T) {
+	tests := []struct {
+		locale string
+		amount int64
+		cur    ledger.Currency
+		want   string
+	}{
+		{"es", 123456789, ledger.ARS, "$ 1.234.567,89"},
+		{"es", 5, ledger.ARS, "$ 0,05"},
+		{"es", 100000, ledger.USD, "US$ 1.000,00"},
+		{"en", 123456789, ledger.ARS, "ARS 1,234,567.89"},
+		{"en", -2500, ledger.USD, "USD -25.00"},
+		{"en", 99900, ledger.ARS, "ARS 999.00"},
+	}
+	for _, tt := range tests {
+		if got := formatMoney(tt.locale, tt.amount, tt.cur); got != tt.want {
+			t.Errorf("formatMoney(%s, %d, %s) = %q, want %q", tt.locale, tt.amount, tt.cur, got, tt.want)
+		}
+	}
+	d := time.Date(2026, time.September, 5, 23, 30, 0, 0, time.UTC)
+	if got := formatDate("es", d); got != "5 sept 2026" {
+		t.Errorf("es date = %q", got)
+	}
+	if got := formatDate("en", d); got != "Sep 5, 2026" {
+		t.Errorf("en date = %q", got)
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	tests := []struct {
+		remote, xff, want string
+	}{
+		{"203.0.113.7:1234", "", "203.0.113.7"},
+		{"203.0.113.7:1234", "198.51.100.1", "203.0.113.7"}, // a public peer cannot pick its address
+		{"10.0.0.5:1234", "198.51.100.1", "198.51.100.1"},   // an ingress on the pod network
+		{"10.0.0.5:1234", "198.51.100.66, 198.51.100.1, 10.0.0.9", "198.51.100.1"},
+		{"127.0.0.1:1234", "", "127.0.0.1"},
+		{"10.0.0.5:1234", "garbage", "10.0.0.5"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tt.remote
+		if tt.xff != "" {
+			r.Header.Set("X-Forwarded-For", tt.xff)
+		}
+		if got := clientIP(r); got != tt.want {
+			t.Errorf("clientIP(%s, %q) = %s, want %s", tt.remote, tt.xff, got, tt.want)
+		}
+	}
+}
+
+func TestFlowTargetFollowsPermissions(t *testing.T) {
+	off := new(bool)
+	p := &billingv1alpha1.CustomerPortal{}
+	ps := &billingv1alpha1.PortalSession{}
+	ps.Spec.Flow = &billingv1alpha1.Flow{Type: billingv1alpha1.FlowUpdatePaymentMethod, SubscriptionID: "sub_1"}
+	if got := flowTarget(p, ps); got != "/subscriptions/sub_1" {
+		t.Errorf("update method for a subscription → %s", got)
+	}
+	p.Spec.Permissions.UpdatePaymentMethod = off
+	if got := flowTarget(p, ps); got != "/" {
+		t.Errorf("update method with the section off → %s", got)
+	}
+	ps.Spec.Flow = &billingv1alpha1.Flow{Type: billingv1alpha1.FlowCancelSubscription, SubscriptionID: "sub/../x"}
+	if got := flowTarget(p, ps); got != "/subscriptions/sub%2F..%2Fx" {
+		t.Errorf("cancel without permission → %s", got)
+	}
+	ps.Spec.Flow = nil
+	if got := flowTarget(p, ps); got != "/" {
+		t.Errorf("no flow → %s", got)
+	}
+}
+
+func TestSafeURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://acme.example/x":       "https://acme.example/x",
+		"http://127.0.0.1:8080/back":   "http://127.0.0.1:8080/back",
+		"http://acme.example/":         "",
+		"javascript:alert(1)":          "",
+		"https://user:pw@acme.example": "",
+		"//acme.example":               "",
+		"":                             "",
+	} {
+		if got := safeURL(in); got != want {
+			t.Errorf("safeURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
