@@ -147,7 +147,7 @@ func screenshot(t *testing.T, ctx context.Context, label string) string {
 	// A failed journey may have spent its context; the screenshot gets a short one of its own.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
-	buf, err := chromedp.Run(sctx, chromedp.FullScreenshot(90))
+	buf, err := chromedp.Run(sctx, chromedp.FullScreenshot(100)) // 100 = PNG
 	if err != nil {
 		t.Logf("screenshot: %v", err)
 		return ""
