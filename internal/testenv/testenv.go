@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
@@ -78,3 +79,25 @@ func (e *Env) ServerVersion() (string, error) {
 
 // GVK returns the GroupVersionKind of a Portero kind.
 func GVK(kind string) schema.GroupVersionKind { return billingv1alpha1.GroupVersion.WithKind(kind) }
+
+// Main is the body of an envtest suite's TestMain: it starts the control plane, sets *env and a
+// client for it in *c, runs the tests and stops the control plane, returning the exit code.
+func Main(m interface{ Run() int }, env **Env, c *client.Client) int {
+	e, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() {
+		if err := e.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop control plane:", err)
+		}
+	}()
+	cl, err := client.New(e.Config, client.Options{Scheme: e.Scheme})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*env, *c = e, cl
+	return m.Run()
+}

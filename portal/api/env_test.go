@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/portero-dev/portero/internal/testlog"
 	"github.com/portero-dev/portero/portal/ledger/ledgertest"
 	"io"
 	"log/slog"
@@ -161,11 +162,11 @@ type fixture struct {
 	store   *ledger.Store
 	dbPath  string
 	proc    *countingProcessor
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 	reg     *prometheus.Registry
 	rules   *rules.Rules
 	clock   *testClock
-	bodies  *syncBuffer // every response body, for the card-data search
+	bodies  *testlog.Buffer // every response body, for the card-data search
 	checker *docChecker
 }
 
@@ -182,7 +183,7 @@ func newFixtureOn(t testing.TB, engine ledger.Engine, mutate func(*billingv1alph
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	f := &fixture{t: t, ctx: ctx, logs: &syncBuffer{}, bodies: &syncBuffer{}, reg: prometheus.NewRegistry(),
+	f := &fixture{t: t, ctx: ctx, logs: &testlog.Buffer{}, bodies: &testlog.Buffer{}, reg: prometheus.NewRegistry(),
 		clock: &testClock{}}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "api-"}}
 	if err := k8s.Create(ctx, ns); err != nil {
@@ -516,22 +517,4 @@ func (c *countingProcessor) chargesFor(paymentID string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.charges[paymentID]
-}
-
-// syncBuffer collects output from concurrent goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -5,10 +5,10 @@ package billing
 // SQLite file, and a fake clock driving both the ledger and the loops.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/portero-dev/portero/internal/testlog"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -159,7 +159,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("logs:\n%s", logs.String())
@@ -319,22 +319,4 @@ func (p *flakyProcessor) chargesFor(id string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.charges[id]
-}
-
-// syncBuffer collects logs from concurrent goroutines; a failing test prints them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

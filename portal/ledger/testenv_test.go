@@ -4,8 +4,8 @@ package ledger
 // (see package ledgertest for where the server comes from).
 
 import (
-	"bytes"
 	"context"
+	"github.com/portero-dev/portero/internal/testlog"
 	"log/slog"
 	"os"
 	"strings"
@@ -110,24 +110,6 @@ func (c *countingProcessor) setBeforeCharge(f func(req payments.ChargeRequest) e
 	c.beforeCharge = f
 }
 
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is one engine's test fixture.
 type env struct {
 	engine Engine
@@ -135,7 +117,7 @@ type env struct {
 	clock  *testClock
 	proc   *countingProcessor
 	store  *Store
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	ctx    context.Context
 
 	hookMu     sync.Mutex
@@ -148,7 +130,7 @@ const testSecret = "portero-test-sandbox-secret-0123456789"
 // newEnv opens a Store on a fresh database of the given engine.
 func newEnv(t testing.TB, engine Engine) *env {
 	t.Helper()
-	e := &env{engine: engine, clock: newTestClock(), logs: &syncBuffer{}, ctx: context.Background()}
+	e := &env{engine: engine, clock: newTestClock(), logs: &testlog.Buffer{}, ctx: context.Background()}
 	switch engine {
 	case SQLite:
 		e.dsn = ledgertest.SQLiteDSN(t)

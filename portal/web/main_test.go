@@ -1,12 +1,12 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"github.com/portero-dev/portero/internal/testlog"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,24 +70,6 @@ const testNamespace = "default"
 
 var portalSeq atomic.Int64
 
-// syncBuffer collects logs from concurrent goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type fixture struct {
 	t       *testing.T
 	ctx     context.Context
@@ -99,7 +80,7 @@ type fixture struct {
 	auth    *auth.Store
 	h       *Handler
 	reg     *prometheus.Registry
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 	mailpit *testenv.Mailpit
 	// dbDir holds the ledger's SQLite files.
 	dbDir string
@@ -124,7 +105,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	f := &fixture{t: t, ctx: ctx, clock: clocktesting.NewFakeClock(time.Now().UTC().Truncate(time.Second)), logs: &syncBuffer{}}
+	f := &fixture{t: t, ctx: ctx, clock: clocktesting.NewFakeClock(time.Now().UTC().Truncate(time.Second)), logs: &testlog.Buffer{}}
 	name := fmt.Sprintf("portal-%d", portalSeq.Add(1))
 	spec := billingv1alpha1.CustomerPortalSpec{
 		DisplayName:  "Acme Billing",
