@@ -25,7 +25,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pressly/goose/v3"
 	"k8s.io/utils/clock"
 
 	"github.com/portero-dev/portero/portal/ledger"
@@ -120,38 +119,8 @@ func (s *Store) migrate(ctx context.Context, engine ledger.Engine) error {
 	if err != nil {
 		return fmt.Errorf("auth migrations: %w", err)
 	}
-	dialect := goose.DialectSQLite3
-	if s.pg {
-		dialect = goose.DialectPostgres
-	}
-	p, err := goose.NewProvider(dialect, s.db, fsys,
-		goose.WithDisableGlobalRegistry(true), goose.WithTableName(versionTable))
-	if err != nil {
-		return fmt.Errorf("migrate auth store: %w", err)
-	}
-	if s.pg {
-		conn, err := s.db.Conn(ctx)
-		if err != nil {
-			return fmt.Errorf("migrate auth store: %w", err)
-		}
-		defer conn.Close()
-		// "auth" as the lock class: distinct from the ledger's, so each serialises only itself.
-		const lockClass = 0x61757468
-		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1, hashtext(current_schema()))", lockClass); err != nil {
-			return fmt.Errorf("migrate auth store: take migration lock: %w", err)
-		}
-		defer func() {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, hashtext(current_schema()))", lockClass)
-		}()
-	}
-	results, err := p.Up(ctx)
-	if err != nil {
-		return fmt.Errorf("migrate auth store (%s): %w", engine, err)
-	}
-	for _, r := range results {
-		s.log.Info("applied auth migration", "version", r.Source.Version, "engine", engine, "duration", r.Duration)
-	}
-	return nil
+	// "auth" as the lock class: distinct from the ledger's, so each serialises only itself.
+	return ledger.Migrate(ctx, s.db, engine, ledger.MigrationSet{Name: "auth", FS: fsys, Table: versionTable, LockClass: 0x61757468}, s.log)
 }
 
 // loadKey returns the named key, creating it on first use; concurrent replicas agree on one.

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/portero-dev/portero/portal/payments"
@@ -116,7 +115,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := connect(ctx, db, engine); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open ledger (%s): connect: %w", engine, err)
 	}
@@ -168,53 +167,14 @@ func redactDSN(dsn string) string {
 	return u.Redacted()
 }
 
-// migrate applies the embedded migrations. On PostgreSQL a session advisory lock, scoped to
-// the current schema, serialises replicas that start together; pg_advisory_lock blocks until
-// granted, so nobody polls.
+// migrate applies the ledger's embedded migrations (see Migrate).
 func (s *Store) migrate(ctx context.Context) error {
 	fsys, err := fsSub(migrationsFS, "migrations")
 	if err != nil {
 		return err
 	}
-	dialect := goose.DialectSQLite3
-	if s.engine == Postgres {
-		dialect = goose.DialectPostgres
-	}
-	p, err := goose.NewProvider(dialect, s.db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return fmt.Errorf("migrate ledger: %w", err)
-	}
-	if s.engine == Postgres {
-		conn, err := s.db.Conn(ctx)
-		if err != nil {
-			return fmt.Errorf("migrate ledger: %w", err)
-		}
-		defer conn.Close()
-		// 0x706f7274 is "port": a fixed class id so the lock cannot collide with other apps'.
-		const lockClass = 0x706f7274
-		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1, hashtext(coalesce(current_schema(), '')))", lockClass); err != nil {
-			return fmt.Errorf("migrate ledger: take migration lock: %w", err)
-		}
-		defer func() {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, hashtext(coalesce(current_schema(), '')))", lockClass)
-		}()
-	}
-	results, err := p.Up(ctx)
-	if err != nil && s.engine == SQLite {
-		// SQLite has no advisory lock: when two processes open the same new file at once, the
-		// loser's migration fails on tables the winner just created. Up to date is success.
-		if pending, perr := p.HasPending(ctx); perr == nil && !pending {
-			s.log.Info("ledger migrations applied concurrently by another process", "engine", s.engine)
-			return nil
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("migrate ledger (%s): %w", s.engine, err)
-	}
-	for _, r := range results {
-		s.log.Info("applied ledger migration", "version", r.Source.Version, "engine", s.engine, "duration", r.Duration)
-	}
-	return nil
+	// 0x706f7274 is "port": a fixed lock class so the lock cannot collide with other apps'.
+	return Migrate(ctx, s.db, s.engine, MigrationSet{Name: "ledger", FS: fsys, LockClass: 0x706f7274}, s.log)
 }
 
 // Engine reports which SQL engine the store uses.
@@ -225,6 +185,26 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Ping checks the database is reachable (for readiness probes).
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// connect opens the first connection. On a brand-new SQLite file several processes switching it
+// to WAL at once get SQLITE_BUSY straight away (that pragma bypasses the busy timeout), so a busy
+// first connection is retried with a short backoff for up to 10 s.
+func connect(ctx context.Context, db *sql.DB, engine Engine) error {
+	deadline := time.Now().Add(10 * time.Second)
+	wait := 10 * time.Millisecond
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || engine != SQLite || !strings.Contains(err.Error(), "SQLITE_BUSY") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
 
 // querier runs SQL written with "?" placeholders against a *sql.DB or *sql.Tx, rebinding them
 // for PostgreSQL. It is the one place placeholders are translated.

@@ -1,0 +1,71 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"log/slog"
+
+	"github.com/pressly/goose/v3"
+)
+
+// MigrationSet is one package's migrations, kept in their own goose version table so the ledger
+// and the stores beside it (sign-in codes, browser sessions) evolve independently in one database.
+type MigrationSet struct {
+	// Name appears in errors and logs ("ledger", "auth").
+	Name string
+	// FS holds the .sql files at its root.
+	FS fs.FS
+	// Table is goose's version table; empty means goose's default.
+	Table string
+	// LockClass is the first key of the PostgreSQL advisory lock that serialises replicas.
+	LockClass int32
+}
+
+// Migrate applies a migration set on either engine. On PostgreSQL a session advisory lock scoped
+// to the current schema serialises replicas that start together (pg_advisory_lock blocks until
+// granted, so nobody polls). SQLite has no such lock: when two processes open the same new file at
+// once, the loser's migration fails on tables the winner just created, so "nothing pending" after
+// a failure counts as success.
+func Migrate(ctx context.Context, db *sql.DB, engine Engine, set MigrationSet, log *slog.Logger) error {
+	dialect := goose.DialectSQLite3
+	if engine == Postgres {
+		dialect = goose.DialectPostgres
+	}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	if set.Table != "" {
+		opts = append(opts, goose.WithTableName(set.Table))
+	}
+	p, err := goose.NewProvider(dialect, db, set.FS, opts...)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", set.Name, err)
+	}
+	if engine == Postgres {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", set.Name, err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1, hashtext(coalesce(current_schema(), '')))", set.LockClass); err != nil {
+			return fmt.Errorf("migrate %s: take migration lock: %w", set.Name, err)
+		}
+		defer func() {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, hashtext(coalesce(current_schema(), '')))", set.LockClass)
+		}()
+	}
+	results, err := p.Up(ctx)
+	if err != nil && engine == SQLite {
+		if pending, perr := p.HasPending(ctx); perr == nil && !pending {
+			log.Info("migrations applied concurrently by another process", "set", set.Name, "engine", engine)
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("migrate %s (%s): %w", set.Name, engine, err)
+	}
+	for _, r := range results {
+		log.Info("applied migration", "set", set.Name, "version", r.Source.Version, "engine", engine, "duration", r.Duration)
+	}
+	return nil
+}
