@@ -65,6 +65,15 @@ clean-local: ## Delete the local system's data (bin/local).
 test: verify-generated verify-fmt vet envtest-assets ## Run every test against the real control plane.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTESTFLAGS) -timeout $(GOTEST_TIMEOUT) -count=1 ./...
 
+.PHONY: bench
+bench: envtest-assets build ## Benchmarks against baselines measured in the same run; writes docs/benchmarks.md.
+	@command -v wrk >/dev/null || echo "(wrk not found: the portal load uses the Go load generator; apt-get install -y wrk)"
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) run ./bench/cmd/portero-bench -out docs/benchmarks.md
+
+.PHONY: bench-quick
+bench-quick: envtest-assets build ## A two-minute smoke run of every benchmark (figures not comparable).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) run ./bench/cmd/portero-bench -quick -out /dev/stdout
+
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

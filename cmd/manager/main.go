@@ -23,13 +23,14 @@ var defaultPortalImage = "ghcr.io/portero-dev/portero:latest"
 
 func main() {
 	var (
-		metricsAddr, probeAddr, portalImage string
+		metricsAddr, probeAddr, portalImage, pprofAddr string
 		leaderElect, secureMetrics          bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so only one of several manager replicas reconciles.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address to serve Go pprof profiles on (off when empty); for benchmarks and debugging.")
 	flag.StringVar(&portalImage, "portal-image", defaultPortalImage, "Container image of the portal server run for each CustomerPortal.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -37,13 +38,13 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
 
-	if err := run(metricsAddr, probeAddr, portalImage, leaderElect, secureMetrics); err != nil {
+	if err := run(metricsAddr, probeAddr, portalImage, pprofAddr, leaderElect, secureMetrics); err != nil {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr, probeAddr, portalImage string, leaderElect, secureMetrics bool) error {
+func run(metricsAddr, probeAddr, portalImage, pprofAddr string, leaderElect, secureMetrics bool) error {
 	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics}
 	if secureMetrics {
 		// HTTP/2 is off for the metrics endpoint: the rapid-reset and stream-cancellation CVEs.
@@ -53,6 +54,7 @@ func run(metricsAddr, probeAddr, portalImage string, leaderElect, secureMetrics 
 		Scheme:                        scheme.New(),
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "portero-operator.billing.portero.dev",
 		LeaderElectionReleaseOnCancel: true,
