@@ -24,7 +24,7 @@ var defaultPortalImage = "ghcr.io/portero-dev/portero:latest"
 func main() {
 	var (
 		metricsAddr, probeAddr, portalImage, pprofAddr string
-		leaderElect, secureMetrics          bool
+		leaderElect, secureMetrics                     bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
