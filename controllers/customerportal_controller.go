@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -119,7 +120,7 @@ func (r *CustomerPortalReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if !equality.Semantic.DeepEqual(before, &portal.Status) {
 		if perr := r.Client.Status().Update(ctx, portal); perr != nil {
 			if apierrors.IsConflict(perr) {
-				return ctrl.Result{Requeue: true}, nil
+				return ctrl.Result{}, nil // the newer object's event brings the portal back
 			}
 			return ctrl.Result{}, errors.Join(err, fmt.Errorf("update status: %w", perr))
 		}
@@ -268,6 +269,10 @@ func (r *CustomerPortalReconciler) applyDeployment(ctx context.Context, s *porta
 	}
 	d := &appsv1.Deployment{}
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.portal.Namespace, Name: s.names.deployment}, d); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Just created: the cache has not seen it yet, and its create event brings us back.
+			return nil, nil
+		}
 		return nil, fmt.Errorf("read back deployment: %w", err)
 	}
 	s.deploy = d
@@ -296,6 +301,9 @@ func (r *CustomerPortalReconciler) applyService(ctx context.Context, s *portalSc
 	}
 	live := &corev1.Service{}
 	if err := r.Client.Get(ctx, key, live); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil // just created from our apply; its create event brings us back
+		}
 		return nil, fmt.Errorf("read back service: %w", err)
 	}
 	wantSel := selectorLabels(s.portal)
@@ -314,7 +322,10 @@ func (r *CustomerPortalReconciler) applyIngress(ctx context.Context, s *portalSc
 	if ex := s.portal.Spec.Exposure; ex != nil && ex.Host != "" {
 		return nil, r.apply(ctx, buildIngress(s.portal, s.names))
 	}
-	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: s.portal.Namespace, Name: s.names.ingress}}
+	ing := &networkingv1.Ingress{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.portal.Namespace, Name: s.names.ingress}, ing); apierrors.IsNotFound(err) {
+		return nil, nil // none in the cache: nothing to delete, no API call
+	}
 	if err := r.Client.Delete(ctx, ing); err != nil && !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("delete ingress no longer wanted: %w", err)
 	}
@@ -324,6 +335,9 @@ func (r *CustomerPortalReconciler) applyIngress(ctx context.Context, s *portalSc
 // deploymentOutcome reads whether the portal's pods are serving the current spec.
 func deploymentOutcome(s *portalScope) outcome {
 	d := s.deploy
+	if d == nil {
+		return outcome{reason: ReasonProgressing, message: "waiting for the portal Deployment to be observed"}
+	}
 	want := int32(1)
 	if d.Spec.Replicas != nil {
 		want = *d.Spec.Replicas
@@ -513,6 +527,8 @@ func (r *CustomerPortalReconciler) setup(mgr ctrl.Manager, rec reconcile.Reconci
 				return o.GetLabels()[LabelCreatedBy] == CreatedByPortal
 			}))).
 		WatchesRawSource(source.Kind(secretMeta, secretObj, portalsForSecret)).
+		// Reconciles wait on the API server far more than they compute: run several at once.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
 		Complete(rec)
 }
 

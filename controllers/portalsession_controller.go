@@ -158,7 +158,7 @@ func (r *PortalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(portalChangedForSessions())).
 		WatchesRawSource(r.wakeups.source()).
 		Named("portalsession").
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4, RateLimiter: rateLimiter}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 16, RateLimiter: rateLimiter}).
 		Complete(r)
 }
 
@@ -214,6 +214,16 @@ type sessionScope struct {
 
 // Reconcile drives one PortalSession through its life: pending → Active → Expired/Revoked → deleted.
 func (r *PortalSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcileSession(ctx, req)
+	if apierrors.IsConflict(err) {
+		// Our cached copy was behind. The newer object's watch event brings the session back at
+		// once, so a conflict needs no rate-limited retry (which capped throughput under load).
+		return ctrl.Result{}, nil
+	}
+	return res, err
+}
+
+func (r *PortalSessionReconciler) reconcileSession(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
 	s := &billingv1alpha1.PortalSession{}
 	if err := r.Client.Get(ctx, req.NamespacedName, s); err != nil {
