@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"github.com/portero-dev/portero/internal/localsys"
 	"io"
 	"net/http"
 	"os"
@@ -134,7 +135,7 @@ func (c *Cluster) StartManager(ctx context.Context, o ManagerOptions) error {
 	}
 	c.Manager = p
 	c.managerMetrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics)
-	if err := WaitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", probes), time.Minute); err != nil {
+	if err := localsys.WaitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", probes), time.Minute); err != nil {
 		return fmt.Errorf("manager not ready (log: %s): %w", p.LogPath, err)
 	}
 	return nil

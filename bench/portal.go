@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/portero-dev/portero/internal/localsys"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -127,7 +128,7 @@ func portalThroughput(ctx context.Context, c *Cluster, o PortalThroughputOptions
 		return res, err
 	}
 	defer portal.Stop()
-	if err := WaitHTTP(ctx, base+"readyz", time.Minute); err != nil {
+	if err := localsys.WaitHTTP(ctx, base+"readyz", time.Minute); err != nil {
 		return res, fmt.Errorf("portal not ready (log %s): %w", portal.LogPath, err)
 	}
 
@@ -152,7 +153,7 @@ func portalThroughput(ctx context.Context, c *Cluster, o PortalThroughputOptions
 	}
 	defer constant.Stop()
 	constURL := fmt.Sprintf("http://127.0.0.1:%d/", cport)
-	if err := WaitHTTP(ctx, constURL+"healthz", 30*time.Second); err != nil {
+	if err := localsys.WaitHTTP(ctx, constURL+"healthz", 30*time.Second); err != nil {
 		return res, err
 	}
 

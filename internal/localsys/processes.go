@@ -53,7 +53,7 @@ func (s *System) startMailpit(ctx context.Context) (smtpPort string, err error) 
 		return "", err
 	}
 	s.MailpitURL = "http://127.0.0.1:" + httpPort + "/"
-	if err := waitHTTP(ctx, s.MailpitURL+"api/v1/info", 30*time.Second); err != nil {
+	if err := WaitHTTP(ctx, s.MailpitURL+"api/v1/info", 30*time.Second); err != nil {
 		return "", fmt.Errorf("mailpit: %w", err)
 	}
 	return smtpPort, nil
@@ -77,8 +77,8 @@ func (s *System) startPortal(ctx context.Context, ledgerDir string, p localPorta
 	return nil
 }
 
-// waitHTTP polls url until it answers 200, the deadline passes or ctx ends.
-func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+// WaitHTTP polls url until it answers 200, the deadline passes or ctx ends.
+func WaitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 	c := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
 	var last error
@@ -110,7 +110,7 @@ func playKubelet(ctx context.Context, c client.Client, portals []localPortal) {
 	defer tick.Stop()
 	for {
 		for _, p := range portals {
-			ready := waitHTTP(ctx, p.url()+"readyz", 500*time.Millisecond) == nil
+			ready := WaitHTTP(ctx, p.url()+"readyz", 500*time.Millisecond) == nil
 			d := &appsv1.Deployment{}
 			if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: p.name + "-portal"}, d); err != nil {
 				continue

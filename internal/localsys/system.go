@@ -124,7 +124,7 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 		s.Portals = append(s.Portals, Portal{Name: p.name, URL: p.url()})
 	}
 	for _, p := range portals {
-		if err := waitHTTP(ctx, p.url()+"readyz", 2*time.Minute); err != nil {
+		if err := WaitHTTP(ctx, p.url()+"readyz", 2*time.Minute); err != nil {
 			return nil, fmt.Errorf("portal %s did not become ready (see %s): %w", p.name, filepath.Join(o.State, p.name+".log"), err)
 		}
 	}
@@ -239,7 +239,7 @@ func (s *System) startManager(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(s.opts.Progress, "    operator pid %d, metrics http://127.0.0.1:%s/metrics, log %s\n", cmd.Process.Pid, metrics, filepath.Join(s.opts.State, "manager.log"))
-	return waitHTTP(ctx, "http://127.0.0.1:"+probes+"/readyz", time.Minute)
+	return WaitHTTP(ctx, "http://127.0.0.1:"+probes+"/readyz", time.Minute)
 }
 
 func freePort() string {
