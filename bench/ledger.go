@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
+	"github.com/portero-dev/portero/portal/ledger/ledgertest"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -41,7 +42,7 @@ func Ledger(ctx context.Context, o LedgerOptions) Section {
 		name string
 		dsn  func(db string) (string, error)
 	}
-	var pg *Postgres
+	var pg *ledgertest.Postgres
 	defer func() { pg.Stop() }()
 	engines := []engine{
 		{"SQLite", func(db string) (string, error) { return "sqlite://" + filepath.Join(o.Dir, db+".db"), nil }},

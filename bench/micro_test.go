@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/portero-dev/portero/portal/ledger/ledgertest"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -75,7 +76,7 @@ func BenchmarkTokenMatches(b *testing.B) {
 // The overview customer's ledger (5 methods, 3 subscriptions, 50 payments), one per engine.
 var (
 	pgOnce   sync.Once
-	pgServer *Postgres
+	pgServer *ledgertest.Postgres
 	pgErr    error
 )
 

@@ -58,6 +58,11 @@ const EnvDSN = "PORTERO_TEST_POSTGRES_DSN"
 // Postgres is a PostgreSQL server shared by a test binary, started on first use. The zero
 // value is ready; call Stop from TestMain after m.Run.
 type Postgres struct {
+	// Durable keeps fsync and full-page writes on, as a deployment runs PostgreSQL; benchmarks
+	// want that, tests do not (it costs most of their time). Commits still do not wait for the
+	// WAL flush, like the ledger's SQLite setting (WAL with synchronous=NORMAL).
+	Durable bool
+
 	once     sync.Once
 	adminDSN string
 	admin    *sql.DB
@@ -108,6 +113,30 @@ func (p *Postgres) DSN(t testing.TB) string {
 	return u.String()
 }
 
+// AdminDSN starts the server on first use (or takes PORTERO_TEST_POSTGRES_DSN) and returns the DSN
+// of its administrative database.
+func (p *Postgres) AdminDSN() (string, error) {
+	_, dsn, err := p.get()
+	return dsn, err
+}
+
+// Database creates a database on the server and returns its DSN.
+func (p *Postgres) Database(name string) (string, error) {
+	admin, adminDSN, err := p.get()
+	if err != nil {
+		return "", err
+	}
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	u, err := url.Parse(adminDSN)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
 func (p *Postgres) get() (*sql.DB, string, error) {
 	p.once.Do(func() {
 		p.adminDSN = os.Getenv(EnvDSN)
@@ -124,8 +153,11 @@ func (p *Postgres) get() (*sql.DB, string, error) {
 }
 
 // Stop shuts down a server this package started and removes its files. Safe to call when
-// nothing was started.
+// nothing was started, or on a nil *Postgres.
 func (p *Postgres) Stop() {
+	if p == nil {
+		return
+	}
 	if p.admin != nil {
 		p.admin.Close()
 	}
@@ -206,17 +238,22 @@ func (p *Postgres) start() (string, error) {
 		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
 	data := filepath.Join(p.dir, "data")
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "portero", "-A", "trust",
-		"-E", "UTF8", "--no-locale", "--no-sync")
+	initArgs := []string{"-D", data, "-U", "portero", "-A", "trust", "-E", "UTF8", "--no-locale"}
+	settings := []string{"-c", "synchronous_commit=off", "-c", "max_connections=300"}
+	if !p.Durable {
+		// Durability is pointless for a throwaway test server and costs most of the test time.
+		initArgs = append(initArgs, "--no-sync")
+		settings = append(settings, "-c", "fsync=off", "-c", "full_page_writes=off")
+	}
+	initdb := exec.Command(filepath.Join(bin, "initdb"), initArgs...)
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("initdb: %w\n%s", err, out)
 	}
-	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", p.dir, "-p", "5432",
+	args := append([]string{"-D", data, "-k", p.dir, "-p", "5432",
 		"-c", "listen_addresses=", // unix socket only
-		// Durability is pointless for a throwaway server and costs most of the test time.
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=300", "-c", "log_min_messages=warning")
+		"-c", "log_min_messages=warning"}, settings...)
+	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
 	// SIGQUIT (immediate shutdown) if the test binary dies without calling Stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
 	stderr, err := cmd.StderrPipe()
