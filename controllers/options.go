@@ -8,10 +8,13 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
 // Labels on every object the operator creates. The manager's cache selects on LabelManagedBy so it
@@ -58,4 +61,17 @@ func CacheOptions() cache.Options {
 // process and so skip the controller-name uniqueness check.
 func ControllerOptions(skipNameValidation bool) config.Controller {
 	return config.Controller{SkipNameValidation: ptr.To(skipNameValidation)}
+}
+
+// ManagerOptions are the manager settings every Portero manager shares — cmd/manager and the
+// tests that run the reconcilers against a real API server: the scheme, the label-selected cache
+// and the controller settings. Callers add metrics, probes and leader election.
+func ManagerOptions(scheme *runtime.Scheme, skipNameValidation bool) manager.Options {
+	return manager.Options{
+		Scheme:                 scheme,
+		Cache:                  CacheOptions(),
+		Controller:             ControllerOptions(skipNameValidation),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	}
 }

@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/portero-dev/portero/internal/testenv"
 )
@@ -28,36 +27,15 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env, &k8s)) }
 // with setup registering the reconcilers under test. It stops when the test ends.
 func startManager(t *testing.T, setup func(mgr manager.Manager) error) manager.Manager {
 	t.Helper()
-	mgr, err := manager.New(env.Config, manager.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(),
-		Controller:             ControllerOptions(true),
-	})
+	mgr, stop, err := testenv.StartManager(env.Config, ManagerOptions(env.Scheme, true), setup)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := setup(mgr); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("manager did not stop within a minute")
+		if err := stop(); err != nil {
+			t.Errorf("manager: %v", err)
 		}
 	})
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		t.Fatal("cache did not sync")
-	}
 	return mgr
 }
 

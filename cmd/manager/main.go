@@ -50,17 +50,14 @@ func run(metricsAddr, probeAddr, portalImage, pprofAddr string, leaderElect, sec
 		// HTTP/2 is off for the metrics endpoint: the rapid-reset and stream-cancellation CVEs.
 		metricsOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                        scheme.New(),
-		Metrics:                       metricsOpts,
-		HealthProbeBindAddress:        probeAddr,
-		PprofBindAddress:              pprofAddr,
-		LeaderElection:                leaderElect,
-		LeaderElectionID:              "portero-operator.billing.portero.dev",
-		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(),
-		Controller:                    controllers.ControllerOptions(false),
-	})
+	opts := controllers.ManagerOptions(scheme.New(), false)
+	opts.Metrics = metricsOpts
+	opts.HealthProbeBindAddress = probeAddr
+	opts.PprofBindAddress = pprofAddr
+	opts.LeaderElection = leaderElect
+	opts.LeaderElectionID = "portero-operator.billing.portero.dev"
+	opts.LeaderElectionReleaseOnCancel = true
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), opts)
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}

@@ -3,10 +3,12 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"time"
 
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -100,4 +102,33 @@ func Main(m interface{ Run() int }, env **Env, c *client.Client) int {
 	}
 	*env, *c = e, cl
 	return m.Run()
+}
+
+// StartManager creates a manager with opts, lets setup register reconcilers, starts it and waits
+// for its cache. The returned stop ends the manager and waits for it.
+func StartManager(cfg *rest.Config, opts manager.Options, setup func(manager.Manager) error) (manager.Manager, func() error, error) {
+	mgr, err := manager.New(cfg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := setup(mgr); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	stop := func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(time.Minute):
+			return fmt.Errorf("manager did not stop within a minute")
+		}
+	}
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		_ = stop()
+		return nil, nil, fmt.Errorf("manager cache did not sync")
+	}
+	return mgr, stop, nil
 }

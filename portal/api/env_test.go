@@ -33,7 +33,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/controllers"
@@ -75,31 +74,20 @@ func TestMain(m *testing.M) {
 
 // startOperator runs the CustomerPortal and PortalSession reconcilers as cmd/manager does.
 func startOperator() (func(), error) {
-	mgr, err := manager.New(env.Config, manager.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  controllers.CacheOptions(),
-		Controller:             controllers.ControllerOptions(true),
+	_, stop, err := testenv.StartManager(env.Config, controllers.ManagerOptions(env.Scheme, true), func(m manager.Manager) error {
+		if err := (&controllers.CustomerPortalReconciler{PortalImage: "portero:test", Client: m.GetClient(),
+			APIReader: m.GetAPIReader(), Scheme: m.GetScheme(), Recorder: m.GetEventRecorder("customerportal")}).SetupWithManager(m); err != nil {
+			return err
+		}
+		if err := (&controllers.PortalSessionReconciler{Mailer: mailer}).SetupWithManager(m); err != nil {
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := (&controllers.CustomerPortalReconciler{PortalImage: "portero:test", Client: mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: mgr.GetEventRecorder("customerportal")}).SetupWithManager(mgr); err != nil {
-		return nil, err
-	}
-	if err := (&controllers.PortalSessionReconciler{Mailer: mailer}).SetupWithManager(mgr); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		cancel()
-		return nil, fmt.Errorf("operator cache did not sync")
-	}
-	return func() { cancel(); <-done }, nil
+	return func() { _ = stop() }, nil
 }
 
 // fakeMailer records the link e-mails the PortalSession controller sends.

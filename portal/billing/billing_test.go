@@ -28,7 +28,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/controllers"
@@ -69,27 +68,16 @@ func TestMain(m *testing.M) {
 
 // startSessionController runs the operator's PortalSession reconciler as cmd/manager does.
 func startSessionController() (func(), error) {
-	mgr, err := manager.New(env.Config, manager.Options{
-		Scheme:                 env.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  controllers.CacheOptions(),
-		Controller:             controllers.ControllerOptions(true),
+	_, stop, err := testenv.StartManager(env.Config, controllers.ManagerOptions(env.Scheme, true), func(m manager.Manager) error {
+		if err := (&controllers.PortalSessionReconciler{Mailer: mailer}).SetupWithManager(m); err != nil {
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := (&controllers.PortalSessionReconciler{Mailer: mailer}).SetupWithManager(mgr); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		cancel()
-		return nil, errors.New("operator cache did not sync")
-	}
-	return func() { cancel(); <-done }, nil
+	return func() { _ = stop() }, nil
 }
 
 type fakeMailer struct {
