@@ -292,9 +292,6 @@ func (r *PortalSessionReconciler) run(ctx context.Context, sc *sessionScope) err
 			return err
 		}
 	default:
-		if err := r.ensureFinalizer(ctx, sc); err != nil {
-			return err
-		}
 		if err := r.lookupPortal(ctx, sc); err != nil {
 			return err
 		}
@@ -307,6 +304,11 @@ func (r *PortalSessionReconciler) run(ctx context.Context, sc *sessionScope) err
 		}
 		if err := r.ensureLink(ctx, sc); err != nil {
 			return err
+		}
+		if s.Status.Phase == billingv1alpha1.SessionActive {
+			if err := r.ensureFinalizer(ctx, sc); err != nil {
+				return err
+			}
 		}
 		if err := r.planDelivery(ctx, sc); err != nil {
 			return err
@@ -324,17 +326,23 @@ func (r *PortalSessionReconciler) run(ctx context.Context, sc *sessionScope) err
 	return r.writeStatus(ctx, sc)
 }
 
-// ensureFinalizer adds FinalizerRevoke before any link Secret can exist.
+// ensureFinalizer adds FinalizerRevoke to a session that has a link Secret. It comes right after the
+// Secret, not before it, so that the link is out after a single write: a session deleted in between
+// still loses its Secret to the garbage collector (it owns it), and its link stops working at once
+// anyway, because portals only honour tokens of sessions that exist.
 func (r *PortalSessionReconciler) ensureFinalizer(ctx context.Context, sc *sessionScope) error {
 	if controllerutil.ContainsFinalizer(sc.s, FinalizerRevoke) {
 		return nil
 	}
-	base := sc.s.DeepCopy()
-	controllerutil.AddFinalizer(sc.s, FinalizerRevoke)
-	if err := r.Client.Patch(ctx, sc.s, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+	// Patch a copy: sc.s already holds this reconcile's new status, which the patch response (the
+	// server's status) would overwrite. Only the metadata comes back.
+	obj := sc.s.DeepCopy()
+	base := obj.DeepCopy()
+	controllerutil.AddFinalizer(obj, FinalizerRevoke)
+	if err := r.Client.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("add finalizer %s: %w", FinalizerRevoke, err)
 	}
-	// The patch response carries the server's status, which is still sc.before: nothing was mutated yet.
+	sc.s.ObjectMeta = obj.ObjectMeta
 	return nil
 }
 
@@ -457,6 +465,15 @@ func (r *PortalSessionReconciler) ensureLink(ctx context.Context, sc *sessionSco
 	}
 
 	name := linkSecretName(s.Name)
+	if !minted {
+		// The common case by far: a new session, no Secret yet. Create it straight away — the link
+		// is out after one write. A Secret already there (ours from an attempt whose status write
+		// was lost, or someone else's) makes the create fail, and the lookup below sorts it out.
+		err := r.mint(ctx, sc, name)
+		if !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
 	key := types.NamespacedName{Namespace: s.Namespace, Name: name}
 	sec := &corev1.Secret{}
 	err := r.Client.Get(ctx, key, sec)
@@ -534,7 +551,7 @@ func (r *PortalSessionReconciler) mint(ctx context.Context, sc *sessionScope, na
 		return fmt.Errorf("own link Secret %s: %w", name, err)
 	}
 	if err := r.Client.Create(ctx, sec, client.FieldOwner(FieldOwner)); err != nil {
-		// AlreadyExists: written by a racing attempt; the next reconcile adopts it.
+		// AlreadyExists passes through wrapped: ensureLink then adopts or reports the Secret.
 		return fmt.Errorf("create link Secret %s: %w", name, err)
 	}
 	sessionsMinted.WithLabelValues(s.Namespace, p.Name).Inc()
