@@ -63,6 +63,7 @@ type Options struct {
 // one PostgreSQL database.
 type Store struct {
 	db        *sql.DB
+	stmts     *Statements
 	engine    Engine
 	processor payments.Processor
 	now       func() time.Time
@@ -93,16 +94,20 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ledger (%s): %w", engine, err)
 	}
+	conns := 16
 	if engine == SQLite {
 		// WAL allows readers alongside the single writer; a few connections are enough, and
 		// every extra one is another file handle waiting on the same write lock.
-		db.SetMaxOpenConns(8)
-	} else {
-		db.SetMaxOpenConns(16)
+		conns = 8
 	}
+	db.SetMaxOpenConns(conns)
+	// Keep them all when idle (database/sql keeps 2 by default): under load a connection closed
+	// and reopened a moment later costs a connect and loses its prepared statements.
+	db.SetMaxIdleConns(conns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &Store{
 		db:        db,
+		stmts:     NewStatements(db, engine),
 		engine:    engine,
 		processor: opts.Processor,
 		now:       opts.Now,
@@ -181,7 +186,10 @@ func (s *Store) migrate(ctx context.Context) error {
 func (s *Store) Engine() Engine { return s.engine }
 
 // Close releases the database connections.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.Close()
+	return s.db.Close()
+}
 
 // Ping checks the database is reachable (for readiness probes).
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -206,27 +214,26 @@ func connect(ctx context.Context, db *sql.DB, engine Engine) error {
 	}
 }
 
-// querier runs SQL written with "?" placeholders against a *sql.DB or *sql.Tx, rebinding them
-// for PostgreSQL. It is the one place placeholders are translated.
+// querier runs SQL written with "?" placeholders on the pool or in a transaction, through the
+// store's Statements, which rebind them for PostgreSQL and prepare them once on SQLite.
 type querier struct {
 	q interface {
 		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	}
-	pg bool
 }
 
 func (q querier) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return q.q.ExecContext(ctx, q.rebind(query), args...)
+	return q.q.ExecContext(ctx, query, args...)
 }
 
 func (q querier) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return q.q.QueryContext(ctx, q.rebind(query), args...)
+	return q.q.QueryContext(ctx, query, args...)
 }
 
 func (q querier) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return q.q.QueryRowContext(ctx, q.rebind(query), args...)
+	return q.q.QueryRowContext(ctx, query, args...)
 }
 
 // execOne runs a statement that must affect exactly one row and reports whether it did.
@@ -242,37 +249,8 @@ func (q querier) execOne(ctx context.Context, query string, args ...any) (bool, 
 	return n == 1, nil
 }
 
-func (q querier) rebind(query string) string {
-	if !q.pg {
-		return query
-	}
-	return rebindDollar(query)
-}
-
-// rebindDollar turns "?" placeholders into "$1", "$2"…, leaving quoted literals alone.
-func rebindDollar(query string) string {
-	var b strings.Builder
-	b.Grow(len(query) + 16)
-	n := 0
-	inQuote := false
-	for i := 0; i < len(query); i++ {
-		c := query[i]
-		switch {
-		case c == '\'':
-			inQuote = !inQuote
-			b.WriteByte(c)
-		case c == '?' && !inQuote:
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
 // read returns a querier on the pool, for statements outside a transaction.
-func (s *Store) read() querier { return querier{q: s.db, pg: s.engine == Postgres} }
+func (s *Store) read() querier { return querier{q: s.stmts} }
 
 // inTx runs fn in a transaction, committing if it returns nil. On SQLite the transaction
 // starts with BEGIN IMMEDIATE (from the DSN), taking the write lock up front so two writers
@@ -282,7 +260,7 @@ func (s *Store) inTx(ctx context.Context, fn func(q querier) error) error {
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if err := fn(querier{q: tx, pg: s.engine == Postgres}); err != nil {
+	if err := fn(querier{q: s.stmts.In(tx)}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
