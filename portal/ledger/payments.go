@@ -38,8 +38,20 @@ type ListPaymentsParams struct {
 	CustomerID     string
 	SubscriptionID string
 	Status         PaymentStatus
-	Limit          int
-	Cursor         string
+	// Statuses restricts the list to payments in any of these statuses (on top of Status):
+	// one query for, say, every payment waiting for the customer.
+	Statuses []PaymentStatus
+	Limit    int
+	Cursor   string
+}
+
+// knownStatus reports the statuses a payment can be in.
+func knownStatus(s PaymentStatus) bool {
+	switch s {
+	case PaymentIncomplete, PaymentProcessing, PaymentPending, PaymentSucceeded, PaymentFailed:
+		return true
+	}
+	return false
 }
 
 // Keys the ledger derives itself start with this prefix, which merchants may not use, so a
@@ -717,6 +729,18 @@ func (s *Store) ListPayments(ctx context.Context, p ListPaymentsParams) (Page[Pa
 	if p.Status != "" {
 		where = append(where, "status = ?")
 		args = append(args, string(p.Status))
+	}
+	if len(p.Statuses) > 0 {
+		// Written as literals, not parameters: only known statuses get here, and SQLite then
+		// plans the prepared query once instead of again for every new set of values.
+		lits := make([]string, len(p.Statuses))
+		for i, st := range p.Statuses {
+			if !knownStatus(st) {
+				return Page[Payment]{}, newError(KindInvalid, CodeInvalidField, "status", nil)
+			}
+			lits[i] = "'" + string(st) + "'"
+		}
+		where = append(where, "status IN ("+strings.Join(lits, ", ")+")")
 	}
 	if p.Cursor != "" {
 		c, err := decodeCursor(p.Cursor)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"sort"
 	"time"
 
 	"github.com/portero-dev/portero/portal/ledger"
@@ -44,21 +43,31 @@ func canPay(s ledger.PaymentStatus) bool {
 	return s == ledger.PaymentIncomplete || s == ledger.PaymentFailed
 }
 
-// duePayments lists the customer's payments that wait for them, newest first.
+// dueStatuses are the statuses isDue reports.
+var dueStatuses = []ledger.PaymentStatus{ledger.PaymentIncomplete, ledger.PaymentFailed, ledger.PaymentPending}
+
+// duePayments lists the customer's payments that wait for them, newest first, at most limit.
+// A page asks for them more than once (its list, the banner's count), so the request reads
+// them once, in one query, and keeps them.
 func (h *Handler) duePayments(v *visit, limit int) ([]ledger.Payment, error) {
-	var out []ledger.Payment
-	for _, st := range []ledger.PaymentStatus{ledger.PaymentIncomplete, ledger.PaymentFailed, ledger.PaymentPending} {
-		page, err := h.ledger.ListPayments(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Status: st, Limit: limit})
+	if v.due == nil || (limit > v.due.limit && len(v.due.items) >= v.due.limit) {
+		n := max(limit, dueCountCap)
+		page, err := h.ledger.ListPayments(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Statuses: dueStatuses, Limit: n})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, page.Items...)
+		v.due = &dueList{items: page.Items, limit: n}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
-	if len(out) > limit {
-		out = out[:limit]
+	if len(v.due.items) > limit {
+		return v.due.items[:limit], nil
 	}
-	return out, nil
+	return v.due.items, nil
+}
+
+// dueList is a request's read of the payments due: the first limit of them, newest first.
+type dueList struct {
+	items []ledger.Payment
+	limit int
 }
 
 type paymentsData struct {

@@ -299,9 +299,13 @@ func (h *Handler) nav(v *visit) []navItem {
 	return items
 }
 
-// dueCount is how many payments wait for the customer, for the banner on every page.
+// dueCountCap is the most payments due the banner counts.
+const dueCountCap = 20
+
+// dueCount is how many payments wait for the customer (up to dueCountCap), for the banner on
+// every page.
 func (h *Handler) dueCount(v *visit) int {
-	due, err := h.duePayments(v, 20)
+	due, err := h.duePayments(v, dueCountCap)
 	if err != nil {
 		h.log.Warn("count payments due", "err", err)
 		return 0

@@ -33,6 +33,8 @@ type visit struct {
 	flash    string
 	// preCSRF is the token for forms shown before sign-in (see preToken).
 	preCSRF string
+	// due caches the customer's payments due for the rest of the request (see duePayments).
+	due *dueList
 }
 
 func (v *visit) isPost() bool { return v.r.Method == http.MethodPost }
