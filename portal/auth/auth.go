@@ -22,7 +22,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"strings"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -62,7 +61,7 @@ type Options struct {
 // concurrent use, and several Stores (replicas) may share one PostgreSQL database.
 type Store struct {
 	db       *sql.DB
-	pg       bool
+	stmts    *ledger.Statements
 	clock    clock.PassiveClock
 	log      *slog.Logger
 	codeKey  []byte
@@ -83,7 +82,7 @@ func Open(ctx context.Context, db *sql.DB, engine ledger.Engine, opts Options) (
 	if engine != ledger.SQLite && engine != ledger.Postgres {
 		return nil, fmt.Errorf("open auth store: unsupported engine %q", engine)
 	}
-	s := &Store{db: db, pg: engine == ledger.Postgres, clock: opts.Clock, log: opts.Logger,
+	s := &Store{db: db, stmts: ledger.NewStatements(db, engine), clock: opts.Clock, log: opts.Logger,
 		idle: opts.IdleTimeout, absolute: opts.AbsoluteTimeout}
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
@@ -163,30 +162,14 @@ func (s *Store) now() time.Time { return s.clock.Now().UTC().Truncate(time.Milli
 
 func (s *Store) nowMs() int64 { return s.clock.Now().UnixMilli() }
 
-// Placeholders are written "?" and rebound to $n for PostgreSQL (no query here has a literal "?").
-func (s *Store) rebind(query string) string {
-	if !s.pg {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for i := 0; i < len(query); i++ {
-		if query[i] == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteByte(query[i])
-	}
-	return b.String()
-}
-
+// Statements rebind "?" placeholders for PostgreSQL and, on SQLite, prepare each query once:
+// the session lookup runs on every page.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return s.db.ExecContext(ctx, s.rebind(query), args...)
+	return s.stmts.ExecContext(ctx, query, args...)
 }
 
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return s.db.QueryRowContext(ctx, s.rebind(query), args...)
+	return s.stmts.QueryRowContext(ctx, query, args...)
 }
 
 // execOne runs a conditional statement and reports whether it changed exactly one row.
