@@ -40,6 +40,7 @@ type config struct {
 	dsnEnv      string
 	logLevel    string
 	insecureDev bool
+	pprofListen string
 }
 
 func main() {
@@ -51,6 +52,7 @@ func main() {
 	flag.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error.")
 	flag.BoolVar(&c.insecureDev, "insecure-cookies", false, "Set session cookies without Secure on plain-http requests from any host (development only). "+
 		"Plain http on localhost and 127.0.0.1 needs no flag.")
+	flag.StringVar(&c.pprofListen, "pprof-listen", os.Getenv("PORTERO_PPROF_LISTEN"), "Loopback address to serve /debug/pprof/ on (off when empty; default $PORTERO_PPROF_LISTEN).")
 	flag.Parse()
 
 	log := newLogger(c.logLevel)
@@ -69,6 +71,11 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return errors.New("--portal must be namespace/name")
 	}
 	key := types.NamespacedName{Namespace: ns, Name: name}
+	if c.pprofListen != "" {
+		if err := servePprof(ctx, c.pprofListen, log); err != nil {
+			return err
+		}
+	}
 
 	dsn, secret, err := storage(c)
 	if err != nil {
