@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -24,34 +25,102 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// templates holds one parsed set per page: the layout and partials plus the page's "content".
+// templates holds one parsed set per language and page: the layout and partials plus the
+// page's "content".
 type templates struct {
-	pages map[string]*template.Template
+	pages map[string]map[string]*template.Template // locale → page → set
+}
+
+// page returns the set for a page in a language.
+func (t *templates) page(locale, name string) (*template.Template, bool) {
+	set, ok := t.pages[locale]
+	if !ok {
+		set = t.pages[defaultLocale]
+	}
+	p, ok := set[name]
+	return p, ok
 }
 
 func parseTemplates() (*templates, error) {
-	base, err := template.New("base").Funcs(template.FuncMap{"field": newFieldView, "hasPrefix": strings.HasPrefix}).ParseFS(templateFS, "templates/*.html")
+	t := &templates{pages: map[string]map[string]*template.Template{}}
+	for _, l := range locales {
+		set, err := parseTemplateSet(l, true)
+		if err != nil {
+			return nil, err
+		}
+		t.pages[l] = set
+	}
+	return t, nil
+}
+
+// parseTemplateSet parses every page for one language, with its fixed texts translated in
+// (see pretranslate) when pre is set.
+func parseTemplateSet(locale string, pre bool) (map[string]*template.Template, error) {
+	base := template.New("base").Funcs(template.FuncMap{"field": newFieldView, "hasPrefix": strings.HasPrefix})
+	layouts, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
-		return nil, fmt.Errorf("parse layout: %w", err)
+		return nil, err
+	}
+	for _, f := range layouts {
+		if err := parseInto(base, f, locale, pre); err != nil {
+			return nil, fmt.Errorf("parse layout: %w", err)
+		}
 	}
 	files, err := fs.Glob(templateFS, "templates/pages/*.html")
 	if err != nil {
 		return nil, err
 	}
-	t := &templates{pages: map[string]*template.Template{}}
+	pages := map[string]*template.Template{}
 	for _, f := range files {
 		clone, err := base.Clone()
 		if err != nil {
 			return nil, err
 		}
-		p, err := clone.ParseFS(templateFS, f)
-		if err != nil {
-			return nil, fmt.Errorf("parse %s: %w", f, err)
+		if err := parseInto(clone, f, locale, pre); err != nil {
+			return nil, err
 		}
-		t.pages[strings.TrimSuffix(path.Base(f), ".html")] = p
+		pages[strings.TrimSuffix(path.Base(f), ".html")] = clone
 	}
-	return t, nil
+	return pages, nil
 }
+
+func parseInto(t *template.Template, file, locale string, pre bool) error {
+	b, err := templateFS.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	src := string(b)
+	if pre {
+		src = pretranslate(src, locale)
+	}
+	if _, err := t.New(path.Base(file)).Parse(src); err != nil {
+		return fmt.Errorf("parse %s: %w", file, err)
+	}
+	return nil
+}
+
+// fixedText matches a translation of a fixed key, {{.T "key"}} or {{$.T "key"}}, written
+// without trim markers or arguments.
+var fixedText = regexp.MustCompile(`\{\{\$?\.T "([a-z0-9_.]+)"\}\}`)
+
+// pretranslate writes the translations of fixed keys into a template's source, escaped as
+// html/template would escape them where they stand, so the page renders byte for byte as if
+// each were looked up: a page has dozens of them, and each lookup, through reflection, cost more
+// than the rest of its line. Every one stands in HTML text or a double-quoted attribute
+// (TestPretranslateContexts), where html/template escapes with the same table.
+func pretranslate(src, locale string) string {
+	p := &page{Locale: locale, cat: catalog[locale]}
+	return fixedText.ReplaceAllStringFunc(src, func(m string) string {
+		text := p.T(fixedText.FindStringSubmatch(m)[1])
+		if strings.Contains(text, "{{") || strings.Contains(text, "}}") {
+			return m
+		}
+		return htmlTextEscaper.Replace(text)
+	})
+}
+
+// htmlTextEscaper escapes like html/template in HTML text and quoted attribute values.
+var htmlTextEscaper = strings.NewReplacer("\x00", "\uFFFD", `"`, "&#34;", "&", "&amp;", "'", "&#39;", "+", "&#43;", "<", "&lt;", ">", "&gt;")
 
 // staticHandler serves the embedded stylesheet. URLs carry a version, so it may be cached.
 func staticHandler() http.Handler {
@@ -216,7 +285,7 @@ func (h *Handler) render(w http.ResponseWriter, v *visit, status int, name, titl
 }
 
 func (h *Handler) renderForm(w http.ResponseWriter, v *visit, status int, name, title string, data any, f *form) {
-	t, ok := h.pages.pages[name]
+	t, ok := h.pages.page(v.locale, name)
 	if !ok {
 		h.log.Error("no such template", "template", name)
 		http.Error(w, "internal error", http.StatusInternalServerError)

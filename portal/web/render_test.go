@@ -1,0 +1,109 @@
+package web
+
+import (
+	"bytes"
+	"io/fs"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portero-dev/portero/portal/ledger"
+)
+
+// Pretranslated fixed texts are escaped with html/template's table for HTML text and quoted
+// attributes, so each must stand in one of those (not in a URL, script, style or unquoted
+// attribute, where it escapes differently).
+func TestPretranslateContexts(t *testing.T) {
+	files, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, _ := fs.Glob(templateFS, "templates/pages/*.html")
+	files = append(files, pages...)
+	n := 0
+	for _, f := range files {
+		b, _ := templateFS.ReadFile(f)
+		src := string(b)
+		if strings.Contains(src, "<script") || strings.Contains(src, "<style") {
+			t.Errorf("%s has a script or style element: check pretranslate's contexts", f)
+		}
+		for _, loc := range fixedText.FindAllStringIndex(src, -1) {
+			n++
+			before := src[:loc[0]]
+			open, closed := strings.LastIndex(before, "<"), strings.LastIndex(before, ">")
+			if closed > open {
+				continue // HTML text
+			}
+			tag := before[open:]
+			eq := strings.LastIndex(tag, `="`)
+			if eq < 0 || strings.Count(tag[eq+2:], `"`) != 0 || strings.Count(tag, `"`)%2 != 1 {
+				t.Errorf("%s: %s is not in HTML text or a double-quoted attribute", f, src[loc[0]:loc[1]])
+				continue
+			}
+			name := strings.ToLower(tag[strings.LastIndexAny(tag[:eq], " \n\t")+1 : eq])
+			switch {
+			case strings.HasPrefix(name, "on"), name == "href", name == "src", name == "action", name == "formaction", name == "style", name == "srcset":
+				t.Errorf("%s: %s is in attribute %s, which is not escaped as text", f, src[loc[0]:loc[1]], name)
+			}
+		}
+	}
+	if n < 20 {
+		t.Errorf("only %d fixed texts found: is fixedText still matching the templates?", n)
+	}
+}
+
+// The pretranslated sets render byte for byte what the plain templates do.
+func TestPretranslatedPagesRenderTheSame(t *testing.T) {
+	now := time.Date(2026, time.March, 4, 10, 0, 0, 0, time.UTC)
+	pay := func(id, desc, status string) paymentRow {
+		return paymentRow{ID: id, Description: desc, Amount: 123456, Currency: ledger.ARS, Status: status,
+			Method: "Visa •••• 4242", Created: now, Href: "/payments/" + id, Due: status == "failed"}
+	}
+	overview := overviewData{Name: "Ana <Benchmark> & Co's +1", ShowMethods: true, ShowBilling: true, ShowHistory: true,
+		Preferred: &methodRow{ID: "pm_1", Label: "Visa •••• 4242", Preferred: true}, MethodCount: 5,
+		Subscriptions: []subscriptionRow{{ID: "sub_1", Plan: "Plan \"Pro\"", Amount: 150000, Currency: ledger.ARS, Interval: "month",
+			Status: "active", PeriodEnd: now, Href: "/subscriptions/sub_1"}},
+		LegalName: "Ana SA", TaxID: "27-28033514-8", TaxCondition: "responsable_inscripto",
+		Recent: []paymentRow{pay("pay_1", "Consumo #1", "succeeded"), pay("pay_2", "", "pending")},
+		Due:    []paymentRow{pay("pay_3", "Consumo #3", "failed")}}
+	cases := []struct {
+		name, path string
+		data       any
+	}{
+		{"overview", "/", overview},
+		{"overview", "/", overviewData{}},
+		{"payments", "/payments", paymentsData{Payments: overview.Recent, Next: "/payments?after=x"}},
+		{"paymentsdue", "/payments/due", paymentsData{Payments: overview.Due}},
+		{"error", "/methods", errorData{Status: 403, Message: "error.forbidden"}},
+		{"ended", "/", nil},
+		{"nopublic", "/", nil},
+	}
+	for _, locale := range locales {
+		plain, err := parseTemplateSet(locale, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pre, err := parseTemplateSet(locale, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cases {
+			p := &page{Locale: locale, cat: catalog[locale], Title: "title.overview", SignedIn: true, CSRF: "tok+en/=",
+				Brand:        brandView{Name: "Shop & <Co>", LogoURL: "https://shop.example/logo.png", SupportEmail: "help@shop.example", Version: "v1"},
+				CustomerName: "Ana", Flash: "Saved", Due: 3, ReturnURL: "https://shop.example/account", Path: c.path, Asset: "a1",
+				Nav:   []navItem{{Href: "/", Label: "nav.overview", Current: c.path == "/"}, {Href: "/payments", Label: "nav.payments"}},
+				Langs: []langLink{{Code: "es", Label: "Español", Href: "?lang=es", Current: locale == "es"}, {Code: "en", Label: "English", Href: "?lang=en"}},
+				Data:  c.data}
+			var a, b bytes.Buffer
+			if err := plain[c.name].ExecuteTemplate(&a, "layout", p); err != nil {
+				t.Fatalf("%s/%s plain: %v", locale, c.name, err)
+			}
+			if err := pre[c.name].ExecuteTemplate(&b, "layout", p); err != nil {
+				t.Fatalf("%s/%s pretranslated: %v", locale, c.name, err)
+			}
+			if a.String() != b.String() {
+				t.Errorf("%s/%s renders differently pretranslated:\nplain: %s\npre:   %s", locale, c.name, a.String(), b.String())
+			}
+		}
+	}
+}
