@@ -35,9 +35,10 @@ import (
 
 // PortalSession names that are part of the API: users and tools match on them.
 const (
-	// FinalizerRevoke makes deleting an active PortalSession delete its link Secret at once, instead
-	// of whenever the garbage collector gets to it. It is removed as soon as the session ends, so
-	// ended sessions delete without the operator.
+	// FinalizerRevoke makes deleting a PortalSession delete its link Secret at once, instead of
+	// whenever the garbage collector gets to it. A session gets it with its link Secret and keeps it
+	// until it is deleted: removing it when the session ends would cost one more write in the
+	// burst of expiries, and ending is the moment the API server is busiest.
 	FinalizerRevoke = "billing.portero.dev/revoke"
 	// AnnotationCustomerEmail gives the address to e-mail the link to when spec.customer has only an id.
 	AnnotationCustomerEmail = "billing.portero.dev/customer-email"
@@ -258,9 +259,6 @@ func (r *PortalSessionReconciler) reconcileSession(ctx context.Context, req ctrl
 	}
 
 	if sc.ended {
-		if err := r.removeFinalizer(ctx, s); err != nil {
-			return ctrl.Result{}, err
-		}
 		deleted, err := r.cleanUp(ctx, sc)
 		if err != nil || deleted {
 			return ctrl.Result{}, err
@@ -346,7 +344,7 @@ func (r *PortalSessionReconciler) ensureFinalizer(ctx context.Context, sc *sessi
 	return nil
 }
 
-// removeFinalizer drops FinalizerRevoke once the link Secret is gone for good.
+// removeFinalizer drops FinalizerRevoke once the link Secret of a deleted session is gone.
 func (r *PortalSessionReconciler) removeFinalizer(ctx context.Context, s *billingv1alpha1.PortalSession) error {
 	if !controllerutil.ContainsFinalizer(s, FinalizerRevoke) {
 		return nil
@@ -366,7 +364,9 @@ func (r *PortalSessionReconciler) finalize(ctx context.Context, s *billingv1alph
 	if !controllerutil.ContainsFinalizer(s, FinalizerRevoke) {
 		return nil
 	}
-	if err := r.deleteLinkSecret(ctx, s, true); err != nil {
+	// An ended session whose status records its Secret gone needs no look on the API server.
+	ended := s.Status.Phase == billingv1alpha1.SessionExpired || s.Status.Phase == billingv1alpha1.SessionRevoked
+	if err := r.deleteLinkSecret(ctx, s, !ended || s.Status.LinkSecretName != ""); err != nil {
 		return err
 	}
 	wasActive := s.Status.Phase == billingv1alpha1.SessionActive

@@ -470,21 +470,29 @@ func TestSessionExpiresWhenClockPassesExpiry(t *testing.T) {
 		t.Errorf("kstatus %s, want Failed", got)
 	}
 	waitEvent(t, ns, s.Name, corev1.EventTypeNormal, SessionReasonExpired)
-	eventually(t, "finalizer removed", func() error {
-		s, err := getSession(key)
-		if err != nil {
-			return err
-		}
-		if len(s.Finalizers) != 0 {
-			return fmt.Errorf("finalizers %v", s.Finalizers)
-		}
-		return nil
-	})
 	if got := testutil.ToFloat64(sessionsExpired.WithLabelValues(ns, "acme")); got != 1 {
 		t.Errorf("portero_sessions_expired_total = %v, want 1", got)
 	}
 	if got := testutil.ToFloat64(sessionsActiveGauge.WithLabelValues(ns, "acme")); got != 0 {
 		t.Errorf("portero_sessions_active = %v, want 0", got)
+	}
+
+	// The finalizer stays on the ended session (no extra write at expiry) and lets it go at once
+	// when it is deleted.
+	if !slicesContains(s.Finalizers, FinalizerRevoke) {
+		t.Errorf("finalizers %v: %s was removed at expiry", s.Finalizers, FinalizerRevoke)
+	}
+	if err := k8s.Delete(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "expired session deleted", func() error {
+		if _, err := getSession(key); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there (err %v)", err)
+		}
+		return nil
+	})
+	if got := testutil.ToFloat64(sessionsRevoked.WithLabelValues(ns, "acme")); got != 0 {
+		t.Errorf("portero_sessions_revoked_total = %v after deleting an expired session, want 0", got)
 	}
 }
 
