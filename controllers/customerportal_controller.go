@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -465,8 +466,17 @@ func (r *CustomerPortalReconciler) setup(mgr ctrl.Manager, rec reconcile.Reconci
 	}
 
 	// A separate, metadata-only cache for Secrets: the main cache holds only Portero's own Secrets
-	// (by label), but the Secrets a portal references are the user's.
-	secretMeta, err := cache.New(mgr.GetConfig(), cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	// (by label), but the Secrets a portal references are the user's. Portero's own Secrets (one
+	// link Secret per session: tens of thousands) are left out of it, and managedFields stripped.
+	notOurs, err := labels.Parse(LabelManagedBy + "!=" + ManagedByValue)
+	if err != nil {
+		return err
+	}
+	secretMeta, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		DefaultLabelSelector: notOurs,
+		DefaultTransform:     cache.TransformStripManagedFields(),
+	})
 	if err != nil {
 		return fmt.Errorf("secret metadata cache: %w", err)
 	}
