@@ -732,7 +732,9 @@ func (s *Store) ListPayments(ctx context.Context, p ListPaymentsParams) (Page[Pa
 	}
 	if len(p.Statuses) > 0 {
 		// Written as literals, not parameters: only known statuses get here, and SQLite then
-		// plans the prepared query once instead of again for every new set of values.
+		// plans the prepared query once instead of again for every new set of values. The list
+		// incomplete, failed, pending (the portal's payments due) matches the partial index
+		// payments_customer_due, which both engines then use.
 		lits := make([]string, len(p.Statuses))
 		for i, st := range p.Statuses {
 			if !knownStatus(st) {

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"strings"
 	"sync"
 	"testing"
@@ -73,9 +74,13 @@ func TestOpenMigratesOnceAndReopens(t *testing.T) {
 		if got, err := s2.GetCustomer(e.ctx, c.ID); err != nil || got.Email != c.Email {
 			t.Fatalf("reopened store: %+v %v", got, err)
 		}
+		files, err := fs.Glob(migrationsFS, "migrations/*.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
 		var version int64
-		if err := s2.read().queryRow(e.ctx, "SELECT MAX(version_id) FROM goose_db_version").Scan(&version); err != nil || version != 1 {
-			t.Fatalf("goose version = %d, %v", version, err)
+		if err := s2.read().queryRow(e.ctx, "SELECT MAX(version_id) FROM goose_db_version").Scan(&version); err != nil || version != int64(len(files)) {
+			t.Fatalf("goose version = %d, %v; want %d (one per migration)", version, err, len(files))
 		}
 		if s2.Engine() != e.engine {
 			t.Fatalf("Engine() = %s", s2.Engine())
@@ -171,4 +176,30 @@ func TestConcurrentOpen(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDueQueryUsesPartialIndex: the payments due, as the portal asks for them on every signed-in
+// page, are read from payments_customer_due, not by walking all of a customer's payments. SQLite
+// uses a partial index only for a WHERE that repeats its IN list, in its order.
+func TestDueQueryUsesPartialIndex(t *testing.T) {
+	e := newEnv(t, SQLite)
+	q := "EXPLAIN QUERY PLAN SELECT " + paymentColumns + " FROM payments WHERE 1 = 1 AND customer_id = ? AND " +
+		"status IN ('incomplete', 'failed', 'pending') ORDER BY created_at DESC, id DESC LIMIT ?"
+	rows, err := e.store.db.QueryContext(e.ctx, q, "cus_x", 21)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan strings.Builder
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(detail + "\n")
+	}
+	if !strings.Contains(plan.String(), "payments_customer_due") || strings.Contains(plan.String(), "TEMP B-TREE") {
+		t.Fatalf("plan of the due query:\n%s\nwant a search of payments_customer_due with no sort", plan.String())
+	}
 }
