@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/portero-dev/portero/internal/scheme"
 	"github.com/portero-dev/portero/internal/testenv"
@@ -96,8 +98,37 @@ func StartCluster(dir string) (*Cluster, error) {
 // ManagerOptions start the operator.
 type ManagerOptions struct {
 	Bin string
+	// Env is added to the process's environment (DeployedManagerEnv: as the Deployment runs it).
+	Env []string
 	// Pprof asks for --pprof-bind-address; used only if the binary has that flag.
 	Pprof bool
+}
+
+// DeployedManagerEnv is the plain environment config/manager/manager.yaml gives the manager
+// container (GOMEMLIMIT): the benchmarks run the manager as it is deployed.
+func DeployedManagerEnv(root string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(root, "config", "manager", "manager.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var env []string
+	for _, doc := range strings.Split(string(b), "\n---") {
+		var d appsv1.Deployment
+		if err := yaml.Unmarshal([]byte(doc), &d); err != nil || d.Kind != "Deployment" {
+			continue
+		}
+		for _, ctr := range d.Spec.Template.Spec.Containers {
+			if ctr.Name != "manager" {
+				continue
+			}
+			for _, e := range ctr.Env {
+				if e.ValueFrom == nil {
+					env = append(env, e.Name+"="+e.Value)
+				}
+			}
+		}
+	}
+	return env, nil
 }
 
 // StartManager runs bin/manager against the cluster and waits until it is ready.
@@ -129,7 +160,7 @@ func (c *Cluster) StartManager(ctx context.Context, o ManagerOptions) error {
 	if c.Manager != nil {
 		name = "manager-restarted" // keep the first one's log
 	}
-	p, err := Spawn(c.dir, name, []string{"KUBECONFIG=" + c.Kubeconfig}, o.Bin, args...)
+	p, err := Spawn(c.dir, name, append([]string{"KUBECONFIG=" + c.Kubeconfig}, o.Env...), o.Bin, args...)
 	if err != nil {
 		return err
 	}

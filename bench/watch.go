@@ -90,16 +90,17 @@ func newFirstSeen(want int) *firstSeen {
 }
 
 // mark records name at at unless already seen.
-func (f *firstSeen) mark(name string, at time.Time) {
+func (f *firstSeen) mark(name string, at time.Time) (first bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.seen[name]; ok {
-		return
+		return false
 	}
 	f.seen[name] = at
 	if len(f.seen) == f.want {
 		close(f.all)
 	}
+	return true
 }
 
 func (f *firstSeen) get(name string) (time.Time, bool) {
