@@ -1,7 +1,6 @@
 package web
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +28,8 @@ func formatMoney(locale string, amount int64, cur ledger.Currency) string {
 	}
 	s := groupThousands(strconv.FormatInt(whole, 10), thousands)
 	if digits > 0 {
-		s += decimal + fmt.Sprintf("%0*d", digits, frac)
+		f := strconv.FormatInt(frac, 10)
+		s += decimal + strings.Repeat("0", max(digits-len(f), 0)) + f
 	}
 	if neg {
 		s = "-" + s
@@ -72,10 +72,14 @@ func formatDate(locale string, t time.Time) string {
 		return ""
 	}
 	t = t.UTC()
+	y, m, d := t.Date()
 	if locale == "es" {
-		return fmt.Sprintf("%d %s %d", t.Day(), monthsES[t.Month()-1], t.Year())
+		return strconv.Itoa(d) + " " + monthsES[m-1] + " " + strconv.Itoa(y)
 	}
-	return t.Format("Jan 2, 2006")
+	if y < 1000 || y > 9999 { // Format pads the year to four digits
+		return t.Format("Jan 2, 2006")
+	}
+	return m.String()[:3] + " " + strconv.Itoa(d) + ", " + strconv.Itoa(y)
 }
 
 func formatDateTime(locale string, t time.Time) string {

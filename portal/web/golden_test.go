@@ -90,6 +90,7 @@ func TestPagesRenderAsGolden(t *testing.T) {
 		for _, p := range recent {
 			d.Recent = append(d.Recent, paymentView(v.locale, p))
 		}
+		d.texts(v.locale)
 		return d
 	}
 	rows := func(locale string, ps []ledger.Payment) []paymentRow {

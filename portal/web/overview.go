@@ -8,7 +8,9 @@ import (
 )
 
 type overviewData struct {
-	Name          string
+	Name string
+	// Hello is the heading: a greeting by name, or the page's title.
+	Hello         string
 	ShowMethods   bool
 	Preferred     *methodRow
 	MethodCount   int
@@ -20,6 +22,20 @@ type overviewData struct {
 	ShowHistory   bool
 	Recent        []paymentRow
 	Due           []paymentRow
+	// Texts in the page's language.
+	MethodCountText, TaxConditionText string
+}
+
+// texts fills in the page's texts in the language from the data.
+func (d *overviewData) texts(locale string) {
+	d.Hello = tr(locale, "title.overview")
+	if d.Name != "" {
+		d.Hello = tr(locale, "overview.hello", d.Name)
+	}
+	d.MethodCountText = tr(locale, "overview.methods_count", d.MethodCount)
+	if d.TaxCondition != "" {
+		d.TaxConditionText = tr(locale, "tax."+d.TaxCondition)
+	}
 }
 
 // overview is the signed-in home: what needs attention first, then each section the portal
@@ -75,5 +91,6 @@ func (h *Handler) overview(w http.ResponseWriter, v *visit) {
 			d.Recent = append(d.Recent, paymentView(v.locale, p))
 		}
 	}
+	d.texts(v.locale)
 	h.render(w, v, http.StatusOK, "overview", "title.overview", d)
 }

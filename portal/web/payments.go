@@ -23,13 +23,22 @@ type paymentRow struct {
 	Href        string
 	// Due is true when the payment waits for the customer (complete it, pay it, or retry).
 	Due bool
+	// The row's texts in the page's language, ready for the lists: the description (or
+	// "untitled"), the creation day, the amount and the status.
+	Title, CreatedText, AmountText, StatusText string
 }
 
 func paymentView(locale string, p ledger.Payment) paymentRow {
-	return paymentRow{ID: p.ID, Description: p.Description, Amount: p.Amount, Currency: p.Currency,
+	r := paymentRow{ID: p.ID, Description: p.Description, Amount: p.Amount, Currency: p.Currency,
 		Status: string(p.Status), Method: paymentMethodLabel(locale, p.MethodType, p.MethodSummary),
 		Created: p.CreatedAt, PeriodStart: p.PeriodStart, PeriodEnd: p.PeriodEnd,
-		Href: "/payments/" + url.PathEscape(p.ID), Due: isDue(p.Status)}
+		Href: "/payments/" + url.PathEscape(p.ID), Due: isDue(p.Status),
+		Title: p.Description, CreatedText: formatDate(locale, p.CreatedAt), AmountText: formatMoney(locale, p.Amount, p.Currency),
+		StatusText: tr(locale, "payment.status."+string(p.Status))}
+	if r.Title == "" {
+		r.Title = tr(locale, "payment.untitled")
+	}
+	return r
 }
 
 // isDue reports the statuses that wait for the customer: no usable method yet (incomplete), a

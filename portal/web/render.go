@@ -56,7 +56,7 @@ func parseTemplates() (*templates, error) {
 // parseTemplateSet parses every page for one language, with its fixed texts translated in
 // (see pretranslate) when pre is set.
 func parseTemplateSet(locale string, pre bool) (map[string]*template.Template, error) {
-	base := template.New("base").Funcs(template.FuncMap{"field": newFieldView, "hasPrefix": strings.HasPrefix})
+	base := template.New("base").Funcs(template.FuncMap{"field": newFieldView})
 	layouts, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
@@ -159,8 +159,10 @@ func newFieldView(p *page, name, label, autocomplete string, max int) fieldView 
 
 // page is what every template receives. Page-specific data is in Data; forms in Form.
 type page struct {
-	Locale       string
-	Title        string
+	Locale string
+	Title  string
+	// TitleText is Title translated.
+	TitleText    string
 	Brand        brandView
 	Nav          []navItem
 	SignedIn     bool
@@ -169,13 +171,18 @@ type page struct {
 	CSRF         string
 	Flash        string
 	Due          int
-	ReturnURL    string
-	Path         string
-	Langs        []langLink
-	Asset        string
-	Form         *form
-	Data         any
-	cat          map[string]string
+	// DueBanner is the banner's text when this page shows it ("" otherwise: no payments due,
+	// or the overview and the payment pages, which list them).
+	DueBanner string
+	ReturnURL string
+	// ReturnText labels the link to ReturnURL.
+	ReturnText string
+	Path       string
+	Langs      []langLink
+	Asset      string
+	Form       *form
+	Data       any
+	cat        map[string]string
 }
 
 type brandView struct {
@@ -187,7 +194,9 @@ type brandView struct {
 
 type navItem struct {
 	Href, Label string
-	Current     bool
+	// Text is Label translated.
+	Text    string
+	Current bool
 }
 
 type langLink struct {
@@ -216,8 +225,15 @@ func (f *form) fail(field, message string) { f.Errors[field] = message }
 func (f *form) ok() bool { return len(f.Errors) == 0 && f.Summary == "" }
 
 // T translates a catalogue key; extra arguments fill its %s/%d verbs.
-func (p *page) T(key string, args ...any) string {
-	s, ok := p.cat[key]
+func (p *page) T(key string, args ...any) string { return translate(p.cat, key, args...) }
+
+// tr translates a catalogue key in a language, as a page in that language does with T. View
+// rows use it to carry their texts ready-made, so templates print fields instead of calling
+// functions per row (each call from a template goes through reflection).
+func tr(locale, key string, args ...any) string { return translate(catalog[locale], key, args...) }
+
+func translate(cat map[string]string, key string, args ...any) string {
+	s, ok := cat[key]
 	if !ok {
 		s, ok = catalog[defaultLocale][key]
 	}
@@ -292,7 +308,7 @@ func (h *Handler) renderForm(w http.ResponseWriter, v *visit, status int, name, 
 		return
 	}
 	p := h.basePage(w, v)
-	p.Title, p.Data, p.Form = title, data, f
+	p.Title, p.TitleText, p.Data, p.Form = title, p.T(title), data, f
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
 		h.log.Error("render page", "template", name, "err", err)
@@ -329,6 +345,9 @@ func (h *Handler) basePage(w http.ResponseWriter, v *visit) *page {
 	if v.psess != nil && v.psess.Spec.ReturnURL != "" {
 		p.ReturnURL = safeURL(v.psess.Spec.ReturnURL) // the session's override wins
 	}
+	if p.ReturnURL != "" {
+		p.ReturnText = p.T("nav.return", p.Brand.Name)
+	}
 	p.CSRF = v.preCSRF
 	if v.sess != nil {
 		p.SignedIn = true
@@ -342,6 +361,14 @@ func (h *Handler) basePage(w http.ResponseWriter, v *visit) *page {
 		}
 		p.Nav = h.nav(v)
 		p.Due = h.dueCount(v)
+		// The overview and the payment pages list what is due; every other page says so.
+		if p.Due > 0 && p.Path != "/" && !strings.HasPrefix(p.Path, "/payments/") {
+			if p.Due == 1 {
+				p.DueBanner = p.T("banner.one")
+			} else {
+				p.DueBanner = p.T("banner.many", p.Due)
+			}
+		}
 	}
 	return p
 }
@@ -364,6 +391,7 @@ func (h *Handler) nav(v *visit) []navItem {
 	for i := range items {
 		it := &items[i]
 		it.Current = cur == it.Href || (it.Href != "/" && strings.HasPrefix(cur, it.Href+"/"))
+		it.Text = tr(v.locale, it.Label)
 	}
 	return items
 }

@@ -56,8 +56,8 @@ func TestPretranslateContexts(t *testing.T) {
 func TestPretranslatedPagesRenderTheSame(t *testing.T) {
 	now := time.Date(2026, time.March, 4, 10, 0, 0, 0, time.UTC)
 	pay := func(id, desc, status string) paymentRow {
-		return paymentRow{ID: id, Description: desc, Amount: 123456, Currency: ledger.ARS, Status: status,
-			Method: "Visa •••• 4242", Created: now, Href: "/payments/" + id, Due: status == "failed"}
+		return paymentView("es", ledger.Payment{ID: id, Description: desc, Amount: 123456, Currency: ledger.ARS,
+			Status: ledger.PaymentStatus(status), MethodType: "card", MethodSummary: "Visa •••• 4242", CreatedAt: now})
 	}
 	overview := overviewData{Name: "Ana <Benchmark> & Co's +1", ShowMethods: true, ShowBilling: true, ShowHistory: true,
 		Preferred: &methodRow{ID: "pm_1", Label: "Visa •••• 4242", Preferred: true}, MethodCount: 5,

@@ -25,14 +25,33 @@ type subscriptionRow struct {
 	CancelAtPeriodEnd bool
 	CanceledAt        time.Time
 	Href              string
+	// The row's texts in the page's language, ready for the lists: the amount, the interval
+	// ("per month"), the status, where the period stands (renews, ends or ended on a day) and
+	// what it is charged to.
+	AmountText, IntervalText, StatusText, PeriodText, PaysWithText string
 }
 
 func subscriptionView(locale string, s ledger.Subscription, methods map[string]ledger.PaymentMethod) subscriptionRow {
 	r := subscriptionRow{ID: s.ID, Plan: s.Plan, Amount: s.Amount, Currency: s.Currency, Interval: string(s.Interval),
 		Status: string(s.Status), PeriodEnd: s.CurrentPeriodEnd, CancelAtPeriodEnd: s.CancelAtPeriodEnd,
-		CanceledAt: s.CanceledAt, Href: "/subscriptions/" + url.PathEscape(s.ID)}
+		CanceledAt: s.CanceledAt, Href: "/subscriptions/" + url.PathEscape(s.ID),
+		AmountText: formatMoney(locale, s.Amount, s.Currency), IntervalText: tr(locale, "interval."+string(s.Interval)),
+		StatusText: tr(locale, "subscription.status."+string(s.Status))}
 	if m, ok := methods[s.PaymentMethodID]; ok && s.PaymentMethodID != "" {
 		r.Method = methodLabel(locale, m)
+	}
+	switch {
+	case s.Status == ledger.SubscriptionCanceled:
+		r.PeriodText = tr(locale, "subscription.ended_on", formatDate(locale, s.CanceledAt))
+	case s.CancelAtPeriodEnd:
+		r.PeriodText = tr(locale, "subscription.ends_on", formatDate(locale, s.CurrentPeriodEnd))
+	default:
+		r.PeriodText = tr(locale, "subscription.renews_on", formatDate(locale, s.CurrentPeriodEnd))
+	}
+	if r.Method != "" {
+		r.PaysWithText = tr(locale, "subscription.pays_with", r.Method)
+	} else {
+		r.PaysWithText = tr(locale, "subscription.pays_with_preferred")
 	}
 	return r
 }
