@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -35,12 +36,17 @@ type Rules struct {
 // the CRD's selectable field spec.portalRef.name), so the portal's Role need not read anything else.
 func Start(ctx context.Context, cfg *rest.Config, key types.NamespacedName) (*Rules, error) {
 	s := scheme.New()
+	// Reads hand out the informer's own objects (a shallow copy of the struct, sharing its maps,
+	// slices and pointers) instead of a deep copy: the portal reads its CustomerPortal and the
+	// signed-in visitor's PortalSession on every request, and deep-copying them was most of what
+	// those reads cost. Nothing in the portal modifies what it reads; see Portal.
+	shared := ptr.To(true)
 	c, err := cache.New(cfg, cache.Options{
 		Scheme:            s,
 		DefaultNamespaces: map[string]cache.Config{key.Namespace: {}},
 		ByObject: map[client.Object]cache.ByObject{
-			&billingv1alpha1.CustomerPortal{}: {Field: fields.OneTermEqualSelector("metadata.name", key.Name)},
-			&billingv1alpha1.PortalSession{}:  {Field: fields.OneTermEqualSelector("spec.portalRef.name", key.Name)},
+			&billingv1alpha1.CustomerPortal{}: {Field: fields.OneTermEqualSelector("metadata.name", key.Name), UnsafeDisableDeepCopy: shared},
+			&billingv1alpha1.PortalSession{}:  {Field: fields.OneTermEqualSelector("spec.portalRef.name", key.Name), UnsafeDisableDeepCopy: shared},
 		},
 	})
 	if err != nil {
@@ -75,7 +81,10 @@ func Start(ctx context.Context, cfg *rest.Config, key types.NamespacedName) (*Ru
 	return &Rules{Key: key, cache: c, Client: cl}, nil
 }
 
-// Portal returns the CustomerPortal as it is now, or nil if it is gone. Callers must not modify it.
+// Portal returns the CustomerPortal as it is now, or nil if it is gone. It shares its maps, slices
+// and pointers with the informer's cache: callers must not modify it, nor pass it to anything
+// that writes into an object (a client's Update or Patch decodes the answer into it); DeepCopy
+// it first. The same holds for the sessions below and for what Client reads of either kind.
 func (r *Rules) Portal(ctx context.Context) *billingv1alpha1.CustomerPortal {
 	p := &billingv1alpha1.CustomerPortal{}
 	if err := r.cache.Get(ctx, r.Key, p); err != nil {
@@ -84,7 +93,8 @@ func (r *Rules) Portal(ctx context.Context) *billingv1alpha1.CustomerPortal {
 	return p
 }
 
-// Session returns the named PortalSession of this portal, or nil.
+// Session returns the named PortalSession of this portal, or nil. Callers must not modify it
+// (see Portal).
 func (r *Rules) Session(ctx context.Context, name string) *billingv1alpha1.PortalSession {
 	s := &billingv1alpha1.PortalSession{}
 	if err := r.cache.Get(ctx, types.NamespacedName{Namespace: r.Key.Namespace, Name: name}, s); err != nil {
@@ -97,7 +107,8 @@ func (r *Rules) Session(ctx context.Context, name string) *billingv1alpha1.Porta
 }
 
 // SessionByTokenHash returns the session whose status.tokenHash equals hash (hex SHA-256), comparing
-// in constant time, or nil. It does not judge whether the session is usable: see Usable.
+// in constant time, or nil. It does not judge whether the session is usable: see Usable. Callers
+// must not modify it (see Portal).
 func (r *Rules) SessionByTokenHash(ctx context.Context, hash string) *billingv1alpha1.PortalSession {
 	list := &billingv1alpha1.PortalSessionList{}
 	if err := r.cache.List(ctx, list, client.InNamespace(r.Key.Namespace), client.MatchingFields{indexTokenHash: hash}); err != nil {
