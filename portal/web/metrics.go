@@ -154,7 +154,7 @@ func (h *Handler) instrument(next http.Handler) http.Handler {
 func (h *Handler) secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", contentSecurityPolicy(""))
+		hd.Set("Content-Security-Policy", defaultCSP)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Referrer-Policy", "same-origin")
@@ -173,10 +173,16 @@ func (h *Handler) secure(next http.Handler) http.Handler {
 // contentSecurityPolicy allows nothing inline and nothing foreign, except images from the
 // portal's logo origin.
 func contentSecurityPolicy(logoOrigin string) string {
-	img := "'self'"
-	if logoOrigin != "" {
-		img += " " + logoOrigin
+	if logoOrigin == "" {
+		return defaultCSP
 	}
+	return cspWithImages("'self' " + logoOrigin)
+}
+
+// defaultCSP is the policy with no logo origin, built once.
+var defaultCSP = cspWithImages("'self'")
+
+func cspWithImages(img string) string {
 	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src " + img +
 		"; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 }

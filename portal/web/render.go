@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portero-dev/portero/portal/ledger"
@@ -29,6 +30,7 @@ var staticFS embed.FS
 // page's "content".
 type templates struct {
 	pages map[string]map[string]*template.Template // locale → page → set
+	nav   sync.Map                                 // see navHTML
 }
 
 // page returns the set for a page in a language.
@@ -39,6 +41,34 @@ func (t *templates) page(locale, name string) (*template.Template, bool) {
 	}
 	p, ok := set[name]
 	return p, ok
+}
+
+// navHTML renders the navigation's items (the "navitems" template of set t) once per language
+// and set of sections, current one included, and keeps them: they depend on nothing else, and
+// the five links cost twenty escaper calls per page. The output is html/template's own, in the
+// same context (HTML text) as where the layout prints it. At most a few dozen entries exist
+// (languages × permission combinations × current section).
+func (t *templates) navHTML(set *template.Template, locale string, items []navItem) (template.HTML, error) {
+	var k strings.Builder
+	k.WriteString(locale)
+	for _, it := range items {
+		k.WriteByte(' ')
+		if it.Current {
+			k.WriteByte('*')
+		}
+		k.WriteString(it.Href)
+	}
+	key := k.String()
+	if v, ok := t.nav.Load(key); ok {
+		return v.(template.HTML), nil
+	}
+	var buf bytes.Buffer
+	if err := set.ExecuteTemplate(&buf, "navitems", items); err != nil {
+		return "", err
+	}
+	out := template.HTML(buf.String())
+	t.nav.Store(key, out)
+	return out, nil
 }
 
 func parseTemplates() (*templates, error) {
@@ -61,9 +91,20 @@ func parseTemplateSet(locale string, pre bool) (map[string]*template.Template, e
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range layouts {
-		if err := parseInto(base, f, locale, pre); err != nil {
+	srcs := make([]string, len(layouts))
+	for i, f := range layouts {
+		if srcs[i], err = templateSource(f, locale, pre); err != nil {
 			return nil, fmt.Errorf("parse layout: %w", err)
+		}
+	}
+	if pre {
+		if srcs, err = prerender(layouts, srcs, locale); err != nil {
+			return nil, err
+		}
+	}
+	for i, f := range layouts {
+		if _, err := base.New(path.Base(f)).Parse(srcs[i]); err != nil {
+			return nil, fmt.Errorf("parse layout %s: %w", f, err)
 		}
 	}
 	files, err := fs.Glob(templateFS, "templates/pages/*.html")
@@ -85,18 +126,71 @@ func parseTemplateSet(locale string, pre bool) (map[string]*template.Template, e
 }
 
 func parseInto(t *template.Template, file, locale string, pre bool) error {
-	b, err := templateFS.ReadFile(file)
+	src, err := templateSource(file, locale, pre)
 	if err != nil {
 		return err
-	}
-	src := string(b)
-	if pre {
-		src = pretranslate(src, locale)
 	}
 	if _, err := t.New(path.Base(file)).Parse(src); err != nil {
 		return fmt.Errorf("parse %s: %w", file, err)
 	}
 	return nil
+}
+
+// templateSource reads a template file, pretranslated if pre is set.
+func templateSource(file, locale string, pre bool) (string, error) {
+	b, err := templateFS.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	if pre {
+		return pretranslate(string(b), locale), nil
+	}
+	return string(b), nil
+}
+
+// staticCall matches a call of a static-* template, {{template "static-x" .}}, with or without
+// a left trim marker.
+var staticCall = regexp.MustCompile(`\{\{(-? ?)template "(static-[a-z]+)" \.\}\}`)
+
+// prerender replaces each call of a static-* template in the layouts' sources by what the
+// template renders for locale: they depend only on the language and on constants (the
+// language switcher, the stylesheet's versioned link), so each page need not render them
+// again. html/template renders them, each in its own call, starting in HTML text: the calls
+// stand in HTML text, so the output is what the call would have written
+// (TestPretranslatedPagesRenderTheSame renders both ways).
+func prerender(files, srcs []string, locale string) ([]string, error) {
+	scratch := template.New("scratch").Funcs(template.FuncMap{"field": newFieldView})
+	for i, src := range srcs {
+		if _, err := scratch.New(path.Base(files[i])).Parse(src); err != nil {
+			return nil, fmt.Errorf("parse layout %s: %w", files[i], err)
+		}
+	}
+	p := &page{Locale: locale, cat: catalog[locale], Langs: langLinks[locale], Asset: assetVersion}
+	out := make([]string, len(srcs))
+	for i, src := range srcs {
+		var b strings.Builder
+		last := 0
+		for _, m := range staticCall.FindAllStringSubmatchIndex(src, -1) {
+			var buf bytes.Buffer
+			if err := scratch.ExecuteTemplate(&buf, src[m[4]:m[5]], p); err != nil {
+				return nil, fmt.Errorf("prerender %s: %w", src[m[4]:m[5]], err)
+			}
+			text := buf.String()
+			if strings.Contains(text, "{{") || strings.Contains(text, "}}") {
+				continue // would read as an action: leave the call
+			}
+			before := src[last:m[0]]
+			if strings.HasPrefix(src[m[2]:m[3]], "-") {
+				before = strings.TrimRight(before, " \t\r\n")
+			}
+			b.WriteString(before)
+			b.WriteString(text)
+			last = m[1]
+		}
+		b.WriteString(src[last:])
+		out[i] = b.String()
+	}
+	return out, nil
 }
 
 // fixedText matches a translation of a fixed key, {{.T "key"}} or {{$.T "key"}}, written
@@ -179,10 +273,12 @@ type page struct {
 	ReturnText string
 	Path       string
 	Langs      []langLink
-	Asset      string
-	Form       *form
-	Data       any
-	cat        map[string]string
+	// NavHTML is Nav's list items, rendered (see navHTML).
+	NavHTML template.HTML
+	Asset   string
+	Form    *form
+	Data    any
+	cat     map[string]string
 }
 
 type brandView struct {
@@ -203,6 +299,17 @@ type langLink struct {
 	Code, Label, Href string
 	Current           bool
 }
+
+// langLinks are the language switcher's links on a page in each language.
+var langLinks = func() map[string][]langLink {
+	m := map[string][]langLink{}
+	for _, cur := range locales {
+		for _, l := range locales {
+			m[cur] = append(m[cur], langLink{Code: l, Label: catalog[l]["lang.name"], Href: "?lang=" + l, Current: l == cur})
+		}
+	}
+	return m
+}()
 
 // form carries submitted values back into a form with field-level errors (message keys or
 // already-translated messages).
@@ -309,8 +416,17 @@ func (h *Handler) renderForm(w http.ResponseWriter, v *visit, status int, name, 
 	}
 	p := h.basePage(w, v)
 	p.Title, p.TitleText, p.Data, p.Form = title, p.T(title), data, f
-	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+	if len(p.Nav) > 0 {
+		var err error
+		if p.NavHTML, err = h.pages.navHTML(t, v.locale, p.Nav); err != nil {
+			h.log.Error("render navigation", "template", name, "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+	}
+	buf := pageBuffers.Get().(*bytes.Buffer)
+	defer putPageBuffer(buf)
+	if err := t.ExecuteTemplate(buf, "layout", p); err != nil {
 		h.log.Error("render page", "template", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -327,6 +443,18 @@ func (h *Handler) renderForm(w http.ResponseWriter, v *visit, status int, name, 
 	_, _ = w.Write(buf.Bytes())
 }
 
+// pageBuffers recycle the buffers pages are rendered into (a page is rendered whole before its
+// status is sent, so an error can still become a 500).
+var pageBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putPageBuffer(b *bytes.Buffer) {
+	if b.Cap() > 256<<10 {
+		return // an outsized page: let it go rather than keep it in the pool
+	}
+	b.Reset()
+	pageBuffers.Put(b)
+}
+
 func (h *Handler) basePage(w http.ResponseWriter, v *visit) *page {
 	p := &page{Locale: v.locale, cat: catalog[v.locale], Path: v.r.URL.Path, Asset: assetVersion}
 	if v.portal != nil {
@@ -334,8 +462,9 @@ func (h *Handler) basePage(w http.ResponseWriter, v *visit) *page {
 		p.Brand = brandView{Name: v.portal.Spec.DisplayName, LogoURL: safeURL(b.LogoURL),
 			SupportEmail: b.SupportEmail, Version: brandVersion(b.PrimaryColor)}
 	}
-	for _, l := range locales {
-		p.Langs = append(p.Langs, langLink{Code: l, Label: catalog[l]["lang.name"], Href: "?lang=" + l, Current: l == v.locale})
+	p.Langs = langLinks[v.locale]
+	if p.Langs == nil {
+		p.Langs = langLinks[defaultLocale]
 	}
 	if v.portal == nil {
 		return p

@@ -90,9 +90,9 @@ func TestPretranslatedPagesRenderTheSame(t *testing.T) {
 		for _, c := range cases {
 			p := &page{Locale: locale, cat: catalog[locale], Title: "title.overview", SignedIn: true, CSRF: "tok+en/=",
 				Brand:        brandView{Name: "Shop & <Co>", LogoURL: "https://shop.example/logo.png", SupportEmail: "help@shop.example", Version: "v1"},
-				CustomerName: "Ana", Flash: "Saved", Due: 3, ReturnURL: "https://shop.example/account", Path: c.path, Asset: "a1",
+				CustomerName: "Ana", Flash: "Saved", Due: 3, ReturnURL: "https://shop.example/account", Path: c.path, Asset: assetVersion,
 				Nav:   []navItem{{Href: "/", Label: "nav.overview", Current: c.path == "/"}, {Href: "/payments", Label: "nav.payments"}},
-				Langs: []langLink{{Code: "es", Label: "Español", Href: "?lang=es", Current: locale == "es"}, {Code: "en", Label: "English", Href: "?lang=en"}},
+				Langs: langLinks[locale], // the static-* templates render these, and Asset, at parse time
 				Data:  c.data}
 			var a, b bytes.Buffer
 			if err := plain[c.name].ExecuteTemplate(&a, "layout", p); err != nil {
@@ -103,6 +103,35 @@ func TestPretranslatedPagesRenderTheSame(t *testing.T) {
 			}
 			if a.String() != b.String() {
 				t.Errorf("%s/%s renders differently pretranslated:\nplain: %s\npre:   %s", locale, c.name, a.String(), b.String())
+			}
+		}
+	}
+}
+
+// Every static-* call in the layouts is rendered at parse time in each language's set.
+func TestStaticTemplatesPrerendered(t *testing.T) {
+	files, _ := fs.Glob(templateFS, "templates/*.html")
+	for _, l := range locales {
+		var srcs []string
+		calls := 0
+		for _, f := range files {
+			src, err := templateSource(f, l, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls += len(staticCall.FindAllString(src, -1))
+			srcs = append(srcs, src)
+		}
+		if calls < 2 {
+			t.Fatalf("%d static-* calls found in the layouts: is staticCall still matching them?", calls)
+		}
+		out, err := prerender(files, srcs, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, src := range out {
+			if staticCall.MatchString(src) {
+				t.Errorf("%s (%s): a static-* call is left after prerender", files[i], l)
 			}
 		}
 	}
