@@ -341,7 +341,7 @@ func createMintedSession(ctx context.Context, c client.Client, s *billingv1alpha
 			controllers.LabelManagedBy: controllers.ManagedByValue,
 			controllers.LabelSession:   s.Name,
 			controllers.LabelPortal:    s.Spec.PortalRef.Name,
-		}, OwnerReferences: []metav1.OwnerReference{{
+		}, Annotations: map[string]string{controllers.AnnotationLinkPortalURL: portalURL}, OwnerReferences: []metav1.OwnerReference{{
 			APIVersion: billingv1alpha1.GroupVersion.String(), Kind: "PortalSession", Name: s.Name, UID: s.UID,
 			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 		}}},
@@ -498,7 +498,8 @@ func expiringSessions(ctx context.Context, c *Cluster, o OperatorOptions, sec *S
 		return fmt.Errorf("pilot sessions: %w", err)
 	}
 	mintRate := float64(pilot) / pilotMinted.last().Sub(pilotStart).Seconds()
-	lead := max(30*time.Second, time.Duration(1.5*float64(o.Expiring)/mintRate*float64(time.Second))+10*time.Second)
+	// Twice the pilot's estimate: the machine's load (and so the mint rate) varies during a run.
+	lead := max(30*time.Second, time.Duration(2*float64(o.Expiring)/mintRate*float64(time.Second))+20*time.Second)
 	d := time.Now().Add(lead).Truncate(time.Second).Add(time.Second)
 	o.Progress("operator: %d sessions expiring at %s (in %s)", o.Expiring, d.Format("15:04:05"), time.Until(d).Round(time.Second))
 	createStart := time.Now()

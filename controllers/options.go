@@ -3,10 +3,14 @@
 package controllers
 
 import (
+	"bytes"
+	"maps"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
@@ -49,12 +53,43 @@ func CacheOptions() cache.Options {
 			&corev1.Service{}:               owned,
 			&corev1.ServiceAccount{}:        owned,
 			&corev1.PersistentVolumeClaim{}: owned,
-			&corev1.Secret{}:                owned,
-			&rbacv1.Role{}:                  owned,
-			&rbacv1.RoleBinding{}:           owned,
-			&networkingv1.Ingress{}:         owned,
+			// Only link Secrets carry the label; they are cached as metadata only.
+			&corev1.Secret{}:        {Label: owned.Label, Transform: noteDataWriters},
+			&rbacv1.Role{}:          owned,
+			&rbacv1.RoleBinding{}:   owned,
+			&networkingv1.Ingress{}: owned,
 		},
 	}
+}
+
+// cachedDataWriterAnnotation is set, in the manager's cache only (never on the API server), on a
+// link Secret whose data someone other than the operator wrote. Link Secrets are cached as
+// metadata without managedFields; this keeps the one fact the session controller needs from them.
+const cachedDataWriterAnnotation = "cache.portero.dev/data-written-by"
+
+// noteDataWriters strips an object's managedFields, first recording in
+// cachedDataWriterAnnotation another field manager that owns any of its data.
+func noteDataWriters(in any) (any, error) {
+	obj, err := meta.Accessor(in)
+	if err != nil {
+		return in, nil
+	}
+	var writer string
+	for _, mf := range obj.GetManagedFields() {
+		if mf.Manager != FieldOwner && mf.FieldsV1 != nil && bytes.Contains(mf.FieldsV1.Raw, []byte(`"f:data"`)) {
+			writer = mf.Manager
+		}
+	}
+	obj.SetManagedFields(nil)
+	if writer != "" {
+		ann := maps.Clone(obj.GetAnnotations())
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[cachedDataWriterAnnotation] = writer
+		obj.SetAnnotations(ann)
+	}
+	return in, nil
 }
 
 // ControllerOptions are the manager-wide controller settings. Tests run several managers in one

@@ -47,6 +47,9 @@ const (
 	// LinkSecretKeyToken and LinkSecretKeyURL are the keys of a session's link Secret.
 	LinkSecretKeyToken = "token"
 	LinkSecretKeyURL   = "url"
+	// AnnotationLinkPortalURL on a link Secret records the portal URL its url was made from, so
+	// that a portal moving is noticed from the Secret's metadata alone.
+	AnnotationLinkPortalURL = "billing.portero.dev/portal-url"
 	// IndexSessionPortal indexes PortalSessions by spec.portalRef.name in the manager's cache.
 	IndexSessionPortal = "spec.portalRef.name"
 )
@@ -153,7 +156,9 @@ func (r *PortalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&billingv1alpha1.PortalSession{}).
-		Owns(&corev1.Secret{}).
+		// Link Secrets are cached as metadata only (one per session: their data would be most of
+		// the manager's memory); ensureLink reads the data from the API server when it needs it.
+		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Watches(&billingv1alpha1.CustomerPortal{},
 			handler.EnqueueRequestsFromMapFunc(r.sessionsOfPortal),
 			builder.WithPredicates(portalChangedForSessions())).
@@ -475,12 +480,7 @@ func (r *PortalSessionReconciler) ensureLink(ctx context.Context, sc *sessionSco
 		}
 	}
 	key := types.NamespacedName{Namespace: s.Namespace, Name: name}
-	sec := &corev1.Secret{}
-	err := r.Client.Get(ctx, key, sec)
-	if apierrors.IsNotFound(err) {
-		// The cache may not have seen a Secret written moments ago; only the API server can say it is gone.
-		err = r.APIReader.Get(ctx, key, sec)
-	}
+	m, err := r.linkSecretMetadata(ctx, key)
 	switch {
 	case apierrors.IsNotFound(err):
 		if minted {
@@ -497,11 +497,27 @@ func (r *PortalSessionReconciler) ensureLink(ctx context.Context, sc *sessionSco
 	case err != nil:
 		return fmt.Errorf("get link Secret %s: %w", name, err)
 	}
-
-	if !metav1.IsControlledBy(sec, s) {
+	if !metav1.IsControlledBy(m, s) {
 		sc.outcome = outcome{stalled: true, reason: SessionReasonLinkSecretConflict, message: fmt.Sprintf(
 			"Secret %s exists and does not belong to this session; it is left alone: delete or rename it, or create the session under another name", name)}
 		return nil
+	}
+	// The usual reconcile of an active session needs nothing but the metadata: the Secret is ours,
+	// nobody else wrote its data, and its url was made from the portal's current URL.
+	if minted && !deliveryPending(s) && m.Annotations[AnnotationLinkPortalURL] == p.Status.URL && m.Annotations[cachedDataWriterAnnotation] == "" {
+		r.activate(sc, name, "", "")
+		return nil
+	}
+
+	// Otherwise read the data: a session adopting a Secret written by an attempt whose status write
+	// was lost, a link to e-mail, a portal that moved, or data someone else wrote.
+	sec := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, key, sec); err != nil {
+		// NotFound included: the metadata said it exists, so look again with backoff.
+		return fmt.Errorf("get link Secret %s: %w", name, err)
+	}
+	if !metav1.IsControlledBy(sec, s) {
+		return fmt.Errorf("link Secret %s changed owner while being read; retrying", name)
 	}
 	token := string(sec.Data[LinkSecretKeyToken])
 	if minted && !TokenMatches(token, s.Status.TokenHash) || len(token) != TokenLength {
@@ -511,19 +527,32 @@ func (r *PortalSessionReconciler) ensureLink(ctx context.Context, sc *sessionSco
 			name, s.Status.ExpiresAt.UTC().Format(time.RFC3339))}
 		return nil
 	}
-	// Adopt: a Secret we wrote whose status write never landed (crash, conflict) holds the one token.
 	url := linkURL(p.Status.URL, token)
-	if string(sec.Data[LinkSecretKeyURL]) != url {
+	if string(sec.Data[LinkSecretKeyURL]) != url || sec.Annotations[AnnotationLinkPortalURL] != p.Status.URL {
 		// The portal moved: the token is unchanged, only the address in front of it.
 		base := sec.DeepCopy()
 		sec.Data[LinkSecretKeyURL] = []byte(url)
-		if err := r.Client.Patch(ctx, sec, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		metav1.SetMetaDataAnnotation(&sec.ObjectMeta, AnnotationLinkPortalURL, p.Status.URL)
+		if err := r.Client.Patch(ctx, sec, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}), client.FieldOwner(FieldOwner)); err != nil {
 			return fmt.Errorf("update url in link Secret %s: %w", name, err)
 		}
-		ctrl.LoggerFrom(ctx).Info("link Secret url follows the portal's new URL", "secret", name)
+		ctrl.LoggerFrom(ctx).Info("link Secret url follows the portal's URL", "secret", name)
 	}
 	r.activate(sc, name, token, url)
 	return nil
+}
+
+// linkSecretMetadata reads a link Secret's metadata from the cache, or from the API server when
+// the cache does not have it: the cache may not have seen a Secret written moments ago, and only
+// the API server can say it is gone.
+func (r *PortalSessionReconciler) linkSecretMetadata(ctx context.Context, key types.NamespacedName) (*metav1.PartialObjectMetadata, error) {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	err := r.Client.Get(ctx, key, m)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, m)
+	}
+	return m, err
 }
 
 // mint creates the session's token and link Secret: once per session.
@@ -543,6 +572,7 @@ func (r *PortalSessionReconciler) mint(ctx context.Context, sc *sessionScope, na
 				LabelSession:   labelValue(s.Name),
 				LabelPortal:    labelValue(p.Name),
 			},
+			Annotations: map[string]string{AnnotationLinkPortalURL: p.Status.URL},
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{LinkSecretKeyToken: []byte(token), LinkSecretKeyURL: []byte(url)},
@@ -561,10 +591,14 @@ func (r *PortalSessionReconciler) mint(ctx context.Context, sc *sessionScope, na
 	return nil
 }
 
+// activate marks the session Active with its link in secretName. token and url are empty when
+// this reconcile did not need to read them (the hash is in status already).
 func (r *PortalSessionReconciler) activate(sc *sessionScope, secretName, token, url string) {
 	s := sc.s
 	s.Status.Phase = billingv1alpha1.SessionActive
-	s.Status.TokenHash = HashToken(token)
+	if token != "" {
+		s.Status.TokenHash = HashToken(token)
+	}
 	s.Status.LinkSecretName = secretName
 	sc.token, sc.linkURL = token, url
 	sc.outcome = outcome{ready: true, reason: SessionReasonLinkReady, message: fmt.Sprintf(
@@ -597,13 +631,13 @@ func (r *PortalSessionReconciler) end(ctx context.Context, sc *sessionScope, pha
 // deleteLinkSecret deletes the session's link Secret if it exists and belongs to the session. With
 // confirm, a Secret missing from the cache is looked up on the API server too.
 func (r *PortalSessionReconciler) deleteLinkSecret(ctx context.Context, s *billingv1alpha1.PortalSession, confirm bool) error {
-	ctx = withoutBodyDumps(ctx)
 	name := linkSecretName(s.Name)
 	key := types.NamespacedName{Namespace: s.Namespace, Name: name}
-	sec := &corev1.Secret{}
-	err := r.Client.Get(ctx, key, sec)
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	err := r.Client.Get(ctx, key, m)
 	if apierrors.IsNotFound(err) && confirm {
-		err = r.APIReader.Get(ctx, key, sec)
+		err = r.APIReader.Get(ctx, key, m)
 	}
 	switch {
 	case apierrors.IsNotFound(err):
@@ -611,10 +645,11 @@ func (r *PortalSessionReconciler) deleteLinkSecret(ctx context.Context, s *billi
 	case err != nil:
 		return fmt.Errorf("get link Secret %s: %w", name, err)
 	}
-	if !metav1.IsControlledBy(sec, s) {
+	if !metav1.IsControlledBy(m, s) {
 		return nil
 	}
-	uid := sec.UID
+	uid := m.UID
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
 	if err := r.Client.Delete(ctx, sec, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete link Secret %s: %w", name, err)
 	}

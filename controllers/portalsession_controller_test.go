@@ -713,6 +713,88 @@ func TestSessionLinkSecretDeletedIsNotReminted(t *testing.T) {
 	waitSession(t, key, "revoked", hasPhase(billingv1alpha1.SessionRevoked, SessionReasonRevoked))
 }
 
+// The manager caches link Secrets as metadata only; the link still follows a portal that moves,
+// and data edited by someone else is still noticed.
+func TestSessionLinkFollowsPortalURLAndNoticesEditedToken(t *testing.T) {
+	ns := newNamespace(t)
+	fc := testingclock.NewFakeClock(time.Now())
+	startSessionController(t, fc, nil)
+	createSessionPortal(t, ns, "acme", sessionPortalURL, nil)
+	s := createSession(t, newSession(ns, "moving", "acme", nil))
+	key := client.ObjectKeyFromObject(s)
+	s = waitSession(t, key, "active", isActive)
+	sec, err := linkSecret(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := string(sec.Data[LinkSecretKeyToken])
+	if got := sec.Annotations[AnnotationLinkPortalURL]; got != sessionPortalURL {
+		t.Errorf("annotation %s = %q, want %q", AnnotationLinkPortalURL, got, sessionPortalURL)
+	}
+
+	const moved = "https://new.acme.example/"
+	setPortalURL(t, createdPortal(ns, "acme"), moved)
+	eventually(t, "link url follows the portal", func() error {
+		got, err := linkSecret(s)
+		if err != nil {
+			return err
+		}
+		if string(got.Data[LinkSecretKeyToken]) != token || got.UID != sec.UID {
+			return fmt.Errorf("token or Secret replaced")
+		}
+		if u := string(got.Data[LinkSecretKeyURL]); u != moved+"s/"+token {
+			return fmt.Errorf("url %q", u)
+		}
+		if a := got.Annotations[AnnotationLinkPortalURL]; a != moved {
+			return fmt.Errorf("annotation %q", a)
+		}
+		return nil
+	})
+	waitSession(t, key, "still ready", hasReady(metav1.ConditionTrue, SessionReasonLinkReady))
+
+	// Someone else labels the Secret: that is no edit.
+	got, err := linkSecret(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Labels["team"] = "billing"
+	if err := k8s.Update(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	consistently(t, "a label is no edit", 500*time.Millisecond, func() error {
+		cur, err := getSession(key)
+		if err != nil {
+			return err
+		}
+		return hasReady(metav1.ConditionTrue, SessionReasonLinkReady)(cur)
+	})
+
+	// Someone else rewrites the token: reported, never re-minted.
+	got, err = linkSecret(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Data[LinkSecretKeyToken] = []byte(strings.Repeat("x", TokenLength))
+	if err := k8s.Update(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	edited := waitSession(t, key, "edit reported", hasReady(metav1.ConditionFalse, SessionReasonLinkSecretDeleted))
+	if edited.Status.Phase != billingv1alpha1.SessionActive || edited.Status.TokenHash != s.Status.TokenHash {
+		t.Errorf("phase %q, token hash changed %v: the original link must keep working", edited.Status.Phase, edited.Status.TokenHash != s.Status.TokenHash)
+	}
+
+	// Put back, the link is ready again.
+	got, err = linkSecret(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Data[LinkSecretKeyToken] = []byte(token)
+	if err := k8s.Update(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	waitSession(t, key, "restored", hasReady(metav1.ConditionTrue, SessionReasonLinkReady))
+}
+
 // createSMTPSecret points the portal's smtp Secret at a local server, plain SMTP.
 func createSMTPSecret(t *testing.T, ns string, port int) {
 	t.Helper()
