@@ -147,6 +147,15 @@ func BenchmarkOverviewQueries(b *testing.B) {
 					_, err := st.ListPayments(ctx, ledger.ListPaymentsParams{CustomerID: id, Limit: 50})
 					return err
 				}},
+				{"ListPaymentSummaries5", func() error {
+					_, err := st.ListPaymentSummaries(ctx, ledger.ListPaymentsParams{CustomerID: id, Limit: 5})
+					return err
+				}},
+				{"ListPaymentSummariesDue", func() error {
+					_, err := st.ListPaymentSummaries(ctx, ledger.ListPaymentsParams{CustomerID: id, Limit: 20,
+						Statuses: []ledger.PaymentStatus{ledger.PaymentIncomplete, ledger.PaymentFailed, ledger.PaymentPending}})
+					return err
+				}},
 			}
 			for _, q := range queries {
 				b.Run(q.name, func(b *testing.B) {
@@ -160,10 +169,11 @@ func BenchmarkOverviewQueries(b *testing.B) {
 			}
 			b.Run("all", func(b *testing.B) {
 				// What the overview reads from the ledger: the customer, methods, subscriptions,
-				// the 5 latest payments and the payments due.
+				// the 5 latest payments and the payments due (as summaries).
 				b.ReportAllocs()
+				all := append(queries[:3:3], queries[len(queries)-2:]...)
 				for b.Loop() {
-					for _, q := range queries[:5] {
+					for _, q := range all {
 						if err := q.fn(); err != nil {
 							b.Fatal(err)
 						}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -494,6 +495,59 @@ func TestClaimedChargeSurvivesCanceledRequest(t *testing.T) {
 		got, err := e.store.CreatePayment(ctx, NewPayment{CustomerID: c.ID, Amount: 100, Currency: ARS})
 		if err != nil || got.Status != PaymentSucceeded {
 			t.Fatalf("CreatePayment with canceled request: %+v %v", got, err)
+		}
+	})
+}
+
+// Summaries are the full listing with only the listed fields kept, page for page, whatever the
+// filters, and their cursors work for either.
+func TestListPaymentSummaries(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "s@example.com")
+		for i := 0; i < 4; i++ {
+			e.clock.Advance(time.Minute)
+			e.pay(t, c.ID, int64(100+i))
+		}
+		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodQR}) // makes them pending
+		for i := 0; i < 3; i++ {
+			e.clock.Advance(time.Minute)
+			e.pay(t, c.ID, int64(200+i))
+		}
+		summary := func(p Payment) Payment {
+			return Payment{ID: p.ID, CustomerID: p.CustomerID, Amount: p.Amount, Currency: p.Currency, Description: p.Description,
+				MethodType: p.MethodType, MethodSummary: p.MethodSummary, Status: p.Status, CreatedAt: p.CreatedAt}
+		}
+		for _, params := range []ListPaymentsParams{
+			{CustomerID: c.ID, Limit: 3},
+			{CustomerID: c.ID, Statuses: []PaymentStatus{PaymentIncomplete, PaymentFailed, PaymentPending}, Limit: 2},
+			{Status: PaymentPending, Limit: 10},
+		} {
+			cur := ""
+			for n := 0; ; n++ {
+				params.Cursor = cur
+				full, err := e.store.ListPayments(e.ctx, params)
+				if err != nil {
+					t.Fatal(err)
+				}
+				brief, err := e.store.ListPaymentSummaries(e.ctx, params)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(full.Items) == 0 && n == 0 {
+					t.Fatalf("%+v lists nothing", params)
+				}
+				if len(brief.Items) != len(full.Items) || brief.NextCursor != full.NextCursor {
+					t.Fatalf("%+v: %d items (next %q), want %d (next %q)", params, len(brief.Items), brief.NextCursor, len(full.Items), full.NextCursor)
+				}
+				for i := range full.Items {
+					if want := summary(full.Items[i]); !reflect.DeepEqual(brief.Items[i], want) {
+						t.Fatalf("summary\n%+v\nwant\n%+v", brief.Items[i], want)
+					}
+				}
+				if cur = full.NextCursor; cur == "" {
+					break
+				}
+			}
 		}
 	})
 }

@@ -82,7 +82,7 @@ func (h *Handler) overview(w http.ResponseWriter, v *visit) {
 		d.Due = append(d.Due, paymentView(v.locale, p))
 	}
 	if d.ShowHistory {
-		page, err := h.ledger.ListPayments(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Limit: 5})
+		page, err := h.ledger.ListPaymentSummaries(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Limit: 5})
 		if err != nil {
 			h.internal(w, v, err)
 			return

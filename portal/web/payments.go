@@ -28,6 +28,8 @@ type paymentRow struct {
 	Title, CreatedText, AmountText, StatusText string
 }
 
+// paymentView is a payment's row. The lists read payments with ListPaymentSummaries, so their
+// rows have no period (which the lists do not show); the payment's own page passes it whole.
 func paymentView(locale string, p ledger.Payment) paymentRow {
 	r := paymentRow{ID: p.ID, Description: p.Description, Amount: p.Amount, Currency: p.Currency,
 		Status: string(p.Status), Method: paymentMethodLabel(locale, p.MethodType, p.MethodSummary),
@@ -61,7 +63,7 @@ var dueStatuses = []ledger.PaymentStatus{ledger.PaymentIncomplete, ledger.Paymen
 func (h *Handler) duePayments(v *visit, limit int) ([]ledger.Payment, error) {
 	if v.due == nil || (limit > v.due.limit && len(v.due.items) >= v.due.limit) {
 		n := max(limit, dueCountCap)
-		page, err := h.ledger.ListPayments(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Statuses: dueStatuses, Limit: n})
+		page, err := h.ledger.ListPaymentSummaries(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Statuses: dueStatuses, Limit: n})
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +88,7 @@ type paymentsData struct {
 
 func (h *Handler) paymentsPage(w http.ResponseWriter, v *visit) {
 	cursor := v.r.URL.Query().Get("after")
-	page, err := h.ledger.ListPayments(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Limit: 25, Cursor: cursor})
+	page, err := h.ledger.ListPaymentSummaries(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Limit: 25, Cursor: cursor})
 	var le *ledger.Error
 	if errors.As(err, &le) && le.Kind == ledger.KindInvalid {
 		redirect(w, v, "/payments") // a mangled cursor: start over
