@@ -121,3 +121,90 @@ func TestRulesFollowTheResourceLive(t *testing.T) {
 		return nil
 	})
 }
+
+// The lookups follow a session's token hash changing and its deletion, and the portal's.
+func TestRulesFollowChangesAndDeletes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := &billingv1alpha1.CustomerPortal{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "churn"},
+		Spec: billingv1alpha1.CustomerPortalSpec{DisplayName: "Churn", Access: billingv1alpha1.Access{Public: billingv1alpha1.PublicAccess{Enabled: ptr.To(false)}}}}
+	if err := k8s.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Start(ctx, env.Config, types.NamespacedName{Namespace: "default", Name: "churn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashOf := func(tok string) string { sum := sha256.Sum256([]byte(tok)); return hex.EncodeToString(sum[:]) }
+	s := &billingv1alpha1.PortalSession{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "churn-1"},
+		Spec: billingv1alpha1.PortalSessionSpec{PortalRef: billingv1alpha1.PortalReference{Name: "churn"}, Customer: billingv1alpha1.CustomerReference{ID: "cus_1"}}}
+	if err := k8s.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	s.Status = billingv1alpha1.PortalSessionStatus{Phase: billingv1alpha1.SessionActive, TokenHash: hashOf("a"), ExpiresAt: &metav1.Time{Time: time.Now().Add(time.Hour)}}
+	if err := k8s.Status().Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "session seen by name and hash", func() error {
+		if r.Session(ctx, "churn-1") == nil || r.SessionByTokenHash(ctx, hashOf("a")) == nil {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	s.Status.TokenHash = hashOf("b")
+	if err := k8s.Status().Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "new hash replaces the old", func() error {
+		if r.SessionByTokenHash(ctx, hashOf("a")) != nil || r.SessionByTokenHash(ctx, hashOf("b")) == nil {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if err := k8s.Delete(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "deleted session gone", func() error {
+		if r.Session(ctx, "churn-1") != nil || r.SessionByTokenHash(ctx, hashOf("b")) != nil {
+			return fmt.Errorf("still there")
+		}
+		return nil
+	})
+	if err := k8s.Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "deleted portal gone", func() error {
+		if r.Portal(ctx) != nil {
+			return fmt.Errorf("still there")
+		}
+		return nil
+	})
+}
+
+// BenchmarkLookups is what every signed-in request asks of the rules.
+func BenchmarkLookups(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := &billingv1alpha1.CustomerPortal{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "bench"},
+		Spec: billingv1alpha1.CustomerPortalSpec{DisplayName: "Bench", Access: billingv1alpha1.Access{Public: billingv1alpha1.PublicAccess{Enabled: ptr.To(false)}}}}
+	if err := k8s.Create(ctx, p); err != nil {
+		b.Fatal(err)
+	}
+	defer k8s.Delete(context.Background(), p)
+	s := &billingv1alpha1.PortalSession{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "bench-1"},
+		Spec: billingv1alpha1.PortalSessionSpec{PortalRef: billingv1alpha1.PortalReference{Name: "bench"}, Customer: billingv1alpha1.CustomerReference{ID: "cus_1"}}}
+	if err := k8s.Create(ctx, s); err != nil {
+		b.Fatal(err)
+	}
+	defer k8s.Delete(context.Background(), s)
+	r, err := Start(ctx, env.Config, types.NamespacedName{Namespace: "default", Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r.Portal(ctx) == nil || r.Session(ctx, "bench-1") == nil {
+			b.Fatal("not found")
+		}
+	}
+}
