@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -91,6 +93,8 @@ const (
 	defaultSessionMaxTTL = 24 * time.Hour
 	// sendTimeout bounds one SMTP delivery, so a dead server does not hold a worker.
 	sendTimeout = 30 * time.Second
+	// conflictRetry is how soon a reconcile that lost an optimistic-lock race looks again.
+	conflictRetry = 100 * time.Millisecond
 )
 
 // PortalSessionReconciler turns a PortalSession into a link Secret with a fresh token, ends it at
@@ -112,6 +116,9 @@ type PortalSessionReconciler struct {
 	Mailer mail.Sender
 
 	wakeups *wakeups
+	// ownDeletes holds the UIDs of link Secrets this controller is deleting, so their deletion
+	// events are not mistaken for someone else's.
+	ownDeletes sync.Map
 }
 
 // +kubebuilder:rbac:groups=billing.portero.dev,resources=portalsessions,verbs=get;list;watch;update;patch;delete
@@ -155,10 +162,19 @@ func (r *PortalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
 	)
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&billingv1alpha1.PortalSession{}).
+		For(&billingv1alpha1.PortalSession{}, builder.WithPredicates(sessionChangedByOthers())).
 		// Link Secrets are cached as metadata only (one per session: their data would be most of
 		// the manager's memory); ensureLink reads the data from the API server when it needs it.
-		Owns(&corev1.Secret{}, builder.OnlyMetadata).
+		// A link Secret appearing is always the controller's own mint (the handler maps only
+		// Secrets a session controls), and its deletion by the controller is known to it: neither
+		// needs a second look, which would only work on a stale copy of the session.
+		Owns(&corev1.Secret{}, builder.OnlyMetadata, builder.WithPredicates(predicate.Funcs{
+			CreateFunc: func(event.CreateEvent) bool { return false },
+			DeleteFunc: func(e event.DeleteEvent) bool {
+				_, ours := r.ownDeletes.LoadAndDelete(e.Object.GetUID())
+				return !ours
+			},
+		})).
 		Watches(&billingv1alpha1.CustomerPortal{},
 			handler.EnqueueRequestsFromMapFunc(r.sessionsOfPortal),
 			builder.WithPredicates(portalChangedForSessions())).
@@ -180,6 +196,25 @@ func (r *PortalSessionReconciler) sessionsOfPortal(ctx context.Context, o client
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
 	}
 	return reqs
+}
+
+// sessionChangedByOthers lets through the session changes that need a reconcile: its spec, its
+// deletion, its labels and annotations (the customer e-mail), and its finalizer going. The
+// controller's own writes — adding the finalizer, status — do not: the reconcile that wrote them
+// already did everything they imply, and looking again at once would only read a cached copy that
+// has not caught up (costing a read and a conflicting write per session under load).
+func sessionChangedByOthers() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, n := e.ObjectOld, e.ObjectNew
+			switch {
+			case o.GetGeneration() != n.GetGeneration(), !n.GetDeletionTimestamp().IsZero(),
+				!maps.Equal(o.GetLabels(), n.GetLabels()), !maps.Equal(o.GetAnnotations(), n.GetAnnotations()):
+				return true
+			}
+			return controllerutil.ContainsFinalizer(o, FinalizerRevoke) && !controllerutil.ContainsFinalizer(n, FinalizerRevoke)
+		},
+	}
 }
 
 // portalChangedForSessions lets through the portal changes sessions care about: appearing,
@@ -222,9 +257,10 @@ type sessionScope struct {
 func (r *PortalSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	res, err := r.reconcileSession(ctx, req)
 	if apierrors.IsConflict(err) {
-		// Our cached copy was behind. The newer object's watch event brings the session back at
-		// once, so a conflict needs no rate-limited retry (which capped throughput under load).
-		return ctrl.Result{}, nil
+		// Our cached copy was behind. The newer object may be one of our own writes, whose event
+		// does not bring the session back (sessionChangedByOthers): look again shortly, once the
+		// cache has caught up — without the rate limiter, which capped throughput under load.
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
 	return res, err
 }
@@ -273,6 +309,11 @@ func (r *PortalSessionReconciler) reconcileSession(ctx context.Context, req ctrl
 	next, ok := r.nextWakeup(sc)
 	if !ok {
 		return ctrl.Result{}, nil
+	}
+	if next.After(sc.now) {
+		// Again, now that status is written: a revoked session's clean-up instant counts from the
+		// Ready transition that write recorded.
+		r.wakeups.schedule(sc.key, next)
 	}
 	// The wake-up was scheduled before the status write (see run); RequeueAfter is a real-clock
 	// safety net should a timer ever be lost.
@@ -470,17 +511,24 @@ func (r *PortalSessionReconciler) ensureLink(ctx context.Context, sc *sessionSco
 	}
 
 	name := linkSecretName(s.Name)
-	if !minted {
+	key := types.NamespacedName{Namespace: s.Namespace, Name: name}
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	err := r.Client.Get(ctx, key, m)
+	if !minted && apierrors.IsNotFound(err) {
 		// The common case by far: a new session, no Secret yet. Create it straight away — the link
-		// is out after one write. A Secret already there (ours from an attempt whose status write
-		// was lost, or someone else's) makes the create fail, and the lookup below sorts it out.
-		err := r.mint(ctx, sc, name)
+		// is out after one write. A Secret the cache has not seen yet (ours from an attempt whose
+		// status write was lost, or someone else's) makes the create fail, and the lookup below
+		// sorts it out.
+		err = r.mint(ctx, sc, name)
 		if !apierrors.IsAlreadyExists(err) {
 			return err
 		}
 	}
-	key := types.NamespacedName{Namespace: s.Namespace, Name: name}
-	m, err := r.linkSecretMetadata(ctx, key)
+	if apierrors.IsNotFound(err) || apierrors.IsAlreadyExists(err) {
+		// Only the API server can say whether a Secret written moments ago exists.
+		err = r.APIReader.Get(ctx, key, m)
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 		if minted {
@@ -540,19 +588,6 @@ func (r *PortalSessionReconciler) ensureLink(ctx context.Context, sc *sessionSco
 	}
 	r.activate(sc, name, token, url)
 	return nil
-}
-
-// linkSecretMetadata reads a link Secret's metadata from the cache, or from the API server when
-// the cache does not have it: the cache may not have seen a Secret written moments ago, and only
-// the API server can say it is gone.
-func (r *PortalSessionReconciler) linkSecretMetadata(ctx context.Context, key types.NamespacedName) (*metav1.PartialObjectMetadata, error) {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	err := r.Client.Get(ctx, key, m)
-	if apierrors.IsNotFound(err) {
-		err = r.APIReader.Get(ctx, key, m)
-	}
-	return m, err
 }
 
 // mint creates the session's token and link Secret: once per session.
@@ -650,8 +685,13 @@ func (r *PortalSessionReconciler) deleteLinkSecret(ctx context.Context, s *billi
 	}
 	uid := m.UID
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
-	if err := r.Client.Delete(ctx, sec, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete link Secret %s: %w", name, err)
+	r.ownDeletes.Store(uid, struct{}{})
+	if err := r.Client.Delete(ctx, sec, client.Preconditions{UID: &uid}); err != nil {
+		r.ownDeletes.Delete(uid)
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete link Secret %s: %w", name, err)
+		}
+		return nil
 	}
 	ctrl.LoggerFrom(ctx).Info("deleted link Secret", "secret", name)
 	return nil
