@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/portero-dev/portero/portal/payments"
 )
@@ -242,6 +243,76 @@ func TestRemoveRenumbers(t *testing.T) {
 		n := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodQR})
 		if n.Position != 2 {
 			t.Fatalf("new method position = %d, want 2", n.Position)
+		}
+	})
+}
+
+// Method and subscription summaries are the full lists with only the listed fields kept, in the
+// same order; an unknown customer is not found either way.
+func TestMethodAndSubscriptionSummaries(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "sum@example.com")
+		e.addMethod(t, c.ID, card("4242424242424242"))
+		pinned := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "0110599552000000123456"})
+		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodWallet, Wallet: "modo"})
+		e.addMethod(t, c.ID, card("5555555555554444"))
+		if _, _, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Pro", Amount: 150000, Currency: ARS, Interval: Month}); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(time.Minute)
+		sub, _, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Extra", Amount: 990, Currency: USD, Interval: Year, PaymentMethodID: pinned.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.CancelSubscription(e.ctx, c.ID, sub.ID, CancelAtPeriodEnd, "caro"); err != nil {
+			t.Fatal(err)
+		}
+
+		full, err := e.store.ListPaymentMethods(e.ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		brief, err := e.store.ListPaymentMethodSummaries(e.ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []PaymentMethod
+		for _, m := range full {
+			w := PaymentMethod{ID: m.ID, Type: m.Type, Account: m.Account, Wallet: m.Wallet}
+			if m.Card != nil {
+				w.Card = &CardInfo{Brand: m.Card.Brand, Last4: m.Card.Last4, ExpMonth: m.Card.ExpMonth, ExpYear: m.Card.ExpYear}
+			}
+			want = append(want, w)
+		}
+		if len(want) != 4 || !reflect.DeepEqual(brief, want) {
+			t.Fatalf("method summaries\n%+v\nwant\n%+v", brief, want)
+		}
+
+		fullSubs, err := e.store.ListSubscriptions(e.ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		briefSubs, err := e.store.ListSubscriptionSummaries(e.ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wantSubs []Subscription
+		for _, s := range fullSubs {
+			wantSubs = append(wantSubs, Subscription{ID: s.ID, Plan: s.Plan, Amount: s.Amount, Currency: s.Currency, Interval: s.Interval,
+				Status: s.Status, CurrentPeriodEnd: s.CurrentPeriodEnd, PaymentMethodID: s.PaymentMethodID,
+				CancelAtPeriodEnd: s.CancelAtPeriodEnd, CanceledAt: s.CanceledAt})
+		}
+		if len(wantSubs) != 2 || !wantSubs[0].CancelAtPeriodEnd || wantSubs[0].PaymentMethodID == "" || !reflect.DeepEqual(briefSubs, wantSubs) {
+			t.Fatalf("subscription summaries\n%+v\nwant\n%+v", briefSubs, wantSubs)
+		}
+
+		for _, f := range []func() error{
+			func() error { _, err := e.store.ListPaymentMethodSummaries(e.ctx, "cus_missing"); return err },
+			func() error { _, err := e.store.ListSubscriptionSummaries(e.ctx, "cus_missing"); return err },
+		} {
+			if err := f(); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("unknown customer: %v", err)
+			}
 		}
 	})
 }

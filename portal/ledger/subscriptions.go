@@ -188,7 +188,35 @@ func getSubscription(ctx context.Context, q querier, customerID, id string) (Sub
 
 // ListSubscriptions returns all of a customer's subscriptions, newest first.
 func (s *Store) ListSubscriptions(ctx context.Context, customerID string) ([]Subscription, error) {
-	rows, err := s.read().query(ctx, "SELECT "+subscriptionColumns+` FROM subscriptions
+	return s.listSubscriptions(ctx, customerID, subscriptionColumns, scanSubscription)
+}
+
+// subscriptionSummaryColumns are what a list of subscriptions shows (see
+// ListSubscriptionSummaries).
+const subscriptionSummaryColumns = `id, plan, amount, currency, billing_interval, status, current_period_end,
+	payment_method_id, cancel_at_period_end, canceled_at`
+
+// ListSubscriptionSummaries is ListSubscriptions with only what a list of subscriptions shows
+// filled in: ID, Plan, Amount, Currency, Interval, Status, CurrentPeriodEnd, PaymentMethodID,
+// CancelAtPeriodEnd and CanceledAt; every other field is zero. The portal lists them on the
+// overview and the subscriptions page; SQLite's driver costs per column read.
+func (s *Store) ListSubscriptionSummaries(ctx context.Context, customerID string) ([]Subscription, error) {
+	return s.listSubscriptions(ctx, customerID, subscriptionSummaryColumns, func(row interface{ Scan(...any) error }) (Subscription, error) {
+		var sub Subscription
+		var end int64
+		var pinned sql.NullString
+		var canceledAt sql.NullInt64
+		var cancelAtEnd int
+		err := row.Scan(&sub.ID, &sub.Plan, &sub.Amount, &sub.Currency, &sub.Interval, &sub.Status, &end,
+			&pinned, &cancelAtEnd, &canceledAt)
+		sub.CurrentPeriodEnd, sub.PaymentMethodID = fromMillis(end), pinned.String
+		sub.CancelAtPeriodEnd, sub.CanceledAt = cancelAtEnd != 0, fromNullMillis(canceledAt)
+		return sub, err
+	})
+}
+
+func (s *Store) listSubscriptions(ctx context.Context, customerID, columns string, scan func(interface{ Scan(...any) error }) (Subscription, error)) ([]Subscription, error) {
+	rows, err := s.read().query(ctx, "SELECT "+columns+` FROM subscriptions
 		WHERE customer_id = ? ORDER BY created_at DESC, id DESC`, customerID)
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions of customer %s: %w", customerID, err)
@@ -196,7 +224,7 @@ func (s *Store) ListSubscriptions(ctx context.Context, customerID string) ([]Sub
 	defer rows.Close()
 	var out []Subscription
 	for rows.Next() {
-		sub, err := scanSubscription(rows)
+		sub, err := scan(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list subscriptions: %w", err)
 		}

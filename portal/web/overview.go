@@ -56,7 +56,7 @@ func (h *Handler) overview(w http.ResponseWriter, v *visit) {
 			d.Preferred = &r
 		}
 	}
-	subs, err := h.ledger.ListSubscriptions(v.ctx, v.customer.ID)
+	subs, err := h.ledger.ListSubscriptionSummaries(v.ctx, v.customer.ID)
 	if err != nil {
 		h.internal(w, v, err)
 		return

@@ -56,8 +56,10 @@ func subscriptionView(locale string, s ledger.Subscription, methods map[string]l
 	return r
 }
 
+// methodsByID lists the customer's methods, in preference order and by ID, as summaries: what
+// their labels and expiry need (ledger.ListPaymentMethodSummaries).
 func (h *Handler) methodsByID(v *visit) (map[string]ledger.PaymentMethod, []ledger.PaymentMethod, error) {
-	ms, err := h.ledger.ListPaymentMethods(v.ctx, v.customer.ID)
+	ms, err := h.ledger.ListPaymentMethodSummaries(v.ctx, v.customer.ID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -73,7 +75,7 @@ type subscriptionsData struct {
 }
 
 func (h *Handler) subscriptionsPage(w http.ResponseWriter, v *visit) {
-	subs, err := h.ledger.ListSubscriptions(v.ctx, v.customer.ID)
+	subs, err := h.ledger.ListSubscriptionSummaries(v.ctx, v.customer.ID)
 	if err != nil {
 		h.internal(w, v, err)
 		return
