@@ -11,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
@@ -47,14 +48,14 @@ func CacheOptions() cache.Options {
 	return cache.Options{
 		// managedFields are for the API server's server-side apply, never read here: dropping
 		// them from the cache saves a large share of the manager's memory.
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: stripForCache,
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}:            owned,
 			&corev1.Service{}:               owned,
 			&corev1.ServiceAccount{}:        owned,
 			&corev1.PersistentVolumeClaim{}: owned,
 			// Only link Secrets carry the label; they are cached as metadata only.
-			&corev1.Secret{}:        {Label: owned.Label, Transform: noteDataWriters},
+			&corev1.Secret{}:        {Label: owned.Label, Transform: slimLinkSecret},
 			&rbacv1.Role{}:          owned,
 			&rbacv1.RoleBinding{}:   owned,
 			&networkingv1.Ingress{}: owned,
@@ -66,6 +67,52 @@ func CacheOptions() cache.Options {
 // link Secret whose data someone other than the operator wrote. Link Secrets are cached as
 // metadata without managedFields; this keeps the one fact the session controller needs from them.
 const cachedDataWriterAnnotation = "cache.portero.dev/data-written-by"
+
+// stripForCache drops from cached objects what the operator never reads and can be large:
+// managedFields (for the API server's server-side apply) and the copy of the whole object that
+// `kubectl apply` keeps in an annotation. Writes are patches computed between two cached copies,
+// so a field missing from both is never touched.
+func stripForCache(in any) (any, error) {
+	obj, err := meta.Accessor(in)
+	if err != nil {
+		return in, nil
+	}
+	obj.SetManagedFields(nil)
+	if ann := obj.GetAnnotations(); ann != nil {
+		if _, ok := ann[corev1.LastAppliedConfigAnnotation]; ok {
+			ann = maps.Clone(ann)
+			delete(ann, corev1.LastAppliedConfigAnnotation)
+			obj.SetAnnotations(ann)
+		}
+	}
+	return in, nil
+}
+
+// slimLinkSecret keeps of a link Secret's metadata only what the session controller reads from the
+// cache — name, UID, resourceVersion, deletion, the controller reference, the portal-url annotation
+// and who else wrote its data (noteDataWriters) — as the cache holds one per session.
+func slimLinkSecret(in any) (any, error) {
+	m, ok := in.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return noteDataWriters(in)
+	}
+	if _, err := noteDataWriters(m); err != nil {
+		return nil, err
+	}
+	slim := &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		DeletionTimestamp: m.DeletionTimestamp,
+	}}
+	if ref := metav1.GetControllerOfNoCopy(m); ref != nil {
+		slim.OwnerReferences = []metav1.OwnerReference{*ref}
+	}
+	for _, k := range []string{AnnotationLinkPortalURL, cachedDataWriterAnnotation} {
+		if v, ok := m.Annotations[k]; ok {
+			metav1.SetMetaDataAnnotation(&slim.ObjectMeta, k, v)
+		}
+	}
+	return slim, nil
+}
 
 // noteDataWriters strips an object's managedFields, first recording in
 // cachedDataWriterAnnotation another field manager that owns any of its data.

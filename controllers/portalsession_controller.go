@@ -310,15 +310,18 @@ func (r *PortalSessionReconciler) reconcileSession(ctx context.Context, req ctrl
 	if !ok {
 		return ctrl.Result{}, nil
 	}
-	if next.After(sc.now) {
-		// Again, now that status is written: a revoked session's clean-up instant counts from the
-		// Ready transition that write recorded.
-		r.wakeups.schedule(sc.key, next)
+	if !next.After(sc.now) {
+		// Due already (run ends expired sessions and cleanUp deletes due ones, so this is a
+		// failed step): look again in a second.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
-	// The wake-up was scheduled before the status write (see run); RequeueAfter is a real-clock
-	// safety net should a timer ever be lost.
+	// Again, now that status is written: a revoked session's clean-up instant counts from the
+	// Ready transition that write recorded. The wake-ups alone bring the session back; a
+	// RequeueAfter as well would hold a second entry per live session in the work queue (about
+	// 19 MB at 50,000 sessions, in the benchmark's heap profile).
+	r.wakeups.schedule(sc.key, next)
 	log.V(1).Info("next check", "at", next)
-	return ctrl.Result{RequeueAfter: max(next.Sub(sc.now), time.Second)}, nil
+	return ctrl.Result{}, nil
 }
 
 // run decides the session's state, writes its link Secret and status, and schedules its next
