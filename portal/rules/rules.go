@@ -37,6 +37,31 @@ type Rules struct {
 	mu       sync.RWMutex
 	sessions map[string]*billingv1alpha1.PortalSession // by name
 	byHash   map[string]map[string]struct{}            // status.tokenHash → names
+	// seen is closed (and dropped) under mu when a session with a token hash is added or
+	// updated, waking AwaitSessionByTokenHash; nil while nobody waits, so the informer's
+	// handler allocates nothing then.
+	seen chan struct{}
+	// waiters counts the AwaitSessionByTokenHash calls parked now; beyond maxWaiters a call
+	// answers at once.
+	waiters    atomic.Int32
+	maxWaiters int32
+}
+
+const (
+	// TokenWait is how long a link's lookup may wait for the session view to learn its token:
+	// the operator creates the link Secret before it writes the session's status, and this
+	// informer lags the API server anyway, so a merchant that sends the customer on as soon as
+	// the Secret exists can be a few milliseconds ahead of the view.
+	TokenWait = 2 * time.Second
+	// MaxTokenWaiters bounds the lookups parked at once, so made-up tokens cannot pile up
+	// goroutines: beyond it an unknown token is answered at once.
+	MaxTokenWaiters = 256
+)
+
+// newRules is an empty view of the portal key.
+func newRules(key types.NamespacedName) *Rules {
+	return &Rules{Key: key, sessions: map[string]*billingv1alpha1.PortalSession{}, byHash: map[string]map[string]struct{}{},
+		maxWaiters: MaxTokenWaiters}
 }
 
 // Start builds informers restricted to the one CustomerPortal (by name) and its PortalSessions (by
@@ -54,7 +79,8 @@ func Start(ctx context.Context, cfg *rest.Config, key types.NamespacedName) (*Ru
 	if err != nil {
 		return nil, fmt.Errorf("rules cache: %w", err)
 	}
-	r := &Rules{Key: key, cache: c, sessions: map[string]*billingv1alpha1.PortalSession{}, byHash: map[string]map[string]struct{}{}}
+	r := newRules(key)
+	r.cache = c
 	// Informers start now, not on first use: the first request must not wait for a list.
 	var regs []toolscache.ResourceEventHandlerRegistration
 	for _, h := range []struct {
@@ -153,6 +179,10 @@ func (r *Rules) setSession(o any, deleted bool) {
 			r.byHash[h] = map[string]struct{}{}
 		}
 		r.byHash[h][s.Name] = struct{}{}
+		if r.seen != nil {
+			close(r.seen)
+			r.seen = nil
+		}
 	}
 }
 
@@ -188,6 +218,58 @@ func (r *Rules) Session(_ context.Context, name string) *billingv1alpha1.PortalS
 func (r *Rules) SessionByTokenHash(_ context.Context, hash string) *billingv1alpha1.PortalSession {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	return r.byHashLocked(hash)
+}
+
+// AwaitSessionByTokenHash is SessionByTokenHash for a token someone is presenting now: if no
+// session has that hash yet, it waits until one is seen, wait passes or ctx ends, and then
+// answers nil. The view learns a session's hash from the informer, which lags the API server
+// (and the operator publishes the link before it writes the hash), so a link followed at once
+// would otherwise be "unknown" for a few milliseconds. The wait is woken by the informer's
+// events, holds no lock while parked, and at most MaxTokenWaiters calls wait at once; the others
+// answer at once.
+func (r *Rules) AwaitSessionByTokenHash(ctx context.Context, hash string, wait time.Duration) *billingv1alpha1.PortalSession {
+	if s := r.SessionByTokenHash(ctx, hash); s != nil || wait <= 0 {
+		return s
+	}
+	if r.waiters.Add(1) > r.maxWaiters {
+		r.waiters.Add(-1)
+		return nil
+	}
+	defer r.waiters.Add(-1)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		// Looking and taking the channel under the lock setSession closes it under: an event
+		// after the look closes the channel this call is about to wait on, so none is missed.
+		r.mu.RLock()
+		s, seen := r.byHashLocked(hash), r.seen
+		r.mu.RUnlock()
+		if s == nil && seen == nil {
+			r.mu.Lock()
+			if s = r.byHashLocked(hash); s == nil {
+				if r.seen == nil {
+					r.seen = make(chan struct{})
+				}
+				seen = r.seen
+			}
+			r.mu.Unlock()
+		}
+		if s != nil {
+			return s
+		}
+		select {
+		case <-seen:
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// byHashLocked is SessionByTokenHash with r.mu held.
+func (r *Rules) byHashLocked(hash string) *billingv1alpha1.PortalSession {
 	for name := range r.byHash[hash] {
 		s := r.sessions[name]
 		if s != nil && subtle.ConstantTimeCompare([]byte(s.Status.TokenHash), []byte(hash)) == 1 && s.Spec.PortalRef.Name == r.Key.Name {

@@ -51,7 +51,15 @@ func (h *Handler) resolveLink(w http.ResponseWriter, v *visit) (string, *billing
 	var ps *billingv1alpha1.PortalSession
 	if ok {
 		sum := sha256.Sum256([]byte(tok))
-		ps = h.rules.SessionByTokenHash(v.ctx, hex.EncodeToString(sum[:]))
+		hash := hex.EncodeToString(sum[:])
+		// The operator publishes the link Secret before it writes the session's token hash, and
+		// the informer lags the API server: a customer sent on at once may be here first, so a
+		// well-formed token nobody knows yet gets a moment (event-driven, capped) to be seen.
+		if a, can := h.rules.(SessionAwaiter); can && h.linkWait > 0 {
+			ps = a.AwaitSessionByTokenHash(v.ctx, hash, h.linkWait)
+		} else {
+			ps = h.rules.SessionByTokenHash(v.ctx, hash)
+		}
 	}
 	if ps == nil {
 		h.metrics.login("link", "unknown")

@@ -1,16 +1,20 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/portal/auth"
 	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/rules"
 )
 
 func TestSessionLink(t *testing.T) {
@@ -210,4 +214,74 @@ func TestLinkSessionReturnURLOverride(t *testing.T) {
 	r := b.get("/")
 	wantBody(t, r, `href="https://app.acme.example/settings"`)
 	wantNoBody(t, r, `href="https://acme.example/account"`)
+}
+
+// awaitSignal is the portal's rules, telling the test when a link lookup starts waiting.
+type awaitSignal struct {
+	*rules.Rules
+	waiting chan struct{}
+}
+
+func (a awaitSignal) AwaitSessionByTokenHash(ctx context.Context, hash string, wait time.Duration) *billingv1alpha1.PortalSession {
+	if a.Rules.SessionByTokenHash(ctx, hash) == nil {
+		a.waiting <- struct{}{}
+	}
+	return a.Rules.AwaitSessionByTokenHash(ctx, hash, wait)
+}
+
+// A merchant sends the customer to the link as soon as the link Secret exists, which the operator
+// creates before it writes the session's token hash (and the informer lags anyway): the page
+// waits for the session to be seen instead of calling the link unknown.
+func TestLinkOpenedBeforeThePortalSeesItsSession(t *testing.T) {
+	f := newFixture(t)
+	c := f.customer("jane@example.com", "Jane")
+	sig := awaitSignal{Rules: f.rules, waiting: make(chan struct{}, 1)}
+	h, err := New(Options{Ledger: f.ledger, Auth: f.auth, Rules: sig, Mailer: SecretMailer{Reader: f.rules.Client},
+		Clock: f.clock, LinkWait: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	f.h = h
+
+	tok := auth.NewPreSession()
+	s := &billingv1alpha1.PortalSession{
+		ObjectMeta: metav1.ObjectMeta{Namespace: testNamespace, Name: f.portal.Name + "-early"},
+		Spec:       billingv1alpha1.PortalSessionSpec{PortalRef: billingv1alpha1.PortalReference{Name: f.portal.Name}, Customer: billingv1alpha1.CustomerReference{ID: c.ID}},
+	}
+	if err := k8s.Create(f.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), s) })
+	waitFor(t, "the informer sees the session, still without status", func() bool { return f.rules.Session(f.ctx, s.Name) != nil })
+
+	b := f.browser()
+	page := make(chan *response, 1)
+	go func() { page <- b.do(http.MethodGet, "/s/"+tok, nil, nil) }()
+	select {
+	case <-sig.waiting:
+	case r := <-page:
+		t.Fatalf("answered before the session had its token hash: %d\n%s", r.Code, r.Body)
+	}
+	s.Status = billingv1alpha1.PortalSessionStatus{Phase: billingv1alpha1.SessionActive, TokenHash: hashToken(tok),
+		ExpiresAt: &metav1.Time{Time: f.clock.Now().Add(time.Hour)}}
+	if err := k8s.Status().Update(f.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	r := <-page
+	wantStatus(t, r, http.StatusOK)
+	wantBody(t, r, `action="/s/`+tok+`"`, "Continuar")
+	b.last = r
+	wantRedirect(t, b.submit("/s/"+tok, nil), "/")
+
+	// A token no session gets is still unknown once the wait is over.
+	f.h, err = New(Options{Ledger: f.ledger, Auth: f.auth, Rules: f.rules, Mailer: SecretMailer{Reader: f.rules.Client},
+		Clock: f.clock, LinkWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.h.Close(context.Background()) })
+	r = f.browser().get("/s/" + auth.NewPreSession())
+	wantStatus(t, r, http.StatusNotFound)
+	wantBody(t, r, "Este enlace no es válido")
 }

@@ -155,7 +155,9 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	}
 	f.reg = prometheus.NewRegistry()
 	f.h, err = New(Options{Ledger: f.ledger, Auth: f.auth, Rules: f.rules, Mailer: SecretMailer{Reader: f.rules.Client},
-		Registry: f.reg, Clock: f.clock, Logger: log, SendTimeout: 10 * time.Second})
+		Registry: f.reg, Clock: f.clock, Logger: log, SendTimeout: 10 * time.Second,
+		// f.session waits for the informer, so only made-up tokens wait: briefly, to keep tests quick.
+		LinkWait: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

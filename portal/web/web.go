@@ -24,6 +24,7 @@ import (
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/portal/auth"
 	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/rules"
 )
 
 // Rules is the live view of the portal's configuration and sessions (portal/rules.Rules).
@@ -34,6 +35,15 @@ type Rules interface {
 	Session(ctx context.Context, name string) *billingv1alpha1.PortalSession
 	// SessionByTokenHash returns the session whose token hashes (hex SHA-256) to hash, or nil.
 	SessionByTokenHash(ctx context.Context, hash string) *billingv1alpha1.PortalSession
+}
+
+// SessionAwaiter is a Rules that can wait a little for a token's session to be seen
+// (portal/rules.Rules can): a link opened right after the operator published it may be ahead of
+// the portal's informer. A Rules without it answers unknown tokens at once.
+type SessionAwaiter interface {
+	// AwaitSessionByTokenHash is SessionByTokenHash that, when no session has hash, waits until
+	// one is seen, wait passes or ctx ends.
+	AwaitSessionByTokenHash(ctx context.Context, hash string, wait time.Duration) *billingv1alpha1.PortalSession
 }
 
 // RateLimits bound abuse of the public entry points, per client IP and per e-mail address.
@@ -80,6 +90,9 @@ type Options struct {
 	RateLimits *RateLimits
 	// SendTimeout bounds one code e-mail (default 30s).
 	SendTimeout time.Duration
+	// LinkWait is how long a well-formed link token no session has yet waits for the session
+	// view to learn it, if Rules is a SessionAwaiter (default rules.TokenWait; negative: no wait).
+	LinkWait time.Duration
 }
 
 // Handler serves the customer portal.
@@ -93,6 +106,7 @@ type Handler struct {
 	insecure bool
 	limits   RateLimits
 	sendTO   time.Duration
+	linkWait time.Duration
 	metrics  *metrics
 	pages    *templates
 	mux      *http.ServeMux
@@ -109,7 +123,7 @@ func New(o Options) (*Handler, error) {
 		return nil, errors.New("web: Ledger, Auth, Rules and Mailer are required")
 	}
 	h := &Handler{ledger: o.Ledger, auth: o.Auth, rules: o.Rules, mailer: o.Mailer, clock: o.Clock,
-		log: o.Logger, insecure: o.InsecureCookies, sendTO: o.SendTimeout}
+		log: o.Logger, insecure: o.InsecureCookies, sendTO: o.SendTimeout, linkWait: o.LinkWait}
 	if h.clock == nil {
 		h.clock = clock.RealClock{}
 	}
@@ -122,6 +136,9 @@ func New(o Options) (*Handler, error) {
 	}
 	if h.sendTO <= 0 {
 		h.sendTO = 30 * time.Second
+	}
+	if h.linkWait == 0 {
+		h.linkWait = rules.TokenWait
 	}
 	var err error
 	if h.metrics, err = newMetrics(o.Registry); err != nil {
