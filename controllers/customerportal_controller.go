@@ -483,8 +483,7 @@ func (r *CustomerPortalReconciler) setup(mgr ctrl.Manager, rec reconcile.Reconci
 	if err := mgr.Add(secretMeta); err != nil {
 		return err
 	}
-	secretObj := &metav1.PartialObjectMetadata{}
-	secretObj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	secretObj := secretMetadata()
 	portalsForSecret := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, o *metav1.PartialObjectMetadata) []reconcile.Request {
 		list := &billingv1alpha1.CustomerPortalList{}
 		if err := mgr.GetClient().List(ctx, list, client.InNamespace(o.Namespace), client.MatchingFields{indexPortalSecretRefs: o.Name}); err != nil {

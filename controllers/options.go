@@ -68,6 +68,14 @@ func CacheOptions() cache.Options {
 // metadata without managedFields; this keeps the one fact the session controller needs from them.
 const cachedDataWriterAnnotation = "cache.portero.dev/data-written-by"
 
+// secretMetadata is an empty Secret metadata-only object, for reads and watches that must not
+// bring Secret data into the cache.
+func secretMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return m
+}
+
 // stripForCache drops from cached objects what the operator never reads and can be large:
 // managedFields (for the API server's server-side apply) and the copy of the whole object that
 // `kubectl apply` keeps in an annotation. Writes are patches computed between two cached copies,

@@ -515,8 +515,7 @@ func (r *PortalSessionReconciler) ensureLink(ctx context.Context, sc *sessionSco
 
 	name := linkSecretName(s.Name)
 	key := types.NamespacedName{Namespace: s.Namespace, Name: name}
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	m := secretMetadata()
 	err := r.Client.Get(ctx, key, m)
 	if !minted && apierrors.IsNotFound(err) {
 		// The common case by far: a new session, no Secret yet. Create it straight away — the link
@@ -671,8 +670,7 @@ func (r *PortalSessionReconciler) end(ctx context.Context, sc *sessionScope, pha
 func (r *PortalSessionReconciler) deleteLinkSecret(ctx context.Context, s *billingv1alpha1.PortalSession, confirm bool) error {
 	name := linkSecretName(s.Name)
 	key := types.NamespacedName{Namespace: s.Namespace, Name: name}
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	m := secretMetadata()
 	err := r.Client.Get(ctx, key, m)
 	if apierrors.IsNotFound(err) && confirm {
 		err = r.APIReader.Get(ctx, key, m)
