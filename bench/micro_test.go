@@ -236,7 +236,7 @@ func (r staticRules) Session(_ context.Context, name string) *billingv1alpha1.Po
 	return &s
 }
 
-func (r staticRules) SessionByTokenHash(_ context.Context, hash string) *billingv1alpha1.PortalSession {
+func (r staticRules) AwaitSessionByTokenHash(_ context.Context, hash string, _ time.Duration) *billingv1alpha1.PortalSession {
 	if hash != r.session.Status.TokenHash {
 		return nil
 	}

@@ -181,7 +181,7 @@ func (s staticRules) Portal(context.Context) *billingv1alpha1.CustomerPortal { r
 func (staticRules) Session(context.Context, string) *billingv1alpha1.PortalSession {
 	return nil
 }
-func (staticRules) SessionByTokenHash(context.Context, string) *billingv1alpha1.PortalSession {
+func (staticRules) AwaitSessionByTokenHash(context.Context, string, time.Duration) *billingv1alpha1.PortalSession {
 	return nil
 }
 

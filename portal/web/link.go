@@ -55,11 +55,7 @@ func (h *Handler) resolveLink(w http.ResponseWriter, v *visit) (string, *billing
 		// The operator publishes the link Secret before it writes the session's token hash, and
 		// the informer lags the API server: a customer sent on at once may be here first, so a
 		// well-formed token nobody knows yet gets a moment (event-driven, capped) to be seen.
-		if a, can := h.rules.(SessionAwaiter); can && h.linkWait > 0 {
-			ps = a.AwaitSessionByTokenHash(v.ctx, hash, h.linkWait)
-		} else {
-			ps = h.rules.SessionByTokenHash(v.ctx, hash)
-		}
+		ps = h.rules.AwaitSessionByTokenHash(v.ctx, hash, h.linkWait)
 	}
 	if ps == nil {
 		h.metrics.login("link", "unknown")

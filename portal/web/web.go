@@ -33,16 +33,10 @@ type Rules interface {
 	Portal(ctx context.Context) *billingv1alpha1.CustomerPortal
 	// Session returns the named PortalSession of this portal, or nil.
 	Session(ctx context.Context, name string) *billingv1alpha1.PortalSession
-	// SessionByTokenHash returns the session whose token hashes (hex SHA-256) to hash, or nil.
-	SessionByTokenHash(ctx context.Context, hash string) *billingv1alpha1.PortalSession
-}
-
-// SessionAwaiter is a Rules that can wait a little for a token's session to be seen
-// (portal/rules.Rules can): a link opened right after the operator published it may be ahead of
-// the portal's informer. A Rules without it answers unknown tokens at once.
-type SessionAwaiter interface {
-	// AwaitSessionByTokenHash is SessionByTokenHash that, when no session has hash, waits until
-	// one is seen, wait passes or ctx ends.
+	// AwaitSessionByTokenHash returns the session whose token hashes (hex SHA-256) to hash. When
+	// none has it yet, it waits until one is seen, wait passes (wait ≤ 0: not at all) or ctx
+	// ends, and then answers nil: a link opened right after the operator published it may be
+	// ahead of the portal's informer.
 	AwaitSessionByTokenHash(ctx context.Context, hash string, wait time.Duration) *billingv1alpha1.PortalSession
 }
 
@@ -91,7 +85,7 @@ type Options struct {
 	// SendTimeout bounds one code e-mail (default 30s).
 	SendTimeout time.Duration
 	// LinkWait is how long a well-formed link token no session has yet waits for the session
-	// view to learn it, if Rules is a SessionAwaiter (default rules.TokenWait; negative: no wait).
+	// view to learn it (default rules.TokenWait; negative: no wait).
 	LinkWait time.Duration
 }
 
