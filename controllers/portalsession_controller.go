@@ -413,9 +413,7 @@ func (r *PortalSessionReconciler) finalize(ctx context.Context, s *billingv1alph
 	if !controllerutil.ContainsFinalizer(s, FinalizerRevoke) {
 		return nil
 	}
-	// An ended session whose status records its Secret gone needs no look on the API server.
-	ended := s.Status.Phase == billingv1alpha1.SessionExpired || s.Status.Phase == billingv1alpha1.SessionRevoked
-	if err := r.deleteLinkSecret(ctx, s, !ended || s.Status.LinkSecretName != ""); err != nil {
+	if err := r.deleteLinkSecret(ctx, s); err != nil {
 		return err
 	}
 	wasActive := s.Status.Phase == billingv1alpha1.SessionActive
@@ -645,10 +643,7 @@ func (r *PortalSessionReconciler) activate(sc *sessionScope, secretName, token, 
 // end moves the session to a terminal phase (or keeps it there): link Secret deleted, Ready=False.
 func (r *PortalSessionReconciler) end(ctx context.Context, sc *sessionScope, phase billingv1alpha1.SessionPhase) error {
 	s := sc.s
-	// A session already marked ended with no Secret name had its Secret confirmed gone: the cache is
-	// enough then, which keeps a restart from GETting every old session's Secret.
-	confirm := !(sc.before.Phase == phase && s.Status.LinkSecretName == "")
-	if err := r.deleteLinkSecret(ctx, s, confirm); err != nil {
+	if err := r.deleteLinkSecret(ctx, s); err != nil {
 		return err
 	}
 	s.Status.Phase = phase
@@ -665,9 +660,13 @@ func (r *PortalSessionReconciler) end(ctx context.Context, sc *sessionScope, pha
 	return nil
 }
 
-// deleteLinkSecret deletes the session's link Secret if it exists and belongs to the session. With
-// confirm, a Secret missing from the cache is looked up on the API server too.
-func (r *PortalSessionReconciler) deleteLinkSecret(ctx context.Context, s *billingv1alpha1.PortalSession, confirm bool) error {
+// deleteLinkSecret deletes the session's link Secret if it exists and belongs to the session. A
+// Secret missing from the cache is looked up on the API server too, unless s (as read) is already
+// ended with no Secret name: its Secret was confirmed gone then, and the cache is enough, which
+// keeps a restart or a deletion from GETting every old session's Secret.
+func (r *PortalSessionReconciler) deleteLinkSecret(ctx context.Context, s *billingv1alpha1.PortalSession) error {
+	ended := s.Status.Phase == billingv1alpha1.SessionExpired || s.Status.Phase == billingv1alpha1.SessionRevoked
+	confirm := !ended || s.Status.LinkSecretName != ""
 	name := linkSecretName(s.Name)
 	key := types.NamespacedName{Namespace: s.Namespace, Name: name}
 	m := secretMetadata()
