@@ -71,7 +71,7 @@ const testNamespace = "default"
 var portalSeq atomic.Int64
 
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	clock   *clocktesting.FakeClock
 	portal  *billingv1alpha1.CustomerPortal
@@ -101,7 +101,7 @@ func withSpec(fn func(*billingv1alpha1.CustomerPortalSpec)) fixtureOption {
 
 // newFixture creates a CustomerPortal of its own (so tests can change its rules freely), its
 // rules informer, a ledger and an auth store on a fresh SQLite file, and the handler.
-func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
+func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -185,7 +185,7 @@ func (f *fixture) updatePortal(fn func(*billingv1alpha1.CustomerPortalSpec)) {
 }
 
 // waitFor polls an informer-backed condition (the API server's watch is asynchronous).
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
