@@ -35,7 +35,7 @@ type ListCustomersParams struct {
 }
 
 const customerColumns = `id, email, name, legal_name, tax_id, tax_condition, address_line1,
-	address_line2, city, province, postal_code, country, created_at, updated_at`
+	address_line2, city, province, postal_code, country, version, created_at, updated_at`
 
 func scanCustomer(row interface{ Scan(...any) error }) (Customer, error) {
 	var c Customer
@@ -43,7 +43,7 @@ func scanCustomer(row interface{ Scan(...any) error }) (Customer, error) {
 	err := row.Scan(&c.ID, &c.Email, &c.Name, &c.Billing.LegalName, &c.Billing.TaxID,
 		&c.Billing.TaxCondition, &c.Billing.Address.Line1, &c.Billing.Address.Line2,
 		&c.Billing.Address.City, &c.Billing.Address.Province, &c.Billing.Address.PostalCode,
-		&c.Billing.Address.Country, &created, &updated)
+		&c.Billing.Address.Country, &c.Version, &created, &updated)
 	c.CreatedAt, c.UpdatedAt = fromMillis(created), fromMillis(updated)
 	return c, err
 }
@@ -197,7 +197,10 @@ func (s *Store) UpdateCustomer(ctx context.Context, id string, u CustomerUpdate)
 			c.Email, c.Name, b.LegalName, b.TaxID, string(b.TaxCondition), b.Address.Line1,
 			b.Address.Line2, b.Address.City, b.Address.Province, b.Address.PostalCode,
 			b.Address.Country, toMillis(c.UpdatedAt), id)
-		return err
+		if err != nil {
+			return err
+		}
+		return q.queryRow(ctx, "SELECT version FROM customers WHERE id = ?", id).Scan(&c.Version)
 	})
 	if err != nil {
 		return Customer{}, fmt.Errorf("update customer %s: %w", id, err)

@@ -3,9 +3,12 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
+	"strings"
 
 	"github.com/pressly/goose/v3"
 )
@@ -68,4 +71,43 @@ func Migrate(ctx context.Context, db *sql.DB, engine Engine, set MigrationSet, l
 		log.Info("applied migration", "set", set.Name, "version", r.Source.Version, "engine", engine, "duration", r.Duration)
 	}
 	return nil
+}
+
+// engineMigrations is one engine's view of the ledger's migrations: the files shared by both
+// engines (the root of migrations/) and that engine's own (migrations/sqlite/ or
+// migrations/postgres/), side by side as goose expects them. Almost everything is shared; only
+// what the engines cannot write alike (triggers) is not, with the same version number in both
+// directories.
+type engineMigrations struct{ shared, own fs.FS }
+
+// Open opens a file of either set.
+func (m engineMigrations) Open(name string) (fs.File, error) {
+	f, err := m.own.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return m.shared.Open(name)
+	}
+	return f, err
+}
+
+// ReadDir lists the files of both sets (no directories); a file in both is an error.
+func (m engineMigrations) ReadDir(name string) ([]fs.DirEntry, error) {
+	var out []fs.DirEntry
+	for _, f := range []fs.FS{m.shared, m.own} {
+		es, err := fs.ReadDir(f, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			if !e.IsDir() {
+				out = append(out, e)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	for i := 1; i < len(out); i++ {
+		if out[i].Name() == out[i-1].Name() {
+			return nil, fmt.Errorf("migration %s is both shared and engine-specific", out[i].Name())
+		}
+	}
+	return out, nil
 }

@@ -75,7 +75,12 @@ type Customer struct {
 	Email string
 	Name  string
 	// Billing is the invoicing profile.
-	Billing   BillingProfile
+	Billing BillingProfile
+	// Version changes with every write to the customer or to anything the customer owns
+	// (methods, subscriptions, payments and their attempts): the database's triggers keep it, so
+	// what was derived from a customer's data stays valid while the version read with it is
+	// unchanged. It only grows.
+	Version   int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

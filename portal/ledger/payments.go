@@ -580,19 +580,19 @@ func (s *Store) ConfirmPayment(ctx context.Context, paymentID string) (Payment, 
 // how many payments it re-drove; run it periodically, e.g. next to RenewDue.
 func (s *Store) RecoverProcessing(ctx context.Context, staleAfter time.Duration) (int, error) {
 	cutoff := toMillis(s.nowMs().Add(-staleAfter))
-	rows, err := s.read().query(ctx, `SELECT id, updated_at FROM payments
+	rows, err := s.read().query(ctx, `SELECT id, customer_id, updated_at FROM payments
 		WHERE status = 'processing' AND updated_at < ? ORDER BY updated_at LIMIT 100`, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("list stale payments: %w", err)
 	}
 	type stale struct {
-		id      string
-		updated int64
+		id, customerID string
+		updated        int64
 	}
 	var list []stale
 	for rows.Next() {
 		var st stale
-		if err := rows.Scan(&st.id, &st.updated); err != nil {
+		if err := rows.Scan(&st.id, &st.customerID, &st.updated); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("list stale payments: %w", err)
 		}
@@ -608,6 +608,12 @@ func (s *Store) RecoverProcessing(ctx context.Context, staleAfter time.Duration)
 		var p paymentRow
 		var m PaymentMethod
 		err := s.inTx(ctx, func(q querier) error {
+			// The customer's row first, as in every transaction that writes a payment: the
+			// payment's write takes it too (the version trigger), and on PostgreSQL two
+			// transactions taking the two locks in opposite orders could deadlock.
+			if err := lockCustomer(ctx, q, st.customerID); err != nil {
+				return err
+			}
 			ok, err := q.execOne(ctx, `UPDATE payments SET updated_at = ? WHERE id = ? AND status = 'processing'
 				AND updated_at = ?`, toMillis(s.nowMs()), st.id, st.updated)
 			if err != nil || !ok {

@@ -25,7 +25,7 @@ import (
 	"github.com/portero-dev/portero/portal/payments"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationsFS embed.FS
 
 // Engine is the SQL engine behind a Store.
@@ -172,12 +172,18 @@ func redactDSN(dsn string) string {
 	return u.Redacted()
 }
 
-// migrate applies the ledger's embedded migrations (see Migrate).
+// migrate applies the ledger's embedded migrations (see Migrate): the shared ones and the
+// engine's own (see engineMigrations).
 func (s *Store) migrate(ctx context.Context) error {
-	fsys, err := fsSub(migrationsFS, "migrations")
+	shared, err := fsSub(migrationsFS, "migrations")
 	if err != nil {
 		return err
 	}
+	own, err := fsSub(migrationsFS, "migrations/"+string(s.engine))
+	if err != nil {
+		return err
+	}
+	fsys := engineMigrations{shared: shared, own: own}
 	// 0x706f7274 is "port": a fixed lock class so the lock cannot collide with other apps'.
 	return Migrate(ctx, s.db, s.engine, MigrationSet{Name: "ledger", FS: fsys, LockClass: 0x706f7274}, s.log)
 }

@@ -74,10 +74,15 @@ func TestOpenMigratesOnceAndReopens(t *testing.T) {
 		if got, err := s2.GetCustomer(e.ctx, c.ID); err != nil || got.Email != c.Email {
 			t.Fatalf("reopened store: %+v %v", got, err)
 		}
-		files, err := fs.Glob(migrationsFS, "migrations/*.sql")
+		shared, err := fs.Glob(migrationsFS, "migrations/*.sql")
 		if err != nil {
 			t.Fatal(err)
 		}
+		own, err := fs.Glob(migrationsFS, "migrations/"+string(e.engine)+"/*.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := append(shared, own...)
 		var version int64
 		if err := s2.read().queryRow(e.ctx, "SELECT MAX(version_id) FROM goose_db_version").Scan(&version); err != nil || version != int64(len(files)) {
 			t.Fatalf("goose version = %d, %v; want %d (one per migration)", version, err, len(files))
