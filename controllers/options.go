@@ -5,6 +5,8 @@ package controllers
 import (
 	"bytes"
 	"maps"
+	"strings"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 )
 
 // Labels on every object the operator creates. The manager's cache selects on LabelManagedBy so it
@@ -59,6 +63,8 @@ func CacheOptions() cache.Options {
 			&rbacv1.Role{}:          owned,
 			&rbacv1.RoleBinding{}:   owned,
 			&networkingv1.Ingress{}: owned,
+			// One per session: what sessions have in common is held once (compactSession).
+			&billingv1alpha1.PortalSession{}: {Transform: compactSession},
 		},
 	}
 }
@@ -98,7 +104,9 @@ func stripForCache(in any) (any, error) {
 
 // slimLinkSecret keeps of a link Secret's metadata only what the session controller reads from the
 // cache — name, UID, resourceVersion, deletion, the controller reference, the portal-url annotation
-// and who else wrote its data (noteDataWriters) — as the cache holds one per session.
+// and who else wrote its data (noteDataWriters) — as the cache holds one per session. What many
+// link Secrets have in common (their annotations: one portal URL per portal, not per session; the
+// namespace; the owner's kind) is shared between them through slimShared.
 func slimLinkSecret(in any) (any, error) {
 	m, ok := in.(*metav1.PartialObjectMetadata)
 	if !ok {
@@ -107,19 +115,125 @@ func slimLinkSecret(in any) (any, error) {
 	if _, err := noteDataWriters(m); err != nil {
 		return nil, err
 	}
-	slim := &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
-		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
-		DeletionTimestamp: m.DeletionTimestamp,
-	}}
-	if ref := metav1.GetControllerOfNoCopy(m); ref != nil {
-		slim.OwnerReferences = []metav1.OwnerReference{*ref}
+	slim := &metav1.PartialObjectMetadata{
+		TypeMeta: metav1.TypeMeta{APIVersion: slimShared.string(m.APIVersion), Kind: slimShared.string(m.Kind)},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: m.Name, Namespace: slimShared.string(m.Namespace), UID: m.UID, ResourceVersion: m.ResourceVersion,
+			DeletionTimestamp: m.DeletionTimestamp,
+		},
 	}
-	for _, k := range []string{AnnotationLinkPortalURL, cachedDataWriterAnnotation} {
-		if v, ok := m.Annotations[k]; ok {
-			metav1.SetMetaDataAnnotation(&slim.ObjectMeta, k, v)
-		}
+	if ref := metav1.GetControllerOfNoCopy(m); ref != nil {
+		r := *ref
+		r.APIVersion, r.Kind = slimShared.string(r.APIVersion), slimShared.string(r.Kind)
+		slim.OwnerReferences = []metav1.OwnerReference{r}
+	}
+	url, hasURL := m.Annotations[AnnotationLinkPortalURL]
+	writer, hasWriter := m.Annotations[cachedDataWriterAnnotation]
+	if hasURL || hasWriter {
+		slim.Annotations = slimShared.annotations(url, hasURL, writer, hasWriter)
 	}
 	return slim, nil
+}
+
+// compactSession is stripForCache for PortalSessions, which then share with each other — through
+// slimShared — the strings that repeat from one session to the next: namespace, portal, finalizer,
+// phase, and the conditions' types, statuses and reasons (not their messages, which name the
+// session). The cache holds one PortalSession per session, so these add up.
+func compactSession(in any) (any, error) {
+	if _, err := stripForCache(in); err != nil {
+		return nil, err
+	}
+	s, ok := in.(*billingv1alpha1.PortalSession)
+	if !ok {
+		return in, nil
+	}
+	t := slimShared
+	s.APIVersion, s.Kind, s.Namespace = t.string(s.APIVersion), t.string(s.Kind), t.string(s.Namespace)
+	for i := range s.Finalizers {
+		s.Finalizers[i] = t.string(s.Finalizers[i])
+	}
+	s.Spec.PortalRef.Name = t.string(s.Spec.PortalRef.Name)
+	s.Status.Phase = billingv1alpha1.SessionPhase(t.string(string(s.Status.Phase)))
+	for i := range s.Status.Conditions {
+		c := &s.Status.Conditions[i]
+		c.Type, c.Reason = t.string(c.Type), t.string(c.Reason)
+		c.Status = metav1.ConditionStatus(t.string(string(c.Status)))
+	}
+	return s, nil
+}
+
+// slimShared holds the values slimLinkSecret shares between cached link Secrets.
+var slimShared = &sharedValues{}
+
+// sharedValues hands out one copy of equal strings and of equal slim annotation maps, so that
+// the cache holds each once instead of once per object. Sharing is safe because nothing modifies
+// a cached object in place: cache reads return deep copies and event handlers only read. The
+// table is bounded: when it is full it starts over (objects keep the values they were given).
+type sharedValues struct {
+	mu      sync.Mutex
+	strs    map[string]string
+	annots  map[[4]string]map[string]string
+	entries int
+}
+
+// sharedValuesMax bounds sharedValues: far above the distinct portal URLs and namespaces a
+// manager sees, far below what would matter in memory.
+const sharedValuesMax = 4096
+
+func (t *sharedValues) full() bool {
+	if t.entries < sharedValuesMax {
+		return false
+	}
+	t.strs, t.annots, t.entries = nil, nil, 0
+	return true
+}
+
+func (t *sharedValues) string(s string) string {
+	if s == "" {
+		return s
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if v, ok := t.strs[s]; ok {
+		return v
+	}
+	if t.full() || t.strs == nil {
+		t.strs = map[string]string{}
+	}
+	s = strings.Clone(s) // never a window on a larger buffer the decoder had
+	t.strs[s] = s
+	t.entries++
+	return s
+}
+
+// annotations returns a map holding the portal-url and data-writer annotations given, shared with
+// every other caller that gives the same ones.
+func (t *sharedValues) annotations(url string, hasURL bool, writer string, hasWriter bool) map[string]string {
+	key := [4]string{url, writer}
+	if hasURL {
+		key[2] = "u"
+	}
+	if hasWriter {
+		key[3] = "w"
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a, ok := t.annots[key]; ok {
+		return a
+	}
+	a := make(map[string]string, 2)
+	if hasURL {
+		a[AnnotationLinkPortalURL] = url
+	}
+	if hasWriter {
+		a[cachedDataWriterAnnotation] = writer
+	}
+	if t.full() || t.annots == nil {
+		t.annots = map[[4]string]map[string]string{}
+	}
+	t.annots[key] = a
+	t.entries++
+	return a
 }
 
 // noteDataWriters strips an object's managedFields, first recording in
