@@ -433,6 +433,7 @@ func (h *Handler) logout(w http.ResponseWriter, v *visit) {
 		h.internal(w, v, err)
 		return
 	}
+	h.cache.forget(v.sess.ID)
 	v.cookies.clear(w, cookieSession)
 	h.metrics.sessionEnded("signed_out")
 	v.sess, v.customer = nil, nil

@@ -62,9 +62,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	testPG.Stop()
 	_ = env.Stop()
 	os.Exit(code)
 }
+
+// testPG is the package's PostgreSQL server, started by the first test that asks for it
+// (withPostgres).
+var testPG ledgertest.Postgres
 
 const testNamespace = "default"
 
@@ -84,6 +89,8 @@ type fixture struct {
 	mailpit *testenv.Mailpit
 	// dbDir holds the ledger's SQLite files.
 	dbDir string
+	// postgres puts the ledger (and auth) on PostgreSQL instead of SQLite.
+	postgres bool
 }
 
 type fixtureOption func(*fixture, *billingv1alpha1.CustomerPortalSpec)
@@ -93,6 +100,11 @@ func withMailpit() fixtureOption {
 	return func(f *fixture, spec *billingv1alpha1.CustomerPortalSpec) {
 		f.mailpit = testenv.StartMailpit(f.t, testenv.MailpitOptions{})
 	}
+}
+
+// withPostgres puts the ledger on a fresh PostgreSQL schema.
+func withPostgres() fixtureOption {
+	return func(f *fixture, _ *billingv1alpha1.CustomerPortalSpec) { f.postgres = true }
 }
 
 func withSpec(fn func(*billingv1alpha1.CustomerPortalSpec)) fixtureOption {
@@ -144,8 +156,13 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dsn := ledgertest.SQLiteDSN(t)
-	f.dbDir = filepath.Dir(strings.TrimPrefix(dsn, "sqlite://"))
+	var dsn string
+	if f.postgres {
+		dsn = testPG.DSN(t)
+	} else {
+		dsn = ledgertest.SQLiteDSN(t)
+		f.dbDir = filepath.Dir(strings.TrimPrefix(dsn, "sqlite://"))
+	}
 	if f.ledger, err = ledger.Open(ctx, dsn, ledger.Options{Processor: sb, Now: f.clock.Now, Logger: log.With("component", "ledger")}); err != nil {
 		t.Fatal(err)
 	}
@@ -272,6 +289,12 @@ func (f *fixture) browser() *browser {
 
 func (b *browser) do(method, path string, form url.Values, hdr http.Header) *response {
 	b.f.t.Helper()
+	return b.doOn(b.f.h, method, path, form, hdr)
+}
+
+// doOn is do against another handler (of the same fixture's stores).
+func (b *browser) doOn(h http.Handler, method, path string, form url.Values, hdr http.Header) *response {
+	b.f.t.Helper()
 	var body *strings.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
@@ -290,7 +313,7 @@ func (b *browser) do(method, path string, form url.Values, hdr http.Header) *res
 		req.AddCookie(&http.Cookie{Name: k, Value: v})
 	}
 	rec := httptest.NewRecorder()
-	b.f.h.ServeHTTP(rec, req)
+	h.ServeHTTP(rec, req)
 	res := rec.Result()
 	for _, c := range res.Cookies() {
 		if c.MaxAge < 0 || c.Value == "" {

@@ -21,6 +21,9 @@ type metrics struct {
 	errors   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	security *prometheus.CounterVec
+	// pageCache counts overviews served from the page cache (hit) and rendered for it (miss).
+	pageCache                      *prometheus.CounterVec
+	pageCacheHits, pageCacheMisses prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,11 +57,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "portero_portal_security_rejections_total",
 			Help: "Requests refused for a missing or wrong CSRF token, or by a rate limit.",
 		}, []string{"reason"}),
+		pageCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_portal_page_cache_requests_total",
+			Help: "Signed-in overviews served from the page cache (hit) or rendered and kept (miss).",
+		}, []string{"result"}),
 	}
+	m.pageCacheHits, m.pageCacheMisses = m.pageCache.WithLabelValues("hit"), m.pageCache.WithLabelValues("miss")
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.logins, m.codes, m.sessions, m.pages, m.errors, m.latency, m.security} {
+	for _, c := range []prometheus.Collector{m.logins, m.codes, m.sessions, m.pages, m.errors, m.latency, m.security, m.pageCache} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register portal metrics: %w", err)
 		}

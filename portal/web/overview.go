@@ -40,7 +40,19 @@ func (d *overviewData) texts(locale string) {
 
 // overview is the signed-in home: what needs attention first, then each section the portal
 // allows, in brief.
+//
+// The page is kept per session and served again while nothing it shows has changed (see
+// pageCache): the customer's version, read with the customer, says whether their data did.
 func (h *Handler) overview(w http.ResponseWriter, v *visit) {
+	stamp, cacheable := h.cache.stamp(v)
+	if cacheable {
+		if p, ok := h.cache.get(v.sess.ID, stamp); ok {
+			h.metrics.pageCacheHits.Inc()
+			writePage(w, http.StatusOK, p.csp, p.body)
+			return
+		}
+		h.metrics.pageCacheMisses.Inc()
+	}
 	perms := v.portal.Spec.Permissions
 	d := overviewData{Name: v.customer.Name, ShowMethods: perms.CanUpdatePaymentMethod(),
 		ShowBilling: perms.CanUpdateBillingInfo(), ShowHistory: perms.CanViewPaymentHistory()}
@@ -92,5 +104,13 @@ func (h *Handler) overview(w http.ResponseWriter, v *visit) {
 		}
 	}
 	d.texts(v.locale)
-	h.render(w, v, http.StatusOK, "overview", "title.overview", d)
+	buf, csp, ok := h.execute(w, v, http.StatusOK, "overview", "title.overview", d, nil)
+	if !ok {
+		return
+	}
+	defer putPageBuffer(buf)
+	if cacheable {
+		h.cache.put(v.sess.ID, stamp, csp, buf.Bytes())
+	}
+	writePage(w, http.StatusOK, csp, buf.Bytes())
 }

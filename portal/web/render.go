@@ -408,11 +408,22 @@ func (h *Handler) render(w http.ResponseWriter, v *visit, status int, name, titl
 }
 
 func (h *Handler) renderForm(w http.ResponseWriter, v *visit, status int, name, title string, data any, f *form) {
+	buf, csp, ok := h.execute(w, v, status, name, title, data, f)
+	if !ok {
+		return
+	}
+	defer putPageBuffer(buf)
+	writePage(w, status, csp, buf.Bytes())
+}
+
+// execute renders a whole page into a pooled buffer (the caller puts it back) and returns it
+// with the page's Content-Security-Policy; false means an error page was sent instead.
+func (h *Handler) execute(w http.ResponseWriter, v *visit, status int, name, title string, data any, f *form) (*bytes.Buffer, string, bool) {
 	t, ok := h.pages.page(v.locale, name)
 	if !ok {
 		h.log.Error("no such template", "template", name)
 		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
+		return nil, "", false
 	}
 	p := h.basePage(w, v)
 	p.Title, p.TitleText, p.Data, p.Form = title, p.T(title), data, f
@@ -421,26 +432,31 @@ func (h *Handler) renderForm(w http.ResponseWriter, v *visit, status int, name, 
 		if p.NavHTML, err = h.pages.navHTML(t, v.locale, p.Nav); err != nil {
 			h.log.Error("render navigation", "template", name, "err", err)
 			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
+			return nil, "", false
 		}
 	}
 	buf := pageBuffers.Get().(*bytes.Buffer)
-	defer putPageBuffer(buf)
 	if err := t.ExecuteTemplate(buf, "layout", p); err != nil {
+		putPageBuffer(buf)
 		h.log.Error("render page", "template", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
+		return nil, "", false
 	}
 	if v.sess != nil && v.flash != "" && status < 300 {
 		if err := h.auth.ClearFlash(v.ctx, v.sess.ID); err != nil {
 			h.log.Warn("clear flash", "err", err)
 		}
 	}
+	return buf, contentSecurityPolicy(originOf(p.Brand.LogoURL)), true
+}
+
+// writePage sends a rendered page.
+func writePage(w http.ResponseWriter, status int, csp string, body []byte) {
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Security-Policy", contentSecurityPolicy(originOf(p.Brand.LogoURL)))
+	hd.Set("Content-Security-Policy", csp)
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(body)
 }
 
 // pageBuffers recycle the buffers pages are rendered into (a page is rendered whole before its

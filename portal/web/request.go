@@ -151,6 +151,7 @@ func (h *Handler) loadSession(w http.ResponseWriter, v *visit) (ended bool, err 
 		if err := h.auth.EndSession(v.ctx, sess.ID); err != nil {
 			return false, err
 		}
+		h.cache.forget(sess.ID)
 		v.cookies.clear(w, cookieSession)
 		h.metrics.sessionEnded(reason)
 		h.log.Info("browser session ended", "reason", reason, "portal_session", sess.PortalSession, "customer", sess.CustomerID)

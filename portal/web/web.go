@@ -84,6 +84,9 @@ type Options struct {
 	RateLimits *RateLimits
 	// SendTimeout bounds one code e-mail (default 30s).
 	SendTimeout time.Duration
+	// PageCacheBytes bounds the memory of the signed-in pages kept for reuse while nothing
+	// they show has changed (default 8 MiB; negative: keep none).
+	PageCacheBytes int
 	// LinkWait is how long a well-formed link token no session has yet waits for the session
 	// view to learn it (default rules.TokenWait; negative: no wait).
 	LinkWait time.Duration
@@ -103,6 +106,7 @@ type Handler struct {
 	linkWait time.Duration
 	metrics  *metrics
 	pages    *templates
+	cache    *pageCache // nil: off
 	mux      *http.ServeMux
 	chain    http.Handler
 	sends    sync.WaitGroup
@@ -140,6 +144,12 @@ func New(o Options) (*Handler, error) {
 	}
 	if h.pages, err = parseTemplates(); err != nil {
 		return nil, err
+	}
+	switch {
+	case o.PageCacheBytes == 0:
+		h.cache = newPageCache(defaultPageCacheBytes)
+	case o.PageCacheBytes > 0:
+		h.cache = newPageCache(o.PageCacheBytes)
 	}
 	h.sendCtx, h.sendCancel = context.WithCancel(context.Background())
 	h.routes()
