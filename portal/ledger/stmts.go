@@ -60,20 +60,37 @@ func (s *Statements) ExecContext(ctx context.Context, query string, args ...any)
 	return s.db.ExecContext(ctx, s.rebind(query), args...)
 }
 
-// QueryContext runs a query on the pool.
+// QueryContext runs a query on the pool (on SQLite, see uninterrupted).
 func (s *Statements) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := s.stmt(ctx, query); st != nil {
-		return st.QueryContext(ctx, args...)
+		return st.QueryContext(uninterrupted(ctx), args...)
 	}
 	return s.db.QueryContext(ctx, s.rebind(query), args...)
 }
 
-// QueryRowContext runs a query expected to return at most one row on the pool.
+// QueryRowContext runs a query expected to return at most one row on the pool (on SQLite, see
+// uninterrupted).
 func (s *Statements) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	if st := s.stmt(ctx, query); st != nil {
-		return st.QueryRowContext(ctx, args...)
+		return st.QueryRowContext(uninterrupted(ctx), args...)
 	}
 	return s.db.QueryRowContext(ctx, s.rebind(query), args...)
+}
+
+// uninterrupted is the context an SQLite read on the pool runs in: ctx's values without its
+// cancellation, unless ctx has already ended (then the read fails with its error at once).
+//
+// For a context that can end, database/sql starts a goroutine per query to close its rows
+// when it does, and the SQLite driver another to interrupt the statement: together more CPU
+// than the portal's point reads themselves, which run on indexes in microseconds and cannot
+// be interrupted usefully once started. The reads still end: they wait for the database at
+// most the busy timeout (10 s), and for a pooled connection only as long as the statements and
+// transactions holding the others, all bounded the same way. Writes and transactions keep ctx.
+func uninterrupted(ctx context.Context) context.Context {
+	if ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // stmt returns the query's prepared statement on SQLite, preparing it on first use; nil means
