@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"fmt"
 	"testing"
 )
@@ -27,4 +28,19 @@ func BenchmarkSettleIncomplete(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(perCustomer), "payments/op")
+}
+
+// BenchmarkGetCustomer is the read the portal makes on every signed-in request, on SQLite, in
+// a request's context (one that can be canceled): the customer's version, and the kept copy.
+func BenchmarkGetCustomer(b *testing.B) {
+	e := newEnv(b, SQLite)
+	c := e.customer(b, "bench@example.com")
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.store.GetCustomer(ctx, c.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

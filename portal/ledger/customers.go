@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/portero-dev/portero/portal/payments"
@@ -148,8 +149,71 @@ func (s *Store) CreateCustomer(ctx context.Context, in NewCustomer) (Customer, e
 }
 
 // GetCustomer returns a customer by id.
+//
+// The portal reads the signed-in customer on every request, so the store keeps the customers
+// it read: while a customer's version (which every write to the row changes) is the one read
+// with the kept copy, the copy is the row, and reading the version alone is enough.
 func (s *Store) GetCustomer(ctx context.Context, id string) (Customer, error) {
-	return getCustomer(ctx, s.read(), id)
+	if c, ok := s.customers.get(id); ok {
+		var version int64
+		err := s.read().queryRow(ctx, "SELECT version FROM customers WHERE id = ?", id).Scan(&version)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			s.customers.drop(id)
+			return Customer{}, notFound("customer")
+		case err != nil:
+			return Customer{}, fmt.Errorf("get customer %s: %w", id, err)
+		case version == c.Version:
+			return c, nil
+		}
+	}
+	c, err := getCustomer(ctx, s.read(), id)
+	if err == nil {
+		s.customers.put(c)
+	}
+	return c, err
+}
+
+// maxKeptCustomers bounds the customers a Store keeps for GetCustomer (~1 KiB each).
+const maxKeptCustomers = 4096
+
+// keptCustomers are the customers GetCustomer read, by id.
+type keptCustomers struct {
+	mu sync.Mutex
+	m  map[string]Customer
+}
+
+func (k *keptCustomers) get(id string) (Customer, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c, ok := k.m[id]
+	return c, ok
+}
+
+// put keeps c, unless a copy of a later version is kept already; when full, an arbitrary
+// other customer makes room.
+func (k *keptCustomers) put(c Customer) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[string]Customer{}
+	}
+	if old, ok := k.m[c.ID]; ok && old.Version > c.Version {
+		return
+	}
+	if _, ok := k.m[c.ID]; !ok && len(k.m) >= maxKeptCustomers {
+		for id := range k.m {
+			delete(k.m, id)
+			break
+		}
+	}
+	k.m[c.ID] = c
+}
+
+func (k *keptCustomers) drop(id string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.m, id)
 }
 
 func getCustomer(ctx context.Context, q querier, id string) (Customer, error) {

@@ -69,6 +69,7 @@ type Store struct {
 	now       func() time.Time
 	log       *slog.Logger
 	hooks     Hooks
+	customers keptCustomers // see GetCustomer
 }
 
 // Open connects to the database named by dsn and applies pending migrations.

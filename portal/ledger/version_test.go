@@ -354,3 +354,50 @@ func TestUpdateCustomerReturnsItsVersion(t *testing.T) {
 		}
 	})
 }
+
+// GetCustomer answers from the copy it kept only while the row's version is unchanged: every
+// change to the row, by this store, by another (a replica) or by hand, is seen on the next read.
+func TestGetCustomerSeesEveryChange(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "kept@example.com")
+		get := func(s *Store) Customer {
+			t.Helper()
+			got, err := s.GetCustomer(e.ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		if got := get(e.store); got.Name != "Test Customer" {
+			t.Fatalf("name %q", got.Name)
+		}
+		name := "By The Store"
+		if _, err := e.store.UpdateCustomer(e.ctx, c.ID, CustomerUpdate{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(e.store); got.Name != name {
+			t.Fatalf("after UpdateCustomer: name %q", got.Name)
+		}
+		replica := e.open(t)
+		get(replica)
+		name = "By A Replica"
+		if _, err := replica.UpdateCustomer(e.ctx, c.ID, CustomerUpdate{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(e.store); got.Name != name {
+			t.Fatalf("after a replica's update: name %q", got.Name)
+		}
+		if _, err := e.store.db.ExecContext(e.ctx, "UPDATE customers SET email = 'by-hand@example.com' WHERE id = '"+c.ID+"'"); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(e.store); got.Email != "by-hand@example.com" || got.Name != name {
+			t.Fatalf("after an update by hand: %+v", got)
+		}
+		if _, err := e.store.db.ExecContext(e.ctx, "DELETE FROM customers WHERE id = '"+c.ID+"'"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.GetCustomer(e.ctx, c.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("deleted customer: %v", err)
+		}
+	})
+}
