@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -168,4 +169,28 @@ func FreePort() (int, error) {
 func execOutput(bin string, args ...string) (string, error) {
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	return string(out), err
+}
+
+// processListening finds the process whose command is named name and whose arguments include
+// flag (e.g. "--secure-port=6443"): envtest does not expose its processes' ids.
+func processListening(name, flag string) (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if filepath.Base(args[0]) == name && slices.Contains(args[1:], flag) {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no %s process with %s", name, flag)
 }
