@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -148,7 +149,9 @@ func (h *Handler) instrument(next http.Handler) http.Handler {
 			case status < 300 && r.Method == http.MethodGet:
 				h.metrics.pages.WithLabelValues(route).Inc()
 			}
-			h.log.Debug("request", "method", r.Method, "route", route, "status", status, "duration", time.Since(start))
+			if h.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost allocations even when dropped
+				h.log.Debug("request", "method", r.Method, "route", route, "status", status, "duration", time.Since(start))
+			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				h.log.Warn("request hit its deadline", "route", route)
 			}
@@ -162,21 +165,32 @@ func (h *Handler) instrument(next http.Handler) http.Handler {
 func (h *Handler) secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", defaultCSP)
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "same-origin")
-		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
-		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
-		hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()")
-		hd.Set("Cache-Control", "no-store")
+		for k, v := range securityHeaders {
+			hd[k] = v
+		}
 		if isHTTPS(r) {
-			hd.Set("Strict-Transport-Security", "max-age=31536000")
+			hd["Strict-Transport-Security"] = hstsHeader
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		next.ServeHTTP(w, r)
 	})
 }
+
+// securityHeaders are set on every response. The value slices are shared by all responses
+// (keys canonical, so assigning them is what Header.Set would do, less an allocation each):
+// nothing writes into a header's values in place, and appending to a one-element slice copies.
+var securityHeaders = http.Header{
+	"Content-Security-Policy":      {defaultCSP},
+	"X-Content-Type-Options":       {"nosniff"},
+	"X-Frame-Options":              {"DENY"},
+	"Referrer-Policy":              {"same-origin"},
+	"Cross-Origin-Opener-Policy":   {"same-origin"},
+	"Cross-Origin-Resource-Policy": {"same-origin"},
+	"Permissions-Policy":           {"camera=(), microphone=(), geolocation=(), payment=(), usb=()"},
+	"Cache-Control":                {"no-store"},
+}
+
+var hstsHeader = []string{"max-age=31536000"}
 
 // contentSecurityPolicy allows nothing inline and nothing foreign, except images from the
 // portal's logo origin.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -94,6 +95,30 @@ func TestSafeURL(t *testing.T) {
 	} {
 		if got := safeURL(in); got != want {
 			t.Errorf("safeURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The security headers' value slices are shared by every response: a handler adding to or
+// replacing a header changes its own response only.
+func TestSecurityHeadersAreNotShared(t *testing.T) {
+	h := &Handler{}
+	var second http.Header
+	for i := range 2 {
+		rec := httptest.NewRecorder()
+		h.secure(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if i == 0 {
+				for k := range securityHeaders {
+					w.Header().Add(k, "added")
+				}
+				w.Header().Set("X-Frame-Options", "SAMEORIGIN")
+			}
+		})).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		second = rec.Header()
+	}
+	for k, v := range securityHeaders {
+		if len(v) != 1 || len(second[k]) != 1 || second[k][0] != v[0] {
+			t.Errorf("%s: %q on the next response, %q kept", k, second[k], v)
 		}
 	}
 }
