@@ -109,7 +109,8 @@ type PortalSessionReconciler struct {
 	Scheme *runtime.Scheme
 	// Clock is the time expiry and clean-up follow; tests inject a fake one.
 	Clock clock.WithTicker
-	// Recorder emits events.k8s.io Events (mgr.GetEventRecorder).
+	// Recorder emits events.k8s.io Events; unset, an EventWriter (not mgr.GetEventRecorder,
+	// whose memory grows with every Event of the last minutes: see EventWriter).
 	Recorder events.EventRecorder
 	// Mailer sends the link e-mails; nil sends through the SMTP server in the portal's
 	// spec.email.smtpSecretRef Secret.
@@ -144,7 +145,11 @@ func (r *PortalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	if r.Recorder == nil {
-		r.Recorder = mgr.GetEventRecorder("portalsession-controller")
+		w, err := NewEventWriter(mgr, "portalsession-controller")
+		if err != nil {
+			return fmt.Errorf("start the Event writer: %w", err)
+		}
+		r.Recorder = w
 	}
 	r.wakeups = newWakeups(r.Clock)
 

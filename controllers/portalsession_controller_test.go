@@ -43,7 +43,6 @@ func startSessionController(t *testing.T, fc *testingclock.FakeClock, mailer mai
 	r := &PortalSessionReconciler{Clock: fc, Mailer: mailer}
 	startManager(t, func(mgr manager.Manager) error {
 		r.Client, r.APIReader, r.Scheme = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetScheme()
-		r.Recorder = mgr.GetEventRecorder("portalsession-controller")
 		return r.SetupWithManager(mgr)
 	})
 	return r
@@ -65,8 +64,7 @@ func startSessionManagerWith(t *testing.T, fc *testingclock.FakeClock, mailer ma
 		t.Fatal(err)
 	}
 	r := &PortalSessionReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Clock: fc,
-		Recorder: mgr.GetEventRecorder("portalsession-controller"), Mailer: mailer,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Clock: fc, Mailer: mailer,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)

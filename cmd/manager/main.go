@@ -80,7 +80,6 @@ func run(metricsAddr, probeAddr, portalImage, pprofAddr string, leaderElect, sec
 		APIReader: mgr.GetAPIReader(),
 		Scheme:    mgr.GetScheme(),
 		Clock:     clock.RealClock{},
-		Recorder:  mgr.GetEventRecorder("portalsession-controller"),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up PortalSession controller: %w", err)
 	}
