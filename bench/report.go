@@ -214,7 +214,7 @@ func WriteMarkdown(w io.Writer, m Machine, sections []Section, command string, e
 	fmt.Fprintf(w, "## Method\n\n")
 	fmt.Fprintf(w, "Everything runs on this one machine over loopback: a fresh kube-apiserver and etcd per benchmark (the binaries `make envtest-assets` builds; etcd without fsync, as envtest runs it; the API server without its periodic watch-cache consistency check, `DetectCacheInconsistency`, whose full list from etcd every 5–7.5 minutes lands at random in a figure's or a baseline's window), the operator and the portal as their own processes from `bin/` (`make build`), PostgreSQL from Debian's packages, SQLite in-process. ")
 	fmt.Fprintf(w, "A shared machine is noisy — other builds and tests may run at the same time (see the load averages above) — so each baseline is measured in the same run, interleaved with or right beside its figure, and both see the same load; where a figure was measured more than once, every run is listed in the notes. ")
-	fmt.Fprintf(w, "Ratios are figure ÷ baseline. `portero-bench -quick` shrinks every size to smoke-test the harness; its numbers are not comparable. `-profile-dir DIR` writes CPU and heap profiles of the manager (when it serves pprof) and of the ledger.\n\n")
+	fmt.Fprintf(w, "Ratios are figure ÷ baseline. `portero-bench -quick` shrinks every size to smoke-test the harness; its numbers are not comparable. `-profile-dir DIR` writes CPU and heap profiles of the manager (when it serves pprof), CPU profiles of the API server, both processes' metrics after the expiry run, and CPU profiles of the ledger.\n\n")
 	for _, s := range sections {
 		if len(s.Method) == 0 {
 			continue
