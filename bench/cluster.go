@@ -6,6 +6,7 @@ import (
 	"github.com/portero-dev/portero/internal/localsys"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -245,7 +246,7 @@ func (c *Cluster) Stop() {
 // APIServerCPU is the CPU time the cluster's kube-apiserver has used so far.
 func (c *Cluster) APIServerCPU() (time.Duration, error) {
 	if c.apiServerPid == 0 {
-		u, _, err := rest.DefaultServerUrlFor(c.Config)
+		u, err := c.apiServerURL()
 		if err != nil {
 			return 0, err
 		}
@@ -254,4 +255,10 @@ func (c *Cluster) APIServerCPU() (time.Duration, error) {
 		}
 	}
 	return cpuTime(c.apiServerPid)
+}
+
+// apiServerURL is the API server's base URL (Config.Host may lack the scheme).
+func (c *Cluster) apiServerURL() (*url.URL, error) {
+	u, _, err := rest.DefaultServerUrlFor(c.Config)
+	return u, err
 }

@@ -527,9 +527,7 @@ func expiringSessions(ctx context.Context, c *Cluster, o OperatorOptions, sec *S
 	c.heapProfile(o.ProfileDir, "expiry")
 	if o.ProfileDir != "" {
 		saveURL(ctx, c.managerMetrics, filepath.Join(o.ProfileDir, "manager-metrics-after-expiry.txt"))
-		if u, _, err := rest.DefaultServerUrlFor(c.Config); err == nil {
-			c.saveAPIServerURL(ctx, strings.TrimSuffix(u.String(), "/")+"/metrics", filepath.Join(o.ProfileDir, "apiserver-metrics-after-expiry.txt"))
-		}
+		c.saveAPIServerURL(ctx, "/metrics", filepath.Join(o.ProfileDir, "apiserver-metrics-after-expiry.txt"))
 	}
 	cpu1, _ := c.Manager.CPUTime()
 	n, took := o.Expiring, finished.last().Sub(d)
@@ -625,8 +623,9 @@ func Parallel(ctx context.Context, workers, n int, fn func(i int) error) error {
 	return ctx.Err()
 }
 
-// profile records a CPU profile of the manager from now until stop is called, into
-// dir/manager-<name>.cpu.pprof, when the manager serves pprof and dir is set.
+// profile records CPU profiles of the manager and of the API server from now until stop is
+// called, into dir/{manager,apiserver}-<name>-NN.cpu.pprof, when the manager serves pprof and dir
+// is set. The API server's share of the work is one the manager's profile cannot show.
 func (c *Cluster) profile(ctx context.Context, dir, name string) (stop func()) {
 	if dir == "" || c.managerPprof == "" {
 		return func() {}
@@ -634,30 +633,30 @@ func (c *Cluster) profile(ctx context.Context, dir, name string) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{}, 2)
 	// pprof's profile endpoint runs for a fixed time; ask for long and cut it with ctx... which
-	// drops it. So take consecutive 10 s slices and keep them all — of the manager and of the API
-	// server, whose share of the work the manager's profile cannot show.
-	slices := func(get func(ctx context.Context, url, path string), base, who string) {
+	// drops it. So take consecutive 10 s slices and keep them all.
+	slices := func(save func(ctx context.Context, url, path string), base, who string) {
 		defer func() { done <- struct{}{} }()
 		for i := 0; ctx.Err() == nil; i++ {
-			get(ctx, base+"profile?seconds=10", filepath.Join(dir, fmt.Sprintf("%s-%s-%02d.cpu.pprof", who, name, i)))
+			save(ctx, base+"profile?seconds=10", filepath.Join(dir, fmt.Sprintf("%s-%s-%02d.cpu.pprof", who, name, i)))
 		}
 	}
 	go slices(saveURL, c.managerPprof, "manager")
-	if u, _, err := rest.DefaultServerUrlFor(c.Config); err == nil { // Host may lack the scheme
-		go slices(c.saveAPIServerURL, strings.TrimSuffix(u.String(), "/")+"/debug/pprof/", "apiserver")
-	} else {
-		done <- struct{}{}
-	}
+	go slices(c.saveAPIServerURL, "/debug/pprof/", "apiserver")
 	return func() { cancel(); <-done; <-done }
 }
 
-// saveAPIServerURL saves what the API server answers at url (one of its /debug paths) to path.
-func (c *Cluster) saveAPIServerURL(ctx context.Context, url, path string) {
-	hc, err := rest.HTTPClientFor(c.Config)
+// saveAPIServerURL saves what the API server answers at apiPath (a /debug or /metrics path) to path.
+func (c *Cluster) saveAPIServerURL(ctx context.Context, apiPath, path string) {
+	u, err := c.apiServerURL()
+	var hc *http.Client
+	if err == nil {
+		hc, err = rest.HTTPClientFor(c.Config)
+	}
 	if err != nil {
+		fmt.Fprintf(os.Stderr, "save %s: %v\n", filepath.Base(path), err)
 		return
 	}
-	saveWith(ctx, hc, url, path)
+	saveWith(ctx, hc, strings.TrimSuffix(u.String(), "/")+apiPath, path)
 }
 
 // heapProfile saves the manager's heap profile to dir/manager-<name>.heap.pprof.

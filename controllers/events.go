@@ -52,11 +52,8 @@ type EventWriter struct {
 
 var _ events.EventRecorder = (*EventWriter)(nil)
 
-// Sized for the session controller: as many writers as reconcilers, and room for a burst of them.
-const (
-	eventWorkers  = 16
-	eventQueueLen = 4096
-)
+// eventQueueLen leaves room for a burst of Events from every reconciler at once.
+const eventQueueLen = 4096
 
 var eventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "portero_events_dropped_total",
@@ -65,14 +62,15 @@ var eventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 
 func init() { metrics.Registry.MustRegister(eventsDropped) }
 
-// NewEventWriter returns a writer of controller's Events through c; it writes once added to mgr.
-func NewEventWriter(mgr manager.Manager, controller string) (*EventWriter, error) {
+// NewEventWriter returns a writer of controller's Events, added to mgr, which starts its workers:
+// as many as the controller's reconcilers, so that Events keep up with them.
+func NewEventWriter(mgr manager.Manager, controller string, workers int) (*EventWriter, error) {
 	host, _ := os.Hostname()
 	w := &EventWriter{
 		client: mgr.GetClient(), scheme: mgr.GetScheme(), controller: controller,
 		instance: controller + "-" + host, clock: clock.RealClock{},
 		log:   mgr.GetLogger().WithName("events").WithValues("controller", controller),
-		queue: make(chan *eventsv1.Event, eventQueueLen), workers: eventWorkers,
+		queue: make(chan *eventsv1.Event, eventQueueLen), workers: workers,
 	}
 	return w, mgr.Add(w)
 }

@@ -106,7 +106,7 @@ func stripForCache(in any) (any, error) {
 // cache — name, UID, resourceVersion, deletion, the controller reference, the portal-url annotation
 // and who else wrote its data (noteDataWriters) — as the cache holds one per session. What many
 // link Secrets have in common (their annotations: one portal URL per portal, not per session; the
-// namespace; the owner's kind) is shared between them through slimShared.
+// namespace; the owner's kind) is shared between them through cacheShared.
 func slimLinkSecret(in any) (any, error) {
 	m, ok := in.(*metav1.PartialObjectMetadata)
 	if !ok {
@@ -116,27 +116,27 @@ func slimLinkSecret(in any) (any, error) {
 		return nil, err
 	}
 	slim := &metav1.PartialObjectMetadata{
-		TypeMeta: metav1.TypeMeta{APIVersion: slimShared.string(m.APIVersion), Kind: slimShared.string(m.Kind)},
+		TypeMeta: metav1.TypeMeta{APIVersion: cacheShared.string(m.APIVersion), Kind: cacheShared.string(m.Kind)},
 		ObjectMeta: metav1.ObjectMeta{
-			Name: m.Name, Namespace: slimShared.string(m.Namespace), UID: m.UID, ResourceVersion: m.ResourceVersion,
+			Name: m.Name, Namespace: cacheShared.string(m.Namespace), UID: m.UID, ResourceVersion: m.ResourceVersion,
 			DeletionTimestamp: m.DeletionTimestamp,
 		},
 	}
 	if ref := metav1.GetControllerOfNoCopy(m); ref != nil {
 		r := *ref
-		r.APIVersion, r.Kind = slimShared.string(r.APIVersion), slimShared.string(r.Kind)
+		r.APIVersion, r.Kind = cacheShared.string(r.APIVersion), cacheShared.string(r.Kind)
 		slim.OwnerReferences = []metav1.OwnerReference{r}
 	}
 	url, hasURL := m.Annotations[AnnotationLinkPortalURL]
 	writer, hasWriter := m.Annotations[cachedDataWriterAnnotation]
 	if hasURL || hasWriter {
-		slim.Annotations = slimShared.annotations(url, hasURL, writer, hasWriter)
+		slim.Annotations = cacheShared.annotations(url, hasURL, writer, hasWriter)
 	}
 	return slim, nil
 }
 
 // compactSession is stripForCache for PortalSessions, which then share with each other — through
-// slimShared — the strings that repeat from one session to the next: namespace, portal, finalizer,
+// cacheShared — the strings that repeat from one session to the next: namespace, portal, finalizer,
 // phase, and the conditions' types, statuses and reasons (not their messages, which name the
 // session). The cache holds one PortalSession per session, so these add up.
 func compactSession(in any) (any, error) {
@@ -147,7 +147,7 @@ func compactSession(in any) (any, error) {
 	if !ok {
 		return in, nil
 	}
-	t := slimShared
+	t := cacheShared
 	s.APIVersion, s.Kind, s.Namespace = t.string(s.APIVersion), t.string(s.Kind), t.string(s.Namespace)
 	for i := range s.Finalizers {
 		s.Finalizers[i] = t.string(s.Finalizers[i])
@@ -162,8 +162,8 @@ func compactSession(in any) (any, error) {
 	return s, nil
 }
 
-// slimShared holds the values slimLinkSecret shares between cached link Secrets.
-var slimShared = &sharedValues{}
+// cacheShared holds the values slimLinkSecret and compactSession share between cached objects.
+var cacheShared = &sharedValues{}
 
 // sharedValues hands out one copy of equal strings and of equal slim annotation maps, so that
 // the cache holds each once instead of once per object. Sharing is safe because nothing modifies
@@ -172,20 +172,25 @@ var slimShared = &sharedValues{}
 type sharedValues struct {
 	mu      sync.Mutex
 	strs    map[string]string
-	annots  map[[4]string]map[string]string
+	annots  map[annotationsKey]map[string]string
 	entries int
+}
+
+// annotationsKey names a slim annotations map: the values, and which of them are set.
+type annotationsKey struct {
+	url, writer       string
+	hasURL, hasWriter bool
 }
 
 // sharedValuesMax bounds sharedValues: far above the distinct portal URLs and namespaces a
 // manager sees, far below what would matter in memory.
 const sharedValuesMax = 4096
 
-func (t *sharedValues) full() bool {
-	if t.entries < sharedValuesMax {
-		return false
+// resetIfFull starts the table over when it holds sharedValuesMax values.
+func (t *sharedValues) resetIfFull() {
+	if t.entries >= sharedValuesMax {
+		t.strs, t.annots, t.entries = nil, nil, 0
 	}
-	t.strs, t.annots, t.entries = nil, nil, 0
-	return true
 }
 
 func (t *sharedValues) string(s string) string {
@@ -197,7 +202,8 @@ func (t *sharedValues) string(s string) string {
 	if v, ok := t.strs[s]; ok {
 		return v
 	}
-	if t.full() || t.strs == nil {
+	t.resetIfFull()
+	if t.strs == nil {
 		t.strs = map[string]string{}
 	}
 	s = strings.Clone(s) // never a window on a larger buffer the decoder had
@@ -209,13 +215,7 @@ func (t *sharedValues) string(s string) string {
 // annotations returns a map holding the portal-url and data-writer annotations given, shared with
 // every other caller that gives the same ones.
 func (t *sharedValues) annotations(url string, hasURL bool, writer string, hasWriter bool) map[string]string {
-	key := [4]string{url, writer}
-	if hasURL {
-		key[2] = "u"
-	}
-	if hasWriter {
-		key[3] = "w"
-	}
+	key := annotationsKey{url: url, writer: writer, hasURL: hasURL, hasWriter: hasWriter}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if a, ok := t.annots[key]; ok {
@@ -228,8 +228,9 @@ func (t *sharedValues) annotations(url string, hasURL bool, writer string, hasWr
 	if hasWriter {
 		a[cachedDataWriterAnnotation] = writer
 	}
-	if t.full() || t.annots == nil {
-		t.annots = map[[4]string]map[string]string{}
+	t.resetIfFull()
+	if t.annots == nil {
+		t.annots = map[annotationsKey]map[string]string{}
 	}
 	t.annots[key] = a
 	t.entries++

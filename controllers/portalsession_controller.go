@@ -129,6 +129,10 @@ type PortalSessionReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
+// sessionReconcilers is how many sessions are reconciled at once: reconciles wait on the API
+// server far more than they compute.
+const sessionReconcilers = 16
+
 // SetupWithManager registers the reconciler, its field index and its watches with mgr. Unset
 // fields default to the manager's client, API reader, scheme and event recorder, and the real clock.
 func (r *PortalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -145,7 +149,7 @@ func (r *PortalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = clock.RealClock{}
 	}
 	if r.Recorder == nil {
-		w, err := NewEventWriter(mgr, "portalsession-controller")
+		w, err := NewEventWriter(mgr, "portalsession-controller", sessionReconcilers)
 		if err != nil {
 			return fmt.Errorf("start the Event writer: %w", err)
 		}
@@ -185,7 +189,7 @@ func (r *PortalSessionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(portalChangedForSessions())).
 		WatchesRawSource(r.wakeups.source()).
 		Named("portalsession").
-		WithOptions(controller.Options{MaxConcurrentReconciles: 16, RateLimiter: rateLimiter}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: sessionReconcilers, RateLimiter: rateLimiter}).
 		Complete(r)
 }
 
