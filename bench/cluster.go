@@ -41,6 +41,7 @@ type Cluster struct {
 	managerMetrics string // http://127.0.0.1:port/metrics
 	managerPprof   string // http://127.0.0.1:port/debug/pprof/ when the binary has the flag
 	apiServerPid   int    // found on first use by APIServerCPU
+	etcdPid        int    // found on first use by cpuUse
 }
 
 // StartCluster starts a control plane whose files live under dir.
@@ -232,7 +233,9 @@ func (c *Cluster) Stop() {
 		return
 	}
 	if c.Manager != nil {
-		saveURL(context.Background(), c.managerMetrics, filepath.Join(c.dir, "manager-metrics.txt"))
+		if done, _ := c.Manager.Exited(); !done {
+			saveURL(context.Background(), c.managerMetrics, filepath.Join(c.dir, "manager-metrics.txt"))
+		}
 	}
 	c.Manager.Stop()
 	if c.env != nil {
@@ -255,6 +258,39 @@ func (c *Cluster) APIServerCPU() (time.Duration, error) {
 		}
 	}
 	return cpuTime(c.apiServerPid)
+}
+
+// cpuUse is the CPU time each process of the system under test had used at one moment, and the
+// machine's busy time (all CPUs, not idle or waiting on I/O).
+type cpuUse struct {
+	api, etcd, manager, self, busy time.Duration
+	at                             time.Time     // when it was read
+	window                         time.Duration // in a difference (sub): the time between the readings
+}
+
+// cpuUse reads the CPU time used so far by the API server, etcd, the manager and this process,
+// and the machine's busy time. A part it cannot read stays zero (in both readings of a window).
+func (c *Cluster) cpuUse() cpuUse {
+	u := cpuUse{at: time.Now()}
+	u.api, _ = c.APIServerCPU()
+	if c.etcdPid == 0 && c.env != nil && c.env.ControlPlane.Etcd != nil && c.env.ControlPlane.Etcd.URL != nil {
+		c.etcdPid, _ = processListening("etcd", "--listen-client-urls="+c.env.ControlPlane.Etcd.URL.String())
+	}
+	if c.etcdPid != 0 {
+		u.etcd, _ = cpuTime(c.etcdPid)
+	}
+	if c.Manager != nil {
+		u.manager, _ = c.Manager.CPUTime()
+	}
+	u.self, _ = cpuTime(os.Getpid())
+	u.busy, _ = machineBusy()
+	return u
+}
+
+// sub is the CPU used between v and u.
+func (u cpuUse) sub(v cpuUse) cpuUse {
+	return cpuUse{api: u.api - v.api, etcd: u.etcd - v.etcd, manager: u.manager - v.manager, self: u.self - v.self,
+		busy: u.busy - v.busy, window: u.at.Sub(v.at)}
 }
 
 // apiServerURL is the API server's base URL (Config.Host may lack the scheme).
