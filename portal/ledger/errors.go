@@ -41,7 +41,8 @@ type Error struct {
 	Code string
 	// Field names the offending input for KindInvalid ("email", "billing.tax_id", "card.number").
 	Field string
-	// Resource names what was not found ("customer", "payment"…) for KindNotFound.
+	// Resource names what was not found ("customer", "payment"…) for KindNotFound, and what an
+	// idempotency key was used for ("subscription"; a payment when empty) for its conflict.
 	Resource string
 	cause    error
 }
@@ -125,6 +126,10 @@ func (e *Error) messages() (en, es string) {
 		return "This is the only payment method and there is an active subscription; add another method before removing it, or cancel the subscription.",
 			"Es el único medio de pago y hay una suscripción activa; agregá otro medio antes de quitarlo o cancelá la suscripción."
 	case CodeIdempotencyConflict:
+		if e.Resource == "subscription" {
+			return "This idempotency key was already used for a different subscription; use a new key for a new subscription.",
+				"Esta clave de idempotencia ya se usó para otra suscripción; usá una clave nueva para una suscripción nueva."
+		}
 		return "This idempotency key was already used for a different payment; use a new key for a new payment.",
 			"Esta clave de idempotencia ya se usó para otro pago; usá una clave nueva para un pago nuevo."
 	case CodeSubscriptionCanceled:

@@ -2,7 +2,10 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -24,6 +27,20 @@ type NewSubscription struct {
 	// NoInitialPayment skips billing the first period, for subscriptions imported from another
 	// system whose current period is already paid.
 	NoInitialPayment bool
+	// IdempotencyKey makes retries safe, as NewPayment's does: the same key with the same
+	// parameters returns the original subscription and its initial payment, creating and
+	// charging nothing; with other parameters, ErrIdempotencyConflict. Keys are scoped to the
+	// customer, apart from payment keys.
+	IdempotencyKey string
+}
+
+// SubscriptionCreation is the outcome of CreateSubscriptionIdempotent.
+type SubscriptionCreation struct {
+	Subscription Subscription
+	// InitialPayment is the first period's payment; zero with NoInitialPayment.
+	InitialPayment Payment
+	// Replayed says IdempotencyKey named an earlier creation, returned as it is now.
+	Replayed bool
 }
 
 const subscriptionColumns = `id, customer_id, plan, amount, currency, billing_interval, status,
@@ -73,23 +90,48 @@ func renewalKey(subID string, start time.Time) string {
 // period at once (subscriptions are billed in advance). The payment is returned with it; if
 // it is incomplete or failed the subscription is past due.
 func (s *Store) CreateSubscription(ctx context.Context, in NewSubscription) (Subscription, Payment, error) {
+	c, err := s.CreateSubscriptionIdempotent(ctx, in)
+	return c.Subscription, c.InitialPayment, err
+}
+
+// subscriptionRequestHash fingerprints the parameters a subscription's idempotency key promises
+// not to change, as given: a start_at left out is not "now", or no retry would ever match.
+func subscriptionRequestHash(in NewSubscription, plan string, cur Currency) string {
+	var startAt int64
+	if !in.StartAt.IsZero() {
+		startAt = toMillis(in.StartAt)
+	}
+	b, _ := json.Marshal([]any{plan, in.Amount, cur, in.Interval, in.PaymentMethodID, startAt, in.NoInitialPayment})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateSubscriptionIdempotent is CreateSubscription that also reports whether in.IdempotencyKey
+// named an earlier creation. The key is looked up and stored in the transaction that inserts the
+// subscription, under the customer lock, so of any number of concurrent requests with one key
+// (on any replica) exactly one creates and charges; the others return what it created.
+func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscription) (SubscriptionCreation, error) {
 	plan, err := checkText("plan", in.Plan, 200)
 	if err != nil {
-		return Subscription{}, Payment{}, err
+		return SubscriptionCreation{}, err
 	}
 	if plan == "" {
-		return Subscription{}, Payment{}, newError(KindInvalid, CodeRequired, "plan", nil)
+		return SubscriptionCreation{}, newError(KindInvalid, CodeRequired, "plan", nil)
 	}
 	if in.Amount <= 0 {
-		return Subscription{}, Payment{}, newError(KindInvalid, CodeInvalidAmount, "amount", nil)
+		return SubscriptionCreation{}, newError(KindInvalid, CodeInvalidAmount, "amount", nil)
 	}
 	cur, err := ParseCurrency(string(in.Currency))
 	if err != nil {
-		return Subscription{}, Payment{}, err
+		return SubscriptionCreation{}, err
 	}
 	if !in.Interval.valid() {
-		return Subscription{}, Payment{}, newError(KindInvalid, CodeInvalidField, "interval", nil)
+		return SubscriptionCreation{}, newError(KindInvalid, CodeInvalidField, "interval", nil)
 	}
+	if err := validateIdempotencyKey(in.IdempotencyKey); err != nil {
+		return SubscriptionCreation{}, err
+	}
+	hash := subscriptionRequestHash(in, plan, cur)
 	now := s.nowMs()
 	start := in.StartAt.UTC().Truncate(time.Millisecond)
 	if in.StartAt.IsZero() {
@@ -101,10 +143,27 @@ func (s *Store) CreateSubscription(ctx context.Context, in NewSubscription) (Sub
 		CurrentPeriodStart: start, CurrentPeriodEnd: periodEnd(start, in.Interval, start),
 		PaymentMethodID: in.PaymentMethodID, CreatedAt: now, UpdatedAt: now,
 	}
-	var r inserted
+	var (
+		r      inserted
+		replay string // the id of the subscription an earlier request with the key created
+	)
 	err = s.inTx(ctx, func(q querier) error {
 		if err := lockCustomer(ctx, q, in.CustomerID); err != nil {
 			return err
+		}
+		if in.IdempotencyKey != "" {
+			var id, prior string
+			err := q.queryRow(ctx, `SELECT id, request_hash FROM subscriptions
+				WHERE customer_id = ? AND idempotency_key = ?`, in.CustomerID, in.IdempotencyKey).Scan(&id, &prior)
+			switch {
+			case err == nil && prior != hash:
+				return &Error{Kind: KindConflict, Code: CodeIdempotencyConflict, Field: "idempotency_key", Resource: "subscription"}
+			case err == nil:
+				replay = id
+				return nil
+			case !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("look up idempotency key: %w", err)
+			}
 		}
 		if in.PaymentMethodID != "" {
 			if _, err := getMethod(ctx, q, in.CustomerID, in.PaymentMethodID); err != nil {
@@ -113,10 +172,11 @@ func (s *Store) CreateSubscription(ctx context.Context, in NewSubscription) (Sub
 		}
 		_, err := q.exec(ctx, `INSERT INTO subscriptions (id, customer_id, plan, amount, currency,
 			billing_interval, status, billing_anchor, current_period_start, current_period_end,
-			payment_method_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			payment_method_id, idempotency_key, request_hash, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sub.ID, sub.CustomerID, sub.Plan, sub.Amount, string(sub.Currency), string(sub.Interval),
 			string(sub.Status), toMillis(start), toMillis(start), toMillis(sub.CurrentPeriodEnd),
-			nullString(sub.PaymentMethodID), toMillis(now), toMillis(now))
+			nullString(sub.PaymentMethodID), nullString(in.IdempotencyKey), hash, toMillis(now), toMillis(now))
 		if err != nil {
 			return fmt.Errorf("insert subscription: %w", err)
 		}
@@ -127,17 +187,48 @@ func (s *Store) CreateSubscription(ctx context.Context, in NewSubscription) (Sub
 		return err
 	})
 	if err != nil {
-		return Subscription{}, Payment{}, fmt.Errorf("create subscription for customer %s: %w", in.CustomerID, err)
+		return SubscriptionCreation{}, fmt.Errorf("create subscription for customer %s: %w", in.CustomerID, err)
+	}
+	if replay != "" {
+		s.log.Info("subscription request replayed", "customer", in.CustomerID, "subscription", replay)
+		return s.replayedSubscription(ctx, in.CustomerID, replay)
 	}
 	s.log.Info("subscription created", "customer", sub.CustomerID, "subscription", sub.ID, "plan", sub.Plan)
 	var p Payment
 	if !in.NoInitialPayment {
 		if p, err = s.afterInsert(ctx, sub.CustomerID, r); err != nil {
-			return Subscription{}, Payment{}, err
+			return SubscriptionCreation{}, err
 		}
 	}
 	sub, err = s.GetSubscription(ctx, sub.ID)
-	return sub, p, err
+	if err != nil {
+		return SubscriptionCreation{}, err
+	}
+	return SubscriptionCreation{Subscription: sub, InitialPayment: p}, nil
+}
+
+// replayedSubscription returns a subscription created earlier and its initial payment, as they
+// are now. The initial payment is the one keyed for the first period (see renewalKey); a
+// subscription created with NoInitialPayment has none.
+func (s *Store) replayedSubscription(ctx context.Context, customerID, id string) (SubscriptionCreation, error) {
+	sub, err := getSubscription(ctx, s.read(), customerID, id)
+	if err != nil {
+		return SubscriptionCreation{}, err
+	}
+	out := SubscriptionCreation{Subscription: sub, Replayed: true}
+	var paymentID string
+	err = s.read().queryRow(ctx, "SELECT id FROM payments WHERE customer_id = ? AND idempotency_key = ?",
+		customerID, renewalKey(sub.ID, sub.BillingAnchor)).Scan(&paymentID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return out, nil
+	case err != nil:
+		return SubscriptionCreation{}, fmt.Errorf("look up initial payment of subscription %s: %w", id, err)
+	}
+	if out.InitialPayment, err = s.getPayment(ctx, customerID, paymentID); err != nil {
+		return SubscriptionCreation{}, err
+	}
+	return out, nil
 }
 
 // periodPayment describes the payment for one period of sub.

@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"errors"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -300,6 +302,141 @@ func TestCreateSubscriptionValidation(t *testing.T) {
 			if _, _, err := e.store.CreateSubscription(e.ctx, tt.in); CodeOf(err) != tt.code {
 				t.Errorf("%+v: %v, want %s", tt.in, err, tt.code)
 			}
+		}
+	})
+}
+
+// TestSubscriptionIdempotency: a retried creation returns the original subscription and its
+// initial payment and charges nothing more; the same key for another request is refused.
+func TestSubscriptionIdempotency(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		e.addMethod(t, c.ID, card("4242424242424242"))
+		in := NewSubscription{CustomerID: c.ID, Plan: "Pro", Amount: 150000, Currency: ARS, Interval: Month,
+			IdempotencyKey: "signup-1"}
+		first, err := e.store.CreateSubscriptionIdempotent(e.ctx, in)
+		if err != nil || first.Replayed || first.InitialPayment.Status != PaymentSucceeded {
+			t.Fatalf("first: %+v %v", first, err)
+		}
+		// A day later, and with the currency spelled differently, it is still the same request:
+		// a start_at left out is not "now".
+		e.clock.Advance(24 * time.Hour)
+		retry := in
+		retry.Currency = "ars"
+		again, err := e.store.CreateSubscriptionIdempotent(e.ctx, retry)
+		if err != nil || !again.Replayed || again.Subscription.ID != first.Subscription.ID ||
+			again.InitialPayment.ID != first.InitialPayment.ID || len(again.InitialPayment.Attempts) != 1 {
+			t.Fatalf("retry: %+v %v", again, err)
+		}
+		if n := e.proc.chargesFor(first.InitialPayment.ID); n != 1 {
+			t.Fatalf("initial payment charged %d times", n)
+		}
+		// CreateSubscription honours the key too.
+		sub, p, err := e.store.CreateSubscription(e.ctx, in)
+		if err != nil || sub.ID != first.Subscription.ID || p.ID != first.InitialPayment.ID {
+			t.Fatalf("CreateSubscription retry: %s %s %v", sub.ID, p.ID, err)
+		}
+
+		for name, change := range map[string]func(*NewSubscription){
+			"amount":             func(n *NewSubscription) { n.Amount++ },
+			"plan":               func(n *NewSubscription) { n.Plan = "Basic" },
+			"interval":           func(n *NewSubscription) { n.Interval = Year },
+			"start_at":           func(n *NewSubscription) { n.StartAt = e.clock.Now() },
+			"no_initial_payment": func(n *NewSubscription) { n.NoInitialPayment = true },
+		} {
+			changed := in
+			change(&changed)
+			_, err := e.store.CreateSubscriptionIdempotent(e.ctx, changed)
+			var le *Error
+			if !errors.Is(err, ErrIdempotencyConflict) || !errors.As(err, &le) || le.Field != "idempotency_key" ||
+				le.Message("es") != "Esta clave de idempotencia ya se usó para otra suscripción; usá una clave nueva para una suscripción nueva." {
+				t.Errorf("same key, other %s: %v", name, err)
+			}
+		}
+		subs, err := e.store.ListSubscriptions(e.ctx, c.ID)
+		if err != nil || len(subs) != 1 {
+			t.Fatalf("%d subscriptions stored, want 1 (%v)", len(subs), err)
+		}
+		page, err := e.store.ListPayments(e.ctx, ListPaymentsParams{CustomerID: c.ID})
+		if err != nil || len(page.Items) != 1 {
+			t.Fatalf("%d payments stored, want 1 (%v)", len(page.Items), err)
+		}
+
+		// Keys are scoped per customer, and apart from payment keys.
+		other := e.customer(t, "o@example.com")
+		theirs := in
+		theirs.CustomerID = other.ID
+		if got, err := e.store.CreateSubscriptionIdempotent(e.ctx, theirs); err != nil || got.Replayed || got.Subscription.ID == first.Subscription.ID {
+			t.Fatalf("other customer's subscription: %+v %v", got, err)
+		}
+		if got, err := e.store.CreatePayment(e.ctx, NewPayment{CustomerID: c.ID, Amount: 100, Currency: ARS, IdempotencyKey: in.IdempotencyKey}); err != nil || got.SubscriptionID != "" {
+			t.Fatalf("payment with a subscription's key: %+v %v", got, err)
+		}
+
+		// A replay of a creation without an initial payment has none either.
+		imported := NewSubscription{CustomerID: c.ID, Plan: "Legacy", Amount: 990, Currency: ARS, Interval: Week,
+			NoInitialPayment: true, IdempotencyKey: "import-1"}
+		made, err := e.store.CreateSubscriptionIdempotent(e.ctx, imported)
+		if err != nil || made.InitialPayment.ID != "" {
+			t.Fatalf("import: %+v %v", made, err)
+		}
+		replayed, err := e.store.CreateSubscriptionIdempotent(e.ctx, imported)
+		if err != nil || !replayed.Replayed || replayed.Subscription.ID != made.Subscription.ID || replayed.InitialPayment.ID != "" {
+			t.Fatalf("import replay: %+v %v", replayed, err)
+		}
+
+		for _, key := range []string{"a b", "portero:sub:x", strings.Repeat("k", 256)} {
+			bad := in
+			bad.IdempotencyKey = key
+			if _, err := e.store.CreateSubscriptionIdempotent(e.ctx, bad); CodeOf(err) != CodeInvalidField {
+				t.Errorf("key %q: %v", key, err)
+			}
+		}
+	})
+}
+
+// TestSubscriptionIdempotencyUnderConcurrency: ten identical requests at once, spread over two
+// replicas, make one subscription and one charge.
+func TestSubscriptionIdempotencyUnderConcurrency(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		stores := []*Store{e.store, e.open(t)}
+		c := e.customer(t, "c@example.com")
+		e.addMethod(t, c.ID, card("4242424242424242"))
+		in := NewSubscription{CustomerID: c.ID, Plan: "Pro", Amount: 500, Currency: ARS, Interval: Month,
+			IdempotencyKey: "double-click"}
+		results := make([]SubscriptionCreation, 10)
+		errs := make([]error, 10)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Go(func() {
+				<-start
+				results[i], errs[i] = stores[i%len(stores)].CreateSubscriptionIdempotent(e.ctx, in)
+			})
+		}
+		close(start)
+		wg.Wait()
+		created := 0
+		for i, r := range results {
+			if errs[i] != nil || r.Subscription.ID != results[0].Subscription.ID || r.InitialPayment.ID != results[0].InitialPayment.ID {
+				t.Fatalf("request %d: %s/%s %v (first %s/%s)", i, r.Subscription.ID, r.InitialPayment.ID, errs[i],
+					results[0].Subscription.ID, results[0].InitialPayment.ID)
+			}
+			if !r.Replayed {
+				created++
+			}
+		}
+		if created != 1 {
+			t.Fatalf("%d requests report creating the subscription, want 1", created)
+		}
+		if n := e.proc.chargesFor(results[0].InitialPayment.ID); n != 1 {
+			t.Fatalf("charged %d times", n)
+		}
+		if subs, _ := e.store.ListSubscriptions(e.ctx, c.ID); len(subs) != 1 {
+			t.Fatalf("%d subscriptions stored", len(subs))
+		}
+		if page, _ := e.store.ListPayments(e.ctx, ListPaymentsParams{CustomerID: c.ID}); len(page.Items) != 1 {
+			t.Fatalf("%d payments stored", len(page.Items))
 		}
 	})
 }

@@ -225,6 +225,12 @@ func TestEveryWriteChangesTheCustomerVersion(t *testing.T) {
 				sub, _, err = e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Pro", Amount: 1000, Currency: ARS, Interval: Month})
 				return err
 			}},
+			{"CreateSubscriptionIdempotent starting next year", func() error {
+				// Starting later and unbilled, so RenewDue below still renews only sub.
+				_, err := e.store.CreateSubscriptionIdempotent(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Later", Amount: 1000,
+					Currency: ARS, Interval: Year, StartAt: e.clock.Now().AddDate(1, 0, 0), NoInitialPayment: true, IdempotencyKey: "later"})
+				return err
+			}},
 			{"SetSubscriptionPaymentMethod", func() error {
 				_, err := e.store.SetSubscriptionPaymentMethod(e.ctx, c.ID, sub.ID, m1.ID)
 				return err
