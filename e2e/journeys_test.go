@@ -67,7 +67,7 @@ func TestJourney2AddCardMakePreferred(t *testing.T) {
 	var sub struct {
 		InitialPayment payment `json:"initial_payment"`
 	}
-	merchant(t, general, "POST", "/subscriptions", map[string]any{"customer_id": c.ID, "plan": "Plan Básico", "amount": 99900, "currency": "ARS", "interval": "month"}, &sub)
+	merchant(t, general, "POST", "/subscriptions", map[string]any{"customer_id": c.ID, "plan": "Plan Básico", "amount": 99900, "currency": "ARS", "interval": "month"}, &sub, "Idempotency-Key", "e2e-sub-"+c.ID)
 	if p := sub.InitialPayment; p.Status != "succeeded" || !strings.Contains(p.MethodSummary, "4444") {
 		t.Fatalf("subscription charge = %+v, want succeeded on the card ending 4444", p)
 	}
@@ -166,7 +166,7 @@ func TestJourney5Subscriptions(t *testing.T) {
 	var sub struct {
 		ID string `json:"id"`
 	}
-	merchant(t, general, "POST", "/subscriptions", map[string]any{"customer_id": c.ID, "plan": "Plan Familiar", "amount": 120000, "currency": "ARS", "interval": "month"}, &sub)
+	merchant(t, general, "POST", "/subscriptions", map[string]any{"customer_id": c.ID, "plan": "Plan Familiar", "amount": 120000, "currency": "ARS", "interval": "month"}, &sub, "Idempotency-Key", "e2e-sub-"+c.ID)
 	openLink(t, ctx, sessionLink(t, general, c.ID))
 
 	do(t, ctx, "open the subscription", chromedp.Navigate(sys.Portals[general].URL+"subscriptions/"+sub.ID), chromedp.WaitVisible(`form[action$="/method"]`))

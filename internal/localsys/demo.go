@@ -225,9 +225,9 @@ func seedDemo(ctx context.Context, m merchant, marker string) (demoID string, er
 				return "", fmt.Errorf("seed method for %s: %w", cu.email, err)
 			}
 		}
-		for _, pl := range cu.plans {
+		for i, pl := range cu.plans {
 			pl["customer_id"] = c.ID
-			if err := m.do(ctx, http.MethodPost, "/api/v1/subscriptions", pl, nil); err != nil {
+			if err := m.do(ctx, http.MethodPost, "/api/v1/subscriptions", pl, nil, "Idempotency-Key", "seed-sub-"+c.ID+fmt.Sprint(i)); err != nil {
 				return "", fmt.Errorf("seed subscription for %s: %w", cu.email, err)
 			}
 		}

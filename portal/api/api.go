@@ -248,3 +248,13 @@ func (a *API) storeError(r *http.Request, err error) *apiError {
 	}
 	return e
 }
+
+// idempotentStoreError is storeError for a creation keyed by the Idempotency-Key header: the
+// ledger's field idempotency_key is that header.
+func (a *API) idempotentStoreError(r *http.Request, err error) *apiError {
+	e := a.storeError(r, err)
+	if e.field == "idempotency_key" {
+		e.field = "Idempotency-Key"
+	}
+	return e
+}

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -193,7 +194,7 @@ func TestRefusedRequestsLoseNothing(t *testing.T) {
 			{"/api/v1/subscriptions", map[string]any{"customer_id": c.ID, "plan": "Pro", "amount": 500, "currency": "EUR", "interval": "month"}, "unsupported_currency", "currency"},
 			{"/api/v1/subscriptions", map[string]any{"customer_id": c.ID, "plan": "Pro", "amount": 500, "currency": "ARS", "interval": "fortnight"}, "invalid_field", "interval"},
 		} {
-			res := f.do(req{method: "POST", path: tc.path, body: tc.body})
+			res := f.do(req{method: "POST", path: tc.path, body: tc.body, headers: map[string]string{"Idempotency-Key": newKey()}})
 			if res.status != 400 || res.err(t).Code != tc.code || res.err(t).Field != tc.field {
 				t.Errorf("POST %s %v: %d %s, want 400 %s (%s)", tc.path, tc.body, res.status, res.body, tc.code, tc.field)
 			}
@@ -315,7 +316,7 @@ func TestSubscriptions(t *testing.T) {
 	c := f.customer("subs@example.com")
 	card := f.addCard(c.ID, "4242424242424242", "123")
 	var sub subscriptionJSON
-	f.expect(req{method: "POST", path: "/api/v1/subscriptions", body: map[string]any{
+	f.expect(req{method: "POST", path: "/api/v1/subscriptions", headers: map[string]string{"Idempotency-Key": newKey()}, body: map[string]any{
 		"customer_id": c.ID, "plan": "Pro", "amount": 250000, "currency": "ars", "interval": "month", "payment_method_id": card.ID}},
 		201, "").json(t, &sub)
 	if sub.Status != "active" || sub.Currency != "ARS" || sub.InitialPayment == nil || sub.InitialPayment.Status != "succeeded" ||
@@ -347,7 +348,7 @@ func TestSubscriptions(t *testing.T) {
 			return p.Spec.Cancellation.Mode == billingv1alpha1.CancelImmediately
 		})
 	var second subscriptionJSON
-	f.expect(req{method: "POST", path: "/api/v1/subscriptions", body: map[string]any{
+	f.expect(req{method: "POST", path: "/api/v1/subscriptions", headers: map[string]string{"Idempotency-Key": newKey()}, body: map[string]any{
 		"customer_id": c.ID, "plan": "Basic", "amount": 1000, "currency": "ARS", "interval": "week", "no_initial_payment": true}},
 		201, "").json(t, &second)
 	if second.InitialPayment != nil {
@@ -437,6 +438,113 @@ func TestPaymentIdempotency(t *testing.T) {
 	}
 	if got := f.payments(c.ID); len(got) != 2 {
 		t.Fatalf("%d payments, want 2", len(got))
+	}
+}
+
+// TestSubscriptionIdempotency: creating a subscription charges, so it takes an Idempotency-Key as
+// payments do: a retry returns the original subscription and initial payment and charges once,
+// even when retries race on two replicas; the same key with another body is refused.
+func TestSubscriptionIdempotency(t *testing.T) {
+	for _, engine := range []ledger.Engine{ledger.SQLite, ledger.Postgres} {
+		t.Run(string(engine), func(t *testing.T) { testSubscriptionIdempotency(t, newFixtureOn(t, engine, nil)) })
+	}
+}
+
+func testSubscriptionIdempotency(t *testing.T, f *fixture) {
+	c := f.customer("sub-idem@example.com")
+	f.addCard(c.ID, "4242424242424242", "123")
+	subscriptions := func() []subscriptionJSON {
+		var l listResponse[subscriptionJSON]
+		f.expect(req{method: "GET", path: "/api/v1/customers/" + c.ID + "/subscriptions"}, 200, "").json(t, &l)
+		return l.Data
+	}
+	body := map[string]any{"customer_id": c.ID, "plan": "Pro", "amount": 250000, "currency": "ARS", "interval": "month"}
+	key := map[string]string{"Idempotency-Key": "signup-1"}
+
+	res := f.expect(req{method: "POST", path: "/api/v1/subscriptions", body: body}, 400, CodeIdempotencyKeyRequired)
+	if e := res.err(t); e.Field != "Idempotency-Key" {
+		t.Errorf("field = %q", e.Field)
+	}
+	res = f.expect(req{method: "POST", path: "/api/v1/subscriptions", body: body, headers: map[string]string{"Idempotency-Key": "portero:reserved"}}, 400, "invalid_field")
+	if e := res.err(t); e.Field != "Idempotency-Key" {
+		t.Errorf("field = %q", e.Field)
+	}
+	if s, p := subscriptions(), f.payments(c.ID); len(s)+len(p) != 0 {
+		t.Fatalf("a refused request wrote: subscriptions %+v, payments %+v", s, p)
+	}
+
+	var first, again subscriptionJSON
+	res = f.expect(req{method: "POST", path: "/api/v1/subscriptions", body: body, headers: key}, 201, "")
+	res.json(t, &first)
+	if first.InitialPayment == nil || first.InitialPayment.Status != "succeeded" || res.header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("first: %+v %v", first, res.header)
+	}
+	res = f.expect(req{method: "POST", path: "/api/v1/subscriptions", body: body, headers: key}, 200, "")
+	res.json(t, &again)
+	if again.ID != first.ID || again.InitialPayment == nil || again.InitialPayment.ID != first.InitialPayment.ID ||
+		again.InitialPayment.Status != "succeeded" || res.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %+v %v", again, res.header)
+	}
+	changed := map[string]any{"customer_id": c.ID, "plan": "Pro", "amount": 260000, "currency": "ARS", "interval": "month"}
+	res = f.expect(req{method: "POST", path: "/api/v1/subscriptions", body: changed,
+		headers: map[string]string{"Idempotency-Key": "signup-1", "Accept-Language": "es"}}, 409, CodeIdempotencyConflict)
+	if e := res.err(t); e.Field != "Idempotency-Key" || !strings.Contains(e.Message, "otra suscripción") {
+		t.Errorf("conflict: %+v", e)
+	}
+	if n := f.proc.chargesFor(first.InitialPayment.ID); n != 1 {
+		t.Fatalf("initial payment charged %d times", n)
+	}
+	if s, p := subscriptions(), f.payments(c.ID); len(s) != 1 || len(p) != 1 {
+		t.Fatalf("%d subscriptions and %d payments, want 1 and 1", len(s), len(p))
+	}
+
+	// Ten concurrent retries of a new request, half of them through a second API on the same
+	// ledger (a replica: its own in-process lock), make one subscription and one charge.
+	replica := *f
+	replica.server = httptest.NewServer(newAPI(Deps{Store: f.store, Rules: f.rules}))
+	t.Cleanup(replica.server.Close)
+	key2 := map[string]string{"Idempotency-Key": "signup-2"}
+	body2 := map[string]any{"customer_id": c.ID, "plan": "Extra", "amount": 99000, "currency": "ARS", "interval": "year"}
+	results := make([]response, 10)
+	var wg sync.WaitGroup
+	for i := range results {
+		target := f
+		if i%2 == 1 {
+			target = &replica
+		}
+		wg.Go(func() {
+			results[i] = target.do(req{method: "POST", path: "/api/v1/subscriptions", body: body2, headers: key2})
+		})
+	}
+	wg.Wait()
+	created, replayed := 0, 0
+	ids, payments := map[string]bool{}, map[string]bool{}
+	for _, r := range results {
+		var s subscriptionJSON
+		r.json(t, &s)
+		ids[s.ID] = true
+		if s.InitialPayment != nil {
+			payments[s.InitialPayment.ID] = true
+		}
+		switch {
+		case r.status == 201:
+			created++
+		case r.status == 200 && r.header.Get("Idempotent-Replayed") == "true":
+			replayed++
+		default:
+			t.Errorf("unexpected answer %d %s", r.status, r.body)
+		}
+	}
+	if created != 1 || replayed != 9 || len(ids) != 1 || len(payments) != 1 {
+		t.Fatalf("created %d, replayed %d, subscriptions %v, initial payments %v", created, replayed, ids, payments)
+	}
+	for id := range payments {
+		if n := f.proc.chargesFor(id); n != 1 {
+			t.Fatalf("initial payment charged %d times", n)
+		}
+	}
+	if s, p := subscriptions(), f.payments(c.ID); len(s) != 2 || len(p) != 2 {
+		t.Fatalf("%d subscriptions and %d payments, want 2 and 2", len(s), len(p))
 	}
 }
 

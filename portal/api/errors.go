@@ -124,6 +124,11 @@ var (
 			"There is no such API endpoint; see /api/v1/openapi.json.",
 			"No existe ese endpoint de la API; mirá /api/v1/openapi.json.")
 	}
+	errIdempotencyKeyRequired = func() *apiError {
+		return newError(http.StatusBadRequest, CodeIdempotencyKeyRequired, "Idempotency-Key",
+			"Send an Idempotency-Key header (for example a UUID) so a retried request never charges twice.",
+			"Enviá un encabezado Idempotency-Key (por ejemplo un UUID) para que un reintento nunca cobre dos veces.")
+	}
 	errInternal = func() *apiError {
 		return newError(http.StatusInternalServerError, CodeInternal, "",
 			"Something went wrong on our side; try again later. Nothing was changed unless a later GET shows otherwise.",
@@ -193,8 +198,8 @@ func fromStoreError(err error) (*apiError, bool) {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return newError(http.StatusServiceUnavailable, CodeInternal, "",
-			"The request took too long; try again. Retry payment creations with the same Idempotency-Key.",
-			"La solicitud tardó demasiado; intentá de nuevo. Reintentá la creación de pagos con la misma Idempotency-Key."), false
+			"The request took too long; try again. Retry creations of payments and subscriptions with the same Idempotency-Key.",
+			"La solicitud tardó demasiado; intentá de nuevo. Reintentá la creación de pagos y suscripciones con la misma Idempotency-Key."), false
 	}
 	return errInternal(), false
 }

@@ -300,7 +300,7 @@ func TestOpenAPIExamplesAreAccepted(t *testing.T) {
 	f.addMethod(c.ID, map[string]any{"type": "bank_transfer"})
 	pending := f.pay(c.ID, 1000)
 	var sub subscriptionJSON
-	f.expect(req{method: "POST", path: "/api/v1/subscriptions", body: map[string]any{"customer_id": c.ID,
+	f.expect(req{method: "POST", path: "/api/v1/subscriptions", headers: map[string]string{"Idempotency-Key": newKey()}, body: map[string]any{"customer_id": c.ID,
 		"plan": "Doc", "amount": 1000, "currency": "ARS", "interval": "month"}}, 201, "").json(t, &sub)
 	ids := strings.NewReplacer(docCustomer, c.ID, docSubscription, sub.ID, docPayment, pending.ID)
 

@@ -20,9 +20,7 @@ const replayWindow = 24 * time.Hour
 func (a *API) createPayment(w http.ResponseWriter, r *http.Request) *apiError {
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
-		return newError(http.StatusBadRequest, CodeIdempotencyKeyRequired, "Idempotency-Key",
-			"Send an Idempotency-Key header (for example a UUID) so a retried request never charges twice.",
-			"Enviá un encabezado Idempotency-Key (por ejemplo un UUID) para que un reintento nunca cobre dos veces.")
+		return errIdempotencyKeyRequired()
 	}
 	var req createPaymentRequest
 	if e := decodeJSON(w, r, &req); e != nil {
@@ -47,11 +45,7 @@ func (a *API) createPayment(w http.ResponseWriter, r *http.Request) *apiError {
 		Description: req.Description, SubscriptionID: req.SubscriptionID, IdempotencyKey: key,
 	})
 	if err != nil {
-		e := a.storeError(r, err)
-		if e.field == "idempotency_key" {
-			e.field = "Idempotency-Key"
-		}
-		return e
+		return a.idempotentStoreError(r, err)
 	}
 	info(r).paymentID = p.ID
 	// The ledger does not say whether it replayed. A payment found before the call, or created

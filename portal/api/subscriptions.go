@@ -13,7 +13,17 @@ const (
 	cancelModeImmediately = "immediately"
 )
 
+// createSubscription starts a subscription and bills its first period. Like createPayment it
+// requires an Idempotency-Key, since it charges: the same key with the same body returns the
+// original subscription and initial payment with 200 and "Idempotent-Replayed: true", never a
+// second subscription or charge; with another body, 409. Keys are scoped to the customer, apart
+// from payment keys. Unlike payments, the ledger itself says whether it replayed: it stores the
+// key with the subscription.
 func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) *apiError {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		return errIdempotencyKeyRequired()
+	}
 	var req createSubscriptionRequest
 	if e := decodeJSON(w, r, &req); e != nil {
 		return e
@@ -26,20 +36,31 @@ func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) *apiErr
 		CustomerID: req.CustomerID, Plan: req.Plan, Amount: req.Amount,
 		Currency: ledger.Currency(req.Currency), Interval: ledger.Interval(req.Interval),
 		PaymentMethodID: req.PaymentMethodID, NoInitialPayment: req.NoInitialPayment,
+		IdempotencyKey: key,
 	}
 	if req.StartAt != nil {
 		in.StartAt = *req.StartAt
 	}
-	sub, p, err := a.store.CreateSubscription(r.Context(), in)
+	// Concurrent retries in this process take turns, so a replay answers with the initial
+	// payment as charged rather than still processing. Across replicas the ledger's key lookup,
+	// under the customer's lock, still guarantees one subscription.
+	unlock := a.idem.lock("subscription\x00" + req.CustomerID + "\x00" + key)
+	defer unlock()
+	c, err := a.store.CreateSubscriptionIdempotent(r.Context(), in)
 	if err != nil {
-		return a.storeError(r, err)
+		return a.idempotentStoreError(r, err)
 	}
-	info(r).subscriptionID = sub.ID
-	out := toSubscription(sub)
-	if p.ID != "" {
+	info(r).subscriptionID = c.Subscription.ID
+	out := toSubscription(c.Subscription)
+	if p := c.InitialPayment; p.ID != "" {
 		info(r).paymentID = p.ID
 		pj := toPayment(p, locale(r))
 		out.InitialPayment = &pj
+	}
+	if c.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeJSON(w, http.StatusOK, out)
+		return nil
 	}
 	writeJSON(w, http.StatusCreated, out)
 	return nil
