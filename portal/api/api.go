@@ -108,6 +108,8 @@ func (a *API) registerRoutes() {
 	a.handle("POST /api/v1/payments/{id}/confirm", false, a.confirmPayment)
 
 	a.handle("POST /api/v1/portal_sessions", false, a.createSession)
+	a.handle("GET /api/v1/portal_sessions/{id}", false, a.getSession)
+	a.handle("POST /api/v1/portal_sessions/{id}/revoke", false, a.revokeSession)
 }
 
 // handlerFunc is an endpoint: it writes a success response itself or returns the error to write.

@@ -286,6 +286,7 @@ const (
 	docCustomer     = "cus_3vq7hx2kqzm5ta4wby6dnc7e"
 	docSubscription = "sub_5tq2wn7xk3mz4vb6hd2rc7ya"
 	docPayment      = "pay_2xk7qm4vz6tw3nb5hc2dr7ya"
+	docSession      = "api-0f3c9a2b7d4e6f8a1c2e"
 )
 
 // TestOpenAPIExamplesAreAccepted sends every operation's documented example — path parameters,
@@ -302,16 +303,18 @@ func TestOpenAPIExamplesAreAccepted(t *testing.T) {
 	var sub subscriptionJSON
 	f.expect(req{method: "POST", path: "/api/v1/subscriptions", headers: map[string]string{"Idempotency-Key": newKey()}, body: map[string]any{"customer_id": c.ID,
 		"plan": "Doc", "amount": 1000, "currency": "ARS", "interval": "month"}}, 201, "").json(t, &sub)
-	ids := strings.NewReplacer(docCustomer, c.ID, docSubscription, sub.ID, docPayment, pending.ID)
+	var session sessionJSON
+	f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_id": c.ID}}, 201, "").json(t, &session)
+	ids := strings.NewReplacer(docCustomer, c.ID, docSubscription, sub.ID, docPayment, pending.ID, docSession, session.ID)
 
 	paths := d.doc["paths"].(map[string]any)
-	// Reads first, then writes, cancel and confirm last: the order a merchant would follow.
+	// Reads first, then writes, cancel, confirm and revoke last: the order a merchant would follow.
 	ops := d.documentedOperations()
 	rank := func(op string) int {
 		switch {
 		case strings.HasPrefix(op, "GET"):
 			return 0
-		case strings.HasSuffix(op, "/cancel"), strings.HasSuffix(op, "/confirm"):
+		case strings.HasSuffix(op, "/cancel"), strings.HasSuffix(op, "/confirm"), strings.HasSuffix(op, "/revoke"):
 			return 2
 		}
 		return 1

@@ -13,7 +13,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -34,6 +37,10 @@ const (
 	linkSecretKeyURL        = "url"
 	conditionStalled        = "Stalled"
 	conditionReady          = "Ready"
+	conditionDelivered      = "Delivered"
+	// Reasons of the Delivered condition that end the delivery without a known outcome.
+	deliveryReasonInterrupted  = "DeliveryInterrupted"
+	deliveryReasonSessionEnded = "SessionEnded"
 	// defaultMaxTTL is the CRD's default access.sessions.maxTTL, for portals that bypassed defaulting.
 	defaultMaxTTL = 24 * time.Hour
 	// sessionRetention is how long the operator keeps an ended API session before deleting it:
@@ -336,10 +343,190 @@ func errSessionNotReady(name, reason string) *apiError {
 		"El link del portal no estuvo listo a tiempo ("+reason+"); la sesión "+name+" se revocó: intentá de nuevo.")
 }
 
+// wantsEmail reports whether the session asks for its link to be e-mailed.
+func wantsEmail(s *billingv1alpha1.PortalSession) bool {
+	return s.Spec.Delivery != nil && s.Spec.Delivery.Email
+}
+
 func errKubernetes() *apiError {
 	return newError(http.StatusServiceUnavailable, CodeKubernetesUnavailable, "",
 		"The Kubernetes API is not available right now; try again shortly.",
 		"La API de Kubernetes no está disponible en este momento; intentá de nuevo en unos instantes.")
+}
+
+// getSession answers a session of this portal as it is now. It is read from the API server, not
+// the informer, so a revocation just made shows at once. It never carries the link: that is a
+// credential, handed out once, by createSession. A session of another portal is not found, like
+// a missing one, so one portal's API key cannot probe the names of another portal's sessions.
+func (a *API) getSession(w http.ResponseWriter, r *http.Request) *apiError {
+	id := r.PathValue("id")
+	info(r).sessionID = id
+	s, e := a.ownSession(r, id)
+	if e != nil {
+		return e
+	}
+	info(r).customerID = s.Spec.Customer.ID
+	writeJSON(w, http.StatusOK, toSessionState(s, a.now()))
+	return nil
+}
+
+// revokeSession revokes a session of this portal: spec.revoked: true, which the portal honours
+// at once and the operator turns into phase Revoked, deleting the link Secret. Revoking a revoked
+// session writes nothing and answers the same, so a retried revoke is harmless.
+func (a *API) revokeSession(w http.ResponseWriter, r *http.Request) *apiError {
+	id := r.PathValue("id")
+	info(r).sessionID = id
+	var req struct{}
+	if e := decodeOptionalJSON(w, r, &req); e != nil {
+		return e
+	}
+	s, e := a.ownSession(r, id)
+	if e != nil {
+		return e
+	}
+	info(r).customerID = s.Spec.Customer.ID
+	if !s.Spec.Revoked {
+		// The UID pins the patch to the session just checked, not one of another portal made
+		// under the same name in between: a patch cannot change an object's UID, so it fails.
+		patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"uid":%q},"spec":{"revoked":true}}`, s.UID))
+		if err := a.rules.Client.Patch(r.Context(), s, patch); err != nil {
+			if apierrors.IsNotFound(err) || uidChanged(err) {
+				return errSessionNotFound()
+			}
+			return a.kubernetesError(r, "revoke PortalSession", err)
+		}
+	}
+	writeJSON(w, http.StatusOK, toSessionState(s, a.now()))
+	return nil
+}
+
+// ownSession reads the named PortalSession from the API server and returns it if it belongs to
+// this portal. The portal's Role may read every session in the namespace; this check is what
+// keeps one portal's merchant API to its own.
+func (a *API) ownSession(r *http.Request, name string) (*billingv1alpha1.PortalSession, *apiError) {
+	if len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return nil, errSessionNotFound()
+	}
+	// Unstructured, because the rules client serves typed PortalSessions from its informer.
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(billingv1alpha1.GroupVersion.WithKind("PortalSession"))
+	if err := a.rules.Client.Get(r.Context(), types.NamespacedName{Namespace: a.rules.Key.Namespace, Name: name}, u); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, errSessionNotFound()
+		}
+		return nil, a.kubernetesError(r, "get PortalSession", err)
+	}
+	s := &billingv1alpha1.PortalSession{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, s); err != nil {
+		info(r).err = fmt.Errorf("decode PortalSession %s: %w", name, err)
+		return nil, errInternal()
+	}
+	if s.Spec.PortalRef.Name != a.rules.Key.Name {
+		return nil, errSessionNotFound()
+	}
+	return s, nil
+}
+
+// uidChanged reports whether a patch carrying metadata.uid failed because the object now has
+// another UID (it was deleted and made again).
+func uidChanged(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
+		return false
+	}
+	for _, c := range status.Status().Details.Causes {
+		if c.Field == "metadata.uid" {
+			return true
+		}
+	}
+	return false
+}
+
+func errSessionNotFound() *apiError {
+	return newError(http.StatusNotFound, ledger.CodeNotFound, "",
+		"This portal has no portal session with this id.", "Este portal no tiene ninguna sesión de portal con este id.")
+}
+
+// Session phases as the API spells them.
+const (
+	sessionPhasePending = "pending"
+	sessionPhaseActive  = "active"
+	sessionPhaseExpired = "expired"
+	sessionPhaseRevoked = "revoked"
+	sessionPhaseRefused = "refused"
+)
+
+// sessionPhase is what the session's link does at now. The portal refuses a revoked, deleted or
+// expired session's link at once, before the operator records it in status.phase, so the
+// answer says so at once too.
+func sessionPhase(s *billingv1alpha1.PortalSession, now time.Time) string {
+	switch {
+	case s.Status.Phase == billingv1alpha1.SessionRevoked:
+		return sessionPhaseRevoked
+	case s.Status.Phase == billingv1alpha1.SessionExpired:
+		return sessionPhaseExpired
+	case s.Spec.Revoked || !s.DeletionTimestamp.IsZero():
+		return sessionPhaseRevoked
+	case s.Status.ExpiresAt != nil && !now.Before(s.Status.ExpiresAt.Time):
+		return sessionPhaseExpired
+	case s.Status.Phase == billingv1alpha1.SessionActive:
+		return sessionPhaseActive
+	case meta.IsStatusConditionTrue(s.Status.Conditions, conditionStalled):
+		return sessionPhaseRefused
+	}
+	return sessionPhasePending
+}
+
+// Delivery states as the API spells them; see sessionDelivery.
+const (
+	deliveryPending = "pending"
+	deliverySending = "sending"
+	deliverySent    = "sent"
+	deliveryFailing = "failing"
+	deliveryNotSent = "not_sent"
+	deliveryUnknown = "unknown"
+)
+
+// sessionDelivery reads the e-mail's fate from the operator's Delivered condition (see
+// controllers/portalsession_delivery.go): sent at most once; an attempt cut short between sending
+// and recording is "unknown" and never repeated; a session that ended first was "not_sent".
+func sessionDelivery(s *billingv1alpha1.PortalSession) *sessionDeliveryJSON {
+	c := meta.FindStatusCondition(s.Status.Conditions, conditionDelivered)
+	if c == nil {
+		return &sessionDeliveryJSON{State: deliveryPending}
+	}
+	out := &sessionDeliveryJSON{Reason: c.Reason, Message: c.Message}
+	switch {
+	case c.Status == metav1.ConditionTrue:
+		out.State = deliverySent
+	case c.Status == metav1.ConditionUnknown:
+		out.State = deliverySending
+	case c.Reason == deliveryReasonInterrupted:
+		out.State = deliveryUnknown
+	case c.Reason == deliveryReasonSessionEnded:
+		out.State = deliveryNotSent
+	default:
+		out.State = deliveryFailing
+	}
+	return out
+}
+
+func toSessionState(s *billingv1alpha1.PortalSession, now time.Time) sessionStateJSON {
+	out := sessionStateJSON{
+		ID: s.Name, Phase: sessionPhase(s, now), Revoked: s.Spec.Revoked,
+		CustomerID: s.Spec.Customer.ID, CustomerEmail: s.Spec.Customer.Email,
+		DeliverByEmail: wantsEmail(s), CreatedAt: s.CreationTimestamp.UTC(),
+	}
+	if s.Status.ExpiresAt != nil {
+		out.ExpiresAt = optionalTime(s.Status.ExpiresAt.UTC())
+	}
+	if f := s.Spec.Flow; f != nil {
+		out.Flow = &flowJSON{Type: string(f.Type), PaymentID: f.PaymentID, SubscriptionID: f.SubscriptionID}
+	}
+	if out.DeliverByEmail {
+		out.Delivery = sessionDelivery(s)
+	}
+	return out
 }
 
 // withdrawSession revokes a session whose link could not be returned, so it neither opens the

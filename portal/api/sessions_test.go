@@ -166,6 +166,118 @@ func TestPortalSessionNotReadyIsWithdrawn(t *testing.T) {
 	}
 }
 
+// TestPortalSessionReadAndRevoke: the merchant reads and revokes its portal's sessions, never
+// another portal's, and never sees a link again after creating it.
+func TestPortalSessionReadAndRevoke(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.customer("read@example.com")
+	var created sessionJSON
+	f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{
+		"customer_id": c.ID, "flow": map[string]any{"type": "update_payment_method"}, "deliver_by_email": true,
+	}}, 201, "").json(t, &created)
+	path := "/api/v1/portal_sessions/" + created.ID
+
+	var got sessionStateJSON
+	eventually(t, "link e-mailed", func() error {
+		res := f.expect(req{method: "GET", path: path}, 200, "")
+		f.checker.validate(t, "PortalSessionState", res.body)
+		if strings.Contains(string(res.body), created.URL) || strings.Contains(string(res.body), `"url"`) {
+			t.Fatalf("GET gives the link out again: %s", res.body)
+		}
+		res.json(t, &got)
+		if got.Delivery == nil || got.Delivery.State != "sent" {
+			return fmt.Errorf("delivery %+v", got.Delivery)
+		}
+		return nil
+	})
+	if got.ID != created.ID || got.Phase != "active" || got.Revoked || got.ExpiresAt == nil || !got.ExpiresAt.Equal(created.ExpiresAt) ||
+		got.CustomerID != c.ID || got.Flow == nil || got.Flow.Type != "update_payment_method" || !got.DeliverByEmail ||
+		got.Delivery.Reason != controllers.DeliveryReasonSent || time.Since(got.CreatedAt) > time.Minute {
+		t.Errorf("session: %+v", got)
+	}
+
+	t.Run("another portal's session answers exactly like a missing one", func(t *testing.T) {
+		theirs := &billingv1alpha1.PortalSession{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "other-portals-session"},
+			Spec: billingv1alpha1.PortalSessionSpec{
+				PortalRef: billingv1alpha1.PortalReference{Name: "other"},
+				Customer:  billingv1alpha1.CustomerReference{ID: c.ID},
+			},
+		}
+		if err := k8s.Create(f.ctx, theirs); err != nil {
+			t.Fatal(err)
+		}
+		missing := f.expect(req{method: "GET", path: "/api/v1/portal_sessions/api-0000000000000000000"}, 404, "not_found")
+		for _, r := range []req{
+			{method: "GET", path: "/api/v1/portal_sessions/" + theirs.Name},
+			{method: "POST", path: "/api/v1/portal_sessions/" + theirs.Name + "/revoke"},
+			{method: "POST", path: "/api/v1/portal_sessions/api-0000000000000000000/revoke"},
+			{method: "GET", path: "/api/v1/portal_sessions/Not_A_Name"},
+		} {
+			res := f.expect(r, 404, "not_found")
+			if string(res.body) != string(missing.body) {
+				t.Errorf("%s %s: %s, unlike a missing session's %s", r.method, r.path, res.body, missing.body)
+			}
+		}
+		if err := k8s.Get(f.ctx, client.ObjectKeyFromObject(theirs), theirs); err != nil || theirs.Spec.Revoked {
+			t.Fatalf("another portal's session was revoked: %v %v", theirs.Spec.Revoked, err)
+		}
+		res := f.expect(req{method: "GET", path: "/api/v1/portal_sessions/" + theirs.Name, headers: map[string]string{"Accept-Language": "es"}}, 404, "not_found")
+		if msg := res.err(t).Message; msg != "Este portal no tiene ninguna sesión de portal con este id." {
+			t.Errorf("Spanish message = %q", msg)
+		}
+	})
+
+	t.Run("a session made with kubectl for this portal is this portal's", func(t *testing.T) {
+		ours := &billingv1alpha1.PortalSession{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "made-with-kubectl"},
+			Spec: billingv1alpha1.PortalSessionSpec{
+				PortalRef: billingv1alpha1.PortalReference{Name: portalName},
+				Customer:  billingv1alpha1.CustomerReference{Email: "read@example.com"},
+			},
+		}
+		if err := k8s.Create(f.ctx, ours); err != nil {
+			t.Fatal(err)
+		}
+		var s sessionStateJSON
+		f.expect(req{method: "GET", path: "/api/v1/portal_sessions/" + ours.Name}, 200, "").json(t, &s)
+		if s.ID != ours.Name || s.CustomerEmail != "read@example.com" || s.DeliverByEmail || s.Delivery != nil ||
+			(s.Phase != "pending" && s.Phase != "active") {
+			t.Errorf("session: %+v", s)
+		}
+	})
+
+	t.Run("revoke, twice", func(t *testing.T) {
+		var revoked, again, read sessionStateJSON
+		res := f.expect(req{method: "POST", path: path + "/revoke"}, 200, "")
+		f.checker.validate(t, "PortalSessionState", res.body)
+		res.json(t, &revoked)
+		if !revoked.Revoked || revoked.Phase != "revoked" || revoked.ID != created.ID {
+			t.Fatalf("revoke answered %+v", revoked)
+		}
+		// Read at once, it is revoked: GET reads the API server, not a lagging cache.
+		f.expect(req{method: "GET", path: path}, 200, "").json(t, &read)
+		if !read.Revoked || read.Phase != "revoked" {
+			t.Fatalf("GET after revoke: %+v", read)
+		}
+		obj := &billingv1alpha1.PortalSession{}
+		eventually(t, "operator ended the session", func() error {
+			if err := k8s.Get(f.ctx, client.ObjectKey{Namespace: f.ns, Name: created.ID}, obj); err != nil {
+				return err
+			}
+			if !obj.Spec.Revoked || obj.Status.Phase != billingv1alpha1.SessionRevoked {
+				return fmt.Errorf("revoked %v, phase %q", obj.Spec.Revoked, obj.Status.Phase)
+			}
+			return nil
+		})
+		f.expect(req{method: "POST", path: path + "/revoke", body: map[string]any{}}, 200, "").json(t, &again)
+		if !again.Revoked || again.Phase != "revoked" || again.ID != created.ID {
+			t.Fatalf("second revoke answered %+v", again)
+		}
+		f.expect(req{method: "POST", path: path + "/revoke", body: map[string]any{"now": true}}, 400, CodeUnknownField)
+	})
+}
+
 // TestPortalSessionRefusedByOperator: a session the operator stalls (here one asking for more
 // than the portal's maxTTL, created behind the API's back) is reported with the operator's reason.
 func TestPortalSessionRefusedByOperator(t *testing.T) {

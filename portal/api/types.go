@@ -292,6 +292,28 @@ type sessionJSON struct {
 	DeliverByEmail bool `json:"deliver_by_email"`
 }
 
+// sessionStateJSON is a portal session as GET and revoke answer it: its state, never its link.
+type sessionStateJSON struct {
+	ID string `json:"id"`
+	// Phase is pending, active, expired, revoked or refused (see sessionPhase).
+	Phase          string               `json:"phase"`
+	Revoked        bool                 `json:"revoked"`
+	ExpiresAt      *time.Time           `json:"expires_at,omitempty"`
+	CustomerID     string               `json:"customer_id,omitempty"`
+	CustomerEmail  string               `json:"customer_email,omitempty"`
+	Flow           *flowJSON            `json:"flow,omitempty"`
+	DeliverByEmail bool                 `json:"deliver_by_email"`
+	Delivery       *sessionDeliveryJSON `json:"delivery,omitempty"`
+	CreatedAt      time.Time            `json:"created_at"`
+}
+
+// sessionDeliveryJSON is how the link's e-mail went, when one was asked for.
+type sessionDeliveryJSON struct {
+	State   string `json:"state"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
 func optionalTime(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
