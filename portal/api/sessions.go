@@ -87,7 +87,7 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) *apiError {
 	if err := a.rules.Client.Create(r.Context(), s); err != nil {
 		return a.kubernetesError(r, "create PortalSession", err)
 	}
-	link, e := a.awaitLink(r.Context(), s.Name)
+	link, e := a.awaitLink(r.Context(), s)
 	if e != nil {
 		a.withdrawSession(r.Context(), s)
 		return e
@@ -272,13 +272,14 @@ type sessionLink struct {
 	expiresAt time.Time
 }
 
-// awaitLink waits, up to sessionWait, for the operator to activate the session and for this
-// portal to be allowed to read its link Secret (the operator grants that a moment after
+// awaitLink waits, up to sessionWait, for the operator to activate the session just created and
+// for this portal to be allowed to read its link Secret (the operator grants that a moment after
 // activation, so Forbidden and NotFound are retried).
-func (a *API) awaitLink(ctx context.Context, name string) (sessionLink, *apiError) {
+func (a *API) awaitLink(ctx context.Context, created *billingv1alpha1.PortalSession) (sessionLink, *apiError) {
 	ctx, cancel := context.WithTimeout(ctx, a.sessionWait)
 	defer cancel()
-	s, e := a.awaitActive(ctx, name)
+	name, emailed := created.Name, wantsEmail(created)
+	s, e := a.awaitActive(ctx, name, emailed)
 	if e != nil {
 		return sessionLink{}, e
 	}
@@ -295,7 +296,7 @@ func (a *API) awaitLink(ctx context.Context, name string) (sessionLink, *apiErro
 		}
 		if !waitFor(ctx, backoff) {
 			a.log.Warn("session link Secret still unreadable", "session", name, "err", err)
-			return sessionLink{}, errSessionNotReady(name, "the portal is not yet allowed to read the link")
+			return sessionLink{}, errSessionNotReady(name, "the portal is not yet allowed to read the link", emailed)
 		}
 		backoff = min(2*backoff, 400*time.Millisecond)
 	}
@@ -303,7 +304,7 @@ func (a *API) awaitLink(ctx context.Context, name string) (sessionLink, *apiErro
 
 // awaitActive polls the informer cache (memory, no API calls) until the session is Active, or
 // the operator stalled it (refused), or ctx ends.
-func (a *API) awaitActive(ctx context.Context, name string) (*billingv1alpha1.PortalSession, *apiError) {
+func (a *API) awaitActive(ctx context.Context, name string, emailed bool) (*billingv1alpha1.PortalSession, *apiError) {
 	lastReason := "the operator has not processed the session yet"
 	for {
 		if s := a.rules.Session(ctx, name); s != nil {
@@ -320,7 +321,7 @@ func (a *API) awaitActive(ctx context.Context, name string) (*billingv1alpha1.Po
 			}
 		}
 		if !waitFor(ctx, 20*time.Millisecond) {
-			return nil, errSessionNotReady(name, lastReason)
+			return nil, errSessionNotReady(name, lastReason, emailed)
 		}
 	}
 }
@@ -337,7 +338,20 @@ func waitFor(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func errSessionNotReady(name, reason string) *apiError {
+// errSessionNotReady answers a session that createSession withdraws (see withdrawSession). The
+// withdrawal races the operator, which may have e-mailed the link already when delivery was
+// asked for: the merchant is told, so nobody is surprised by a link in the customer's inbox
+// (one that no longer opens the portal).
+func errSessionNotReady(name, reason string, emailed bool) *apiError {
+	if emailed {
+		return newError(http.StatusServiceUnavailable, CodeSessionNotReady, "",
+			"The portal link was not ready in time ("+reason+"); the session "+name+" was withdrawn. "+
+				"Its link may already have been e-mailed to the customer (GET /api/v1/portal_sessions/"+name+" shows whether it was), "+
+				"but it is revoked and no longer opens the portal: try again.",
+			"El link del portal no estuvo listo a tiempo ("+reason+"); la sesión "+name+" se revocó. "+
+				"Puede que su link ya se haya enviado por e-mail al cliente (GET /api/v1/portal_sessions/"+name+" muestra si se envió), "+
+				"pero está revocado y ya no abre el portal: intentá de nuevo.")
+	}
 	return newError(http.StatusServiceUnavailable, CodeSessionNotReady, "",
 		"The portal link was not ready in time ("+reason+"); the session "+name+" was withdrawn: try again.",
 		"El link del portal no estuvo listo a tiempo ("+reason+"); la sesión "+name+" se revocó: intentá de nuevo.")

@@ -128,12 +128,13 @@ func TestCreatePortalSession(t *testing.T) {
 }
 
 // TestPortalSessionNotReadyIsWithdrawn: a link not made in time is answered 503 and its session
-// revoked, so no link (or e-mail) works after the merchant was told it failed.
+// revoked, so no link works after the merchant was told it failed; with delivery asked for, the
+// answer warns that the link may have been e-mailed, and the session's delivery says whether.
 func TestPortalSessionNotReadyIsWithdrawn(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.customer("slow@example.com")
 	f.api.sessionWait = time.Millisecond // far less than the operator needs
-	f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_id": c.ID, "deliver_by_email": true}},
+	res := f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_id": c.ID, "deliver_by_email": true}},
 		http.StatusServiceUnavailable, CodeSessionNotReady)
 	var withdrawn billingv1alpha1.PortalSession
 	eventually(t, "withdrawn session revoked", func() error {
@@ -163,6 +164,34 @@ func TestPortalSessionNotReadyIsWithdrawn(t *testing.T) {
 		t.Errorf("%d e-mails sent for one withdrawn session", n)
 	case n == 1 && !accounted:
 		t.Errorf("an e-mail went out that the session does not record: Delivered = %+v", delivered)
+	}
+
+	// The answer warns that the link may have been e-mailed, and where to look.
+	if msg := res.err(t).Message; !strings.Contains(msg, "may already have been e-mailed") ||
+		!strings.Contains(msg, "GET /api/v1/portal_sessions/"+withdrawn.Name) || !strings.Contains(msg, "revoked") {
+		t.Errorf("message does not warn about the e-mail: %q", msg)
+	}
+	// And there the delivery, once settled, agrees with the mailbox. The state is read before the
+	// e-mails are counted: the operator records Sent only after sending.
+	var got sessionStateJSON
+	eventually(t, "withdrawn session's delivery settled", func() error {
+		f.expect(req{method: "GET", path: "/api/v1/portal_sessions/" + withdrawn.Name}, 200, "").json(t, &got)
+		if got.Phase != "revoked" || !got.Revoked || got.Delivery == nil ||
+			(got.Delivery.State != "sent" && got.Delivery.State != "not_sent" && got.Delivery.State != "unknown") {
+			return fmt.Errorf("session: %+v %+v", got, got.Delivery)
+		}
+		return nil
+	})
+	n = len(mailer.to("slow@example.com"))
+	if (got.Delivery.State == "sent" && n != 1) || (got.Delivery.State == "not_sent" && n != 0) {
+		t.Errorf("delivery %q, but %d e-mails sent", got.Delivery.State, n)
+	}
+
+	// Without deliver_by_email nothing can have been e-mailed, and the answer does not say so.
+	res = f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_id": c.ID},
+		headers: map[string]string{"Accept-Language": "es"}}, http.StatusServiceUnavailable, CodeSessionNotReady)
+	if msg := res.err(t).Message; strings.Contains(msg, "por e-mail") || !strings.Contains(msg, "se revocó: intentá de nuevo") {
+		t.Errorf("message without delivery: %q", msg)
 	}
 }
 
@@ -293,7 +322,7 @@ func TestPortalSessionRefusedByOperator(t *testing.T) {
 	if err := k8s.Create(f.ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	_, e := f.api.awaitLink(f.ctx, s.Name)
+	_, e := f.api.awaitLink(f.ctx, s)
 	if e == nil || e.status != http.StatusUnprocessableEntity || e.code != CodeSessionRefused || !strings.Contains(e.message("en"), "maxTTL") {
 		t.Fatalf("got %+v", e)
 	}
