@@ -54,13 +54,15 @@ func CacheOptions() cache.Options {
 		// them from the cache saves a large share of the manager's memory.
 		DefaultTransform: stripForCache,
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}:            owned,
+			// The portal's Deployment and Role are cached without their pod template and rules
+			// (slimOwned): the controller applies them whole and reads back only replicas and status.
+			&appsv1.Deployment{}:            {Label: owned.Label, Transform: slimOwned},
 			&corev1.Service{}:               owned,
 			&corev1.ServiceAccount{}:        owned,
 			&corev1.PersistentVolumeClaim{}: owned,
 			// Only link Secrets carry the label; they are cached as metadata only.
 			&corev1.Secret{}:        {Label: owned.Label, Transform: slimLinkSecret},
-			&rbacv1.Role{}:          owned,
+			&rbacv1.Role{}:          {Label: owned.Label, Transform: slimOwned},
 			&rbacv1.RoleBinding{}:   owned,
 			&networkingv1.Ingress{}: owned,
 			// One per session: what sessions have in common is held once (compactSession).
@@ -98,6 +100,23 @@ func stripForCache(in any) (any, error) {
 			delete(ann, corev1.LastAppliedConfigAnnotation)
 			obj.SetAnnotations(ann)
 		}
+	}
+	return in, nil
+}
+
+// slimOwned is stripForCache for the portal's Deployment and Role, which also drops what the
+// CustomerPortal controller writes (server-side apply, from the portal's spec) but never reads from
+// the cache: the Deployment's pod template and the Role's rules — most of their size, at one of
+// each per portal. Nothing updates either from a cached copy, which would write the gap back.
+func slimOwned(in any) (any, error) {
+	if _, err := stripForCache(in); err != nil {
+		return nil, err
+	}
+	switch o := in.(type) {
+	case *appsv1.Deployment:
+		o.Spec.Template = corev1.PodTemplateSpec{}
+	case *rbacv1.Role:
+		o.Rules = nil
 	}
 	return in, nil
 }

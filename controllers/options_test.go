@@ -6,6 +6,9 @@ import (
 	"testing"
 	"unsafe"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -130,5 +133,40 @@ func TestCompactSessionSharesCommonStrings(t *testing.T) {
 	}
 	if a.Name != "a" || a.Status.Conditions[0].Message != "the link of a" || b.Status.Conditions[0].Message != "the link of b" {
 		t.Errorf("per-session values changed: %s %q, %s %q", a.Name, a.Status.Conditions[0].Message, b.Name, b.Status.Conditions[0].Message)
+	}
+}
+
+// The portal's Deployment and Role are cached without their pod template and rules; what the
+// CustomerPortal controller reads back (replicas, generation, status) stays.
+func TestSlimOwnedKeepsWhatTheControllerReads(t *testing.T) {
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "acme-portal", Generation: 3, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "portal", Image: "portero-portal:1"}}}}},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 3, ReadyReplicas: 2, UpdatedReplicas: 2,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue}}},
+	}
+	out, err := slimOwned(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*appsv1.Deployment)
+	if len(got.Spec.Template.Spec.Containers) != 0 || got.ManagedFields != nil {
+		t.Errorf("cached Deployment keeps its pod template or managedFields: %+v", got)
+	}
+	if *got.Spec.Replicas != 2 || got.Generation != 3 || got.Status.ReadyReplicas != 2 || got.Status.ObservedGeneration != 3 {
+		t.Errorf("cached Deployment lost what deploymentOutcome reads: %+v", got)
+	}
+	if o := deploymentOutcome(&portalScope{deploy: got}); !o.ready {
+		t.Errorf("deploymentOutcome on the cached Deployment = %+v, want ready", o)
+	}
+
+	r := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "acme-portal"}, Rules: []rbacv1.PolicyRule{{Verbs: []string{"get"}}}}
+	out, err = slimOwned(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.(*rbacv1.Role); got.Rules != nil || got.Name != "acme-portal" {
+		t.Errorf("cached Role = %+v, want its metadata without rules", got)
 	}
 }
