@@ -106,20 +106,28 @@ func StartCluster(dir string) (*Cluster, error) {
 // ManagerOptions start the operator.
 type ManagerOptions struct {
 	Bin string
-	// Env is added to the process's environment (DeployedManagerEnv: as the Deployment runs it).
+	// Env is added to the process's environment (ReadDeployedManager: as the Deployment runs it).
 	Env []string
+	// MemoryLimit is the container's memory limit the environment was written for; reported only.
+	MemoryLimit string
 	// Pprof asks for --pprof-bind-address; used only if the binary has that flag.
 	Pprof bool
 }
 
-// DeployedManagerEnv is the plain environment config/manager/manager.yaml gives the manager
-// container (GOMEMLIMIT): the benchmarks run the manager as it is deployed.
-func DeployedManagerEnv(root string) ([]string, error) {
+// DeployedManager is what config/manager/manager.yaml gives the manager container: its plain
+// environment (GOMEMLIMIT) and its memory limit. The benchmarks run the manager as it is deployed.
+type DeployedManager struct {
+	Env         []string
+	MemoryLimit string
+}
+
+// ReadDeployedManager reads DeployedManager from the repository at root.
+func ReadDeployedManager(root string) (DeployedManager, error) {
+	var dm DeployedManager
 	b, err := os.ReadFile(filepath.Join(root, "config", "manager", "manager.yaml"))
 	if err != nil {
-		return nil, err
+		return dm, err
 	}
-	var env []string
 	for _, doc := range strings.Split(string(b), "\n---") {
 		var d appsv1.Deployment
 		if err := yaml.Unmarshal([]byte(doc), &d); err != nil || d.Kind != "Deployment" {
@@ -131,12 +139,18 @@ func DeployedManagerEnv(root string) ([]string, error) {
 			}
 			for _, e := range ctr.Env {
 				if e.ValueFrom == nil {
-					env = append(env, e.Name+"="+e.Value)
+					dm.Env = append(dm.Env, e.Name+"="+e.Value)
 				}
+			}
+			if q, ok := ctr.Resources.Limits[corev1.ResourceMemory]; ok {
+				dm.MemoryLimit = q.String()
 			}
 		}
 	}
-	return env, nil
+	if dm.MemoryLimit == "" {
+		return dm, fmt.Errorf("config/manager/manager.yaml: no memory limit on the manager container")
+	}
+	return dm, nil
 }
 
 // StartManager runs bin/manager against the cluster and waits until it is ready.

@@ -75,11 +75,11 @@ func withCluster(ctx context.Context, cfg Config, name string, manager bool, fn 
 	defer c.Stop()
 	if manager {
 		cfg.step("%s: starting the operator (%s)", name, filepath.Join(cfg.Bin, "manager"))
-		env, err := DeployedManagerEnv(cfg.Root)
+		dm, err := ReadDeployedManager(cfg.Root)
 		if err != nil {
 			return []Section{{Title: title, Err: err}}
 		}
-		if err := c.StartManager(ctx, ManagerOptions{Bin: filepath.Join(cfg.Bin, "manager"), Env: env, Pprof: cfg.ProfileDir != ""}); err != nil {
+		if err := c.StartManager(ctx, ManagerOptions{Bin: filepath.Join(cfg.Bin, "manager"), Env: dm.Env, MemoryLimit: dm.MemoryLimit, Pprof: cfg.ProfileDir != ""}); err != nil {
 			return []Section{{Title: title, Err: err}}
 		}
 	}
