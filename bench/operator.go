@@ -63,7 +63,7 @@ func Operator(ctx context.Context, c *Cluster, o OperatorOptions) []Section {
 		fmt.Sprintf("%d more PortalSessions whose ttl is computed at creation so that all expire at the same whole second D; they are all Active (link minted) before D. Figure: %d divided by the time from D until watches have seen, for the last of them, both `phase: Expired` (status written) and its link Secret deleted — the work expiry must do at that instant. (The `Expired` event the operator records is a third write; the finalizer stays until the session is deleted.)", o.Expiring, o.Expiring),
 		fmt.Sprintf("Baseline: the same three writes per session — a merge patch (the status), a delete (the link Secret) and an events.k8s.io Event create — issued directly by %d goroutines on %d pairs of ConfigMaps, measured just before: what this API server accepts for that work. Built-in ConfigMaps are cheaper for the API server than a custom resource's status, which is JSON, schema-validated and field-managed.", o.Workers, o.Expiring),
 		"D is planned from a pilot: 5% as many long-lived sessions are created first and the time the operator takes to mint them sets how far ahead D must be for all to be Active in time.",
-		fmt.Sprintf("Then the manager is stopped and the same writes are made directly on %d PortalSessions written as minted ones (status patched to the expired status the operator wrote, link Secret deleted, Event created), by %d goroutines: the ceiling for any operator that keeps a session's state in a custom resource, on this API server. (Half as many as expire: a rate, and the setup's three writes each are not measured.)", crSessions(o), o.Workers),
+		fmt.Sprintf("Then the manager is stopped and the same writes are made directly on %d PortalSessions written as minted ones (status patched to the expired status the operator wrote, link Secret deleted, Event created), by %d goroutines: the ceiling for any operator that keeps a session's state in a custom resource, on this API server.", o.Expiring, o.Workers),
 		"CPU per session is each process's user+system time (/proc) from D (or the start of a baseline) to the end, divided by the sessions; \"machine busy\" is the busy share of all cores over the same window (/proc/stat). The benchmark's own watches and clients are in \"benchmark client\".",
 	}}
 
@@ -559,9 +559,9 @@ func expiringSessions(ctx context.Context, c *Cluster, o OperatorOptions, sec *S
 	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: expiryNS, Name: "e000000"}, &sample); err != nil {
 		return err
 	}
-	o.Progress("operator: stopping the manager; the same writes on %d PortalSessions, direct", crSessions(o))
+	o.Progress("operator: stopping the manager; the same writes on %d PortalSessions, direct", o.Expiring)
 	c.Manager.Stop()
-	crRate, crCPU, err := directExpiryCR(ctx, c, "bench-expiry-cr", crSessions(o), o.Workers, sample.Status)
+	crRate, crCPU, err := directExpiryCR(ctx, c, "bench-expiry-cr", o.Expiring, o.Workers, sample.Status)
 	if err != nil {
 		return fmt.Errorf("baseline on PortalSessions: %w", err)
 	}
@@ -574,16 +574,13 @@ func expiringSessions(ctx context.Context, c *Cluster, o OperatorOptions, sec *S
 			phaseRate, float64(secretGone.count())/secretGone.last().Sub(d).Seconds(), rate, partial, o.Expiring, mintedRate,
 			cpu.perUnit(n, true), baseCPU.perUnit(o.Expiring, false), mib(m.HWM)),
 	}, Row{
-		Benchmark: fmt.Sprintf("Expiry's writes on %d PortalSessions, no operator", crSessions(o)), Figure: fmt.Sprintf("%.0f /s", crRate),
+		Benchmark: fmt.Sprintf("Expiry's writes on %d PortalSessions, no operator", o.Expiring), Figure: fmt.Sprintf("%.0f /s", crRate),
 		Baseline: fmt.Sprintf("%.0f /s (on ConfigMaps)", baseRate), Ratio: ratio(crRate, baseRate), Target: "—", Result: Info,
 		Note: fmt.Sprintf("the ceiling for an operator that keeps the session's state in a custom resource's status on this API server; the operator reached %.0f%% of it. CPU per session: %s",
-			100*rate/crRate, crCPU.perUnit(crSessions(o), false)),
+			100*rate/crRate, crCPU.perUnit(o.Expiring, false)),
 	})
 	return nil
 }
-
-// crSessions is how many PortalSessions directExpiryCR writes to.
-func crSessions(o OperatorOptions) int { return max(o.Expiring/2, 1) }
 
 // directExpiryCR measures workers goroutines making, with no operator running, the writes the
 // operator makes when a session expires: a merge patch of the PortalSession's status from Active
