@@ -22,7 +22,8 @@ var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/golden fr
 // The list pages render byte for byte as recorded in testdata/golden (recorded before their
 // display strings were computed in Go instead of by template functions): rows built by the
 // same view functions the handlers use, from ledger records with text that needs escaping,
-// both currencies, negative amounts, every status, in both languages.
+// both currencies, negative amounts, every status, in both languages. So does a pending QR
+// payment's page (recorded when it gained its drawn code), built by the handler's paymentData.
 func TestPagesRenderAsGolden(t *testing.T) {
 	pages, err := parseTemplates()
 	if err != nil {
@@ -55,6 +56,11 @@ func TestPagesRenderAsGolden(t *testing.T) {
 		{ID: "pay_4", Description: "Sin medio", Amount: 5, Currency: ledger.ARS, Status: ledger.PaymentIncomplete, CreatedAt: now.Add(-400 * day)},
 		{ID: "pay/5 x", Description: "Procesando", Amount: 7000, Currency: ledger.USD, Status: ledger.PaymentProcessing, MethodType: payments.MethodDirectDebit, MethodSummary: "CBU •••• 3456", CreatedAt: now.Add(-2 * day)},
 	}
+	// A QR payload with markup in it: the page shows it as text, and the code carries none of it.
+	qrPay := ledger.Payment{ID: "pay_6", Description: "Cuota <QR> & más", Amount: 150000, Currency: ledger.ARS,
+		Status: ledger.PaymentPending, MethodType: payments.MethodQR, MethodSummary: "Pago con QR", CreatedAt: now,
+		Instructions: `00020101021243650016COM.PORTERO.SANDBOX<b>&"x"</b>5204000053030325802AR6304ABCD`,
+		Attempts:     []ledger.Attempt{{Number: 1, MethodType: payments.MethodQR, MethodSummary: "Pago con QR", Outcome: ledger.PaymentPending, StartedAt: now}}}
 	customer := &ledger.Customer{ID: "cus_1", Email: "ana@example.com", Name: "Ana <Benchmark> & Co's +1",
 		Billing: ledger.BillingProfile{LegalName: "Ana SA", TaxID: "27280335148", TaxCondition: ledger.ResponsableInscripto}}
 
@@ -121,6 +127,9 @@ func TestPagesRenderAsGolden(t *testing.T) {
 				d.Subscriptions = append(d.Subscriptions, subscriptionView(v.locale, s, by))
 			}
 			return d
+		}},
+		{"payment-qr", "payment", "title.payment", "/payments/pay_6", due, func(v *visit) any {
+			return h.paymentData(v, qrPay)
 		}},
 		{"error", "error", "title.error", "/methods", nil, func(*visit) any {
 			return errorData{Status: http.StatusForbidden, Message: "error.forbidden"}

@@ -139,6 +139,9 @@ type paymentData struct {
 	// Result is true right after the customer paid it here.
 	Result bool
 	Form   methodFormData
+	// QRCode draws Instructions as a scannable code: set for a pending QR payment whose payload
+	// fits one (nil otherwise: the page then shows the payload as text only).
+	QRCode *qrCode
 }
 
 // payment loads the customer's payment named in the path; false means it answered (404 for
@@ -155,6 +158,14 @@ func (h *Handler) payment(w http.ResponseWriter, v *visit) (ledger.Payment, bool
 func (h *Handler) paymentData(v *visit, p ledger.Payment) paymentData {
 	d := paymentData{P: paymentView(v.locale, p), CanPay: canPay(p.Status), Instructions: p.Instructions,
 		QR: p.MethodType == payments.MethodQR, Result: v.flash == paidFlash(p.ID)}
+	if d.QR && p.Status == ledger.PaymentPending && p.Instructions != "" {
+		// Only the pending page shows it, so only it pays for the encoding.
+		qc, err := newQRCode(p.Instructions)
+		if err != nil {
+			h.log.Warn("QR payment's instructions shown as text only", "payment", p.ID, "err", err)
+		}
+		d.QRCode = qc
+	}
 	if p.FailureCode != "" {
 		d.Failure = (&payments.Error{Code: p.FailureCode}).Message(v.locale)
 	}

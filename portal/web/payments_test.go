@@ -96,9 +96,55 @@ func TestPayByTransferShowsInstructions(t *testing.T) {
 	wantRedirect(t, b.submit("/payments/"+p.ID+"/pay", url.Values{"type": {"bank_transfer"}}), "/payments/"+p.ID)
 	r := b.get("/payments/" + p.ID)
 	wantBody(t, r, "Esperando el pago", "Cómo pagar", "PORTERO.SANDBOX")
-	wantNoBody(t, r, `action="/payments/`+p.ID+`/pay"`)
+	wantNoBody(t, r, `action="/payments/`+p.ID+`/pay"`, "<svg")
 	// Still waiting for the transfer: it stays in the banner.
 	wantBody(t, b.get("/subscriptions"), `href="/payments/due"`)
+}
+
+// A QR payment waits for the customer to pay it from a wallet: its page draws the payload as a
+// code a phone scans, named for screen readers in the page's language, with the payload beneath
+// it for wallets that take pasted codes. Once paid, the code is gone.
+func TestPayByQRShowsAScannableCode(t *testing.T) {
+	f := newFixture(t)
+	c := f.customer("jane@example.com", "Jane")
+	p := f.charge(c, 50000, "Cuota")
+	b := f.browser()
+	b.signIn(c)
+	b.get("/payments/" + p.ID + "/pay?type=qr")
+	wantRedirect(t, b.submit("/payments/"+p.ID+"/pay", url.Values{"type": {"qr"}}), "/payments/"+p.ID)
+	pending := f.payment(p.ID)
+	if pending.Status != ledger.PaymentPending || !strings.HasPrefix(pending.Instructions, "sandbox-qr:") {
+		t.Fatalf("payment = %s, instructions %q", pending.Status, pending.Instructions)
+	}
+
+	r := b.get("/payments/" + p.ID)
+	wantStatus(t, r, http.StatusOK)
+	wantBody(t, r, "Esperando el pago", "Escaneá este código QR", "Si tu billetera acepta códigos pegados",
+		`<p class="mono copy">`+pending.Instructions+`</p>`)
+	grid, label := pageQRModules(t, r.Body)
+	if label != "Código QR para pagar" {
+		t.Fatalf("accessible name %q", label)
+	}
+	if got := scanQR(t, grid); got != pending.Instructions {
+		t.Fatalf("the page's code scans as %q, want %q", got, pending.Instructions)
+	}
+	// Nothing but the payment page draws it.
+	wantNoBody(t, b.get("/"), "<svg")
+	wantNoBody(t, b.get("/payments/due"), "<svg")
+
+	b.get("/payments/" + p.ID + "?lang=en")
+	r = b.get("/payments/" + p.ID)
+	wantBody(t, r, "Scan this QR code", "If your wallet accepts pasted codes")
+	if _, label := pageQRModules(t, r.Body); label != "QR code to pay" {
+		t.Fatalf("accessible name in English %q", label)
+	}
+
+	if _, err := f.ledger.ConfirmPayment(f.ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	r = b.get("/payments/" + p.ID)
+	wantBody(t, r, "This payment is paid.")
+	wantNoBody(t, r, "<svg", pending.Instructions)
 }
 
 func TestPayAFailedPaymentWithAnotherCard(t *testing.T) {

@@ -75,6 +75,8 @@ func TestPretranslatedPagesRenderTheSame(t *testing.T) {
 		{"payments", "/payments", paymentsData{Payments: overview.Recent, Next: "/payments?after=x"}},
 		{"paymentsdue", "/payments/due", paymentsData{Payments: overview.Due}},
 		{"error", "/methods", errorData{Status: 403, Message: "error.forbidden"}},
+		{"payment", "/payments/pay_2", paymentData{P: pay("pay_2", "Cuota", "pending"), Instructions: "sandbox-qr:<x>", QR: true,
+			QRCode: qrFromModules(3, func(x, y int) bool { return x == y })}}, // the code's name is a fixed text in an attribute
 		{"ended", "/", nil},
 		{"nopublic", "/", nil},
 	}
