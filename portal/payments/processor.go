@@ -103,7 +103,9 @@ type ChargeResult struct {
 	Reference string
 	// Failure says why a failed charge was refused, in words a customer can act on.
 	Failure *Error
-	// Instructions tell the customer how to pay a pending charge (transfer details, QR payload).
+	// Instructions tell the customer how to pay a pending charge: transfer details, or for a QR
+	// charge the code's payload and nothing else, which the portal draws as a scannable code
+	// (and shows as text beneath it, for wallets that take pasted codes).
 	Instructions string
 }
 
