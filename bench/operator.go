@@ -612,14 +612,8 @@ func directExpiryCR(ctx context.Context, cl *Cluster, ns string, n, workers int,
 		if err := c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: s.Name + "-link"}}); err != nil {
 			return err
 		}
-		return c.Create(ctx, &eventsv1.Event{
-			ObjectMeta:          metav1.ObjectMeta{Namespace: ns, Name: s.Name + ".expired"},
-			EventTime:           metav1.NowMicro(),
-			ReportingController: "bench.portero.dev/direct", ReportingInstance: "bench",
-			Action: "Reconcile", Reason: controllers.SessionReasonExpired, Type: corev1.EventTypeNormal,
-			Regarding: corev1.ObjectReference{Kind: "PortalSession", Namespace: ns, Name: s.Name, UID: s.UID, APIVersion: billingv1alpha1.GroupVersion.String()},
-			Note:      "the session expired; its link Secret was deleted",
-		})
+		return c.Create(ctx, expiredEvent(corev1.ObjectReference{Kind: "PortalSession", Namespace: ns, Name: s.Name, UID: s.UID,
+			APIVersion: billingv1alpha1.GroupVersion.String()}))
 	})
 	if err != nil {
 		return 0, cpuUse{}, err
@@ -655,20 +649,25 @@ func directExpiry(ctx context.Context, cl *Cluster, ns string, n, workers int) (
 		if err := c.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-link"}}); err != nil {
 			return err
 		}
-		return c.Create(ctx, &eventsv1.Event{
-			ObjectMeta:          metav1.ObjectMeta{Namespace: ns, Name: name + ".expired"},
-			EventTime:           metav1.NowMicro(),
-			ReportingController: "bench.portero.dev/direct", ReportingInstance: "bench",
-			Action: "Reconcile", Reason: "Expired", Type: corev1.EventTypeNormal,
-			Regarding: corev1.ObjectReference{Kind: "ConfigMap", Namespace: ns, Name: name, APIVersion: "v1"},
-			Note:      "the session expired; its link Secret was deleted",
-		})
+		return c.Create(ctx, expiredEvent(corev1.ObjectReference{Kind: "ConfigMap", Namespace: ns, Name: name, APIVersion: "v1"}))
 	})
 	if err != nil {
 		return 0, cpuUse{}, err
 	}
 	took := time.Since(start)
 	return float64(n) / took.Seconds(), cl.cpuUse().sub(cpu0), nil
+}
+
+// expiredEvent is the Expired Event the direct baselines write for the object they expire.
+func expiredEvent(regarding corev1.ObjectReference) *eventsv1.Event {
+	return &eventsv1.Event{
+		ObjectMeta:          metav1.ObjectMeta{Namespace: regarding.Namespace, Name: regarding.Name + ".expired"},
+		EventTime:           metav1.NowMicro(),
+		ReportingController: "bench.portero.dev/direct", ReportingInstance: "bench",
+		Action: "Reconcile", Reason: controllers.SessionReasonExpired, Type: corev1.EventTypeNormal,
+		Regarding: regarding,
+		Note:      "the session expired; its link Secret was deleted",
+	}
 }
 
 // Parallel runs fn(0..n-1) on workers goroutines and returns the first error.

@@ -99,11 +99,34 @@ func validateIdempotencyKey(key string) error {
 	return nil
 }
 
-// requestHash fingerprints the parameters an idempotency key promises not to change.
+// requestHash fingerprints the parameters a payment's idempotency key promises not to change.
 func requestHash(amount int64, currency Currency, description, subscriptionID string, extra string) string {
-	b, _ := json.Marshal([]any{amount, currency, description, subscriptionID, extra})
+	return fingerprint(amount, currency, description, subscriptionID, extra)
+}
+
+// fingerprint hashes the parameters an idempotency key promises not to change.
+func fingerprint(params ...any) string {
+	b, _ := json.Marshal(params)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// findIdempotent looks key up among the customer's rows of table ("payments", "subscriptions"):
+// the id of the row an earlier request with the key created, "" if none did, or a conflict
+// (naming resource, "" for a payment) when that request's hash differs from hash.
+func findIdempotent(ctx context.Context, q querier, table, customerID, key, hash, resource string) (string, error) {
+	var id, prior string
+	err := q.queryRow(ctx, "SELECT id, request_hash FROM "+table+" WHERE customer_id = ? AND idempotency_key = ?",
+		customerID, key).Scan(&id, &prior)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("look up idempotency key: %w", err)
+	case prior != hash:
+		return "", &Error{Kind: KindConflict, Code: CodeIdempotencyConflict, Field: "idempotency_key", Resource: resource}
+	}
+	return id, nil
 }
 
 // claim is a payment this process owns for one charge attempt: the conditional UPDATE that
@@ -206,16 +229,9 @@ type inserted struct {
 // attempt. Without a method the payment is incomplete (and its subscription past due).
 func (s *Store) insertPayment(ctx context.Context, q querier, in paymentInsert, now time.Time) (inserted, error) {
 	if in.idempotencyKey != "" {
-		var id, hash string
-		err := q.queryRow(ctx, `SELECT id, request_hash FROM payments
-			WHERE customer_id = ? AND idempotency_key = ?`, in.customerID, in.idempotencyKey).Scan(&id, &hash)
-		switch {
-		case err == nil && hash != in.requestHash:
-			return inserted{}, newError(KindConflict, CodeIdempotencyConflict, "idempotency_key", nil)
-		case err == nil:
-			return inserted{id: id, replay: true}, nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return inserted{}, fmt.Errorf("look up idempotency key: %w", err)
+		id, err := findIdempotent(ctx, q, "payments", in.customerID, in.idempotencyKey, in.requestHash, "")
+		if err != nil || id != "" {
+			return inserted{id: id, replay: id != ""}, err
 		}
 	}
 	if in.subscriptionID != "" {

@@ -2,10 +2,7 @@ package ledger
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -101,9 +98,7 @@ func subscriptionRequestHash(in NewSubscription, plan string, cur Currency) stri
 	if !in.StartAt.IsZero() {
 		startAt = toMillis(in.StartAt)
 	}
-	b, _ := json.Marshal([]any{plan, in.Amount, cur, in.Interval, in.PaymentMethodID, startAt, in.NoInitialPayment})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return fingerprint(plan, in.Amount, cur, in.Interval, in.PaymentMethodID, startAt, in.NoInitialPayment)
 }
 
 // CreateSubscriptionIdempotent is CreateSubscription that also reports whether in.IdempotencyKey
@@ -152,17 +147,10 @@ func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscrip
 			return err
 		}
 		if in.IdempotencyKey != "" {
-			var id, prior string
-			err := q.queryRow(ctx, `SELECT id, request_hash FROM subscriptions
-				WHERE customer_id = ? AND idempotency_key = ?`, in.CustomerID, in.IdempotencyKey).Scan(&id, &prior)
-			switch {
-			case err == nil && prior != hash:
-				return &Error{Kind: KindConflict, Code: CodeIdempotencyConflict, Field: "idempotency_key", Resource: "subscription"}
-			case err == nil:
+			id, err := findIdempotent(ctx, q, "subscriptions", in.CustomerID, in.IdempotencyKey, hash, "subscription")
+			if err != nil || id != "" {
 				replay = id
-				return nil
-			case !errors.Is(err, sql.ErrNoRows):
-				return fmt.Errorf("look up idempotency key: %w", err)
+				return err
 			}
 		}
 		if in.PaymentMethodID != "" {
