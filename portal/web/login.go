@@ -280,7 +280,7 @@ func (h *Handler) codeSubmit(w http.ResponseWriter, v *visit) {
 		redirect(w, v, "/login/choose")
 		return
 	}
-	redirect(w, v, "/")
+	redirect(w, v, takeNext(w, v))
 }
 
 // startSession replaces whatever session the browser had with a new one; false means an
@@ -406,7 +406,7 @@ func (h *Handler) chooseSubmit(w http.ResponseWriter, v *visit) {
 				redirect(w, v, flowTarget(v.portal, v.psess))
 				return
 			}
-			redirect(w, v, "/")
+			redirect(w, v, takeNext(w, v))
 			return
 		}
 	}

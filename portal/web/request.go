@@ -65,12 +65,14 @@ func (h *Handler) inside(perm permission, fn func(http.ResponseWriter, *visit)) 
 		}
 		switch {
 		case v.sess == nil && ended:
+			rememberNext(w, v) // a GET only
 			h.sessionEnded(w, v)
 			return
 		case v.sess == nil && v.isPost():
 			h.fail(w, v, http.StatusForbidden, "error.signed_out")
 			return
 		case v.sess == nil:
+			rememberNext(w, v)
 			h.toSignIn(w, v)
 			return
 		case v.customer == nil && v.isPost():
