@@ -50,6 +50,27 @@ build: ## Build the manager and the portal server into bin/.
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/manager ./cmd/manager
 	$(GO) build -o bin/portal ./cmd/portal
 
+PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_TAR ?= bin/portero-image.tar
+
+.PHONY: image
+image: ## Build the container image $(IMG) (operator + portal, static, non-root) without Docker into bin/portero-image.tar.
+	cd hack/image && $(GO) run . -root "$(CURDIR)" -tag "$(IMG)" -out "$(CURDIR)/$(IMAGE_TAR)"
+
+.PHONY: image-push
+image-push: ## Build and push $(IMG) for $(PLATFORMS) as one multi-arch image (credentials from docker login).
+	cd hack/image && $(GO) run . -root "$(CURDIR)" -tag "$(IMG)" -push -platforms "$(PLATFORMS)"
+
+##@ Deploy
+
+.PHONY: deploy
+deploy: ## Install CRDs, RBAC and the operator running $(IMG) into the cluster kubectl points at.
+	hack/deploy.sh apply "$(IMG)"
+
+.PHONY: undeploy
+undeploy: ## Remove what `make deploy` installed (CRDs too: every portal and session goes with them).
+	hack/deploy.sh delete "$(IMG)"
+
 ##@ Run and test
 
 .PHONY: run
@@ -64,6 +85,7 @@ clean-local: ## Delete the local system's data (bin/local).
 .PHONY: test
 test: verify-generated verify-fmt vet envtest-assets ## Run every test against the real control plane.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTESTFLAGS) -timeout $(GOTEST_TIMEOUT) -count=1 ./...
+	cd hack/image && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 .PHONY: bench
 bench: envtest-assets build ## Benchmarks against baselines measured in the same run; writes docs/benchmarks.md.
