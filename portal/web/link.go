@@ -128,6 +128,7 @@ func (h *Handler) linkExchange(w http.ResponseWriter, v *visit) {
 	}
 	h.metrics.login("link", "success")
 	h.log.Info("session link exchanged", "portal_session", ps.Name, "customer", ns.CustomerID)
+	forgetNext(w, v) // the link says where to go
 	if ns.CustomerID == "" {
 		redirect(w, v, "/login/choose")
 		return

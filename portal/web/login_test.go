@@ -398,6 +398,18 @@ func TestSignInLeadsBackToTheRequestedPage(t *testing.T) {
 		wantRedirect(t, b.submit("/login/choose", url.Values{"customer": {work.ID}}), "/subscriptions")
 	})
 
+	t.Run("a session link goes where it says and forgets the page", func(t *testing.T) {
+		c := f.customer("linked@example.com", "Linked")
+		_, tok := f.session("linked", billingv1alpha1.CustomerReference{ID: c.ID}, nil, time.Hour)
+		b := f.browser()
+		wantRedirect(t, b.get("/subscriptions"), "/login")
+		b.get("/s/" + tok)
+		wantRedirect(t, b.submit("/s/"+tok, nil), "/")
+		if _, ok := b.cookies["__Host-"+cookieNext]; ok {
+			t.Fatal("the remembered page outlived a link sign-in: a later code sign-in would go there")
+		}
+	})
+
 	t.Run("a POST is not remembered", func(t *testing.T) {
 		b := f.browser()
 		b.get("/login")
@@ -430,7 +442,9 @@ func TestLocalTarget(t *testing.T) {
 		"/":                      "/",
 		"//evil.example":         "",
 		"/\\evil.example":        "",
-		"/%5Cevil":               "/%5Cevil",
+		"/%5Cevil":               "",
+		"/payments/":             "/payments/",
+		"/a//b":                  "",
 		"https://evil.example/":  "",
 		"javascript:alert(1)":    "",
 		"/login":                 "",
@@ -441,7 +455,16 @@ func TestLocalTarget(t *testing.T) {
 		"/static/app.css":        "",
 		"/a b":                   "",
 		"/a\nb":                  "",
-		"":                       "",
+		// Re-encoding must not make "//": Go rebuilds the path from its decoded form when
+		// a character needs escaping.
+		"/%2Fevil.example/|":        "",
+		"/%2F%2Fevil/|":             "",
+		"/%2Fevil.example/x":        "",
+		"/./login":                  "",
+		"/payments/../login/choose": "",
+		"/%2E%2E//evil":             "",
+		"/S/tok":                    "/S/tok",
+		"":                          "",
 	} {
 		got, ok := localTarget(in)
 		if ok != (want != "") || got != want {

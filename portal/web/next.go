@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 )
@@ -46,22 +47,40 @@ func takeNext(w http.ResponseWriter, v *visit) string {
 
 // localTarget accepts an absolute path on this portal (with its query) that is worth returning
 // to after sign-in, and refuses anything a browser could resolve to another origin ("//host",
-// "/\host", schemes) as well as the sign-in pages themselves.
+// "/\\host", schemes) as well as the sign-in pages themselves. The checks run on the decoded,
+// cleaned path and again on the exact value returned, since re-encoding can turn "/%2F…" into
+// "//…".
 func localTarget(s string) (string, bool) {
 	if len(s) > 1024 || !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") ||
 		strings.ContainsAny(s, "\\\x00\r\n\t ") {
 		return "", false
 	}
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		strings.HasPrefix(u.Path, "//") || strings.ContainsAny(u.Path, "\\\x00\r\n\t") {
 		return "", false
 	}
-	p := u.Path
-	for _, skip := range []string{"/login", "/s/", "/logout", "/static/"} {
-		if p == strings.TrimSuffix(skip, "/") || strings.HasPrefix(p, strings.TrimSuffix(skip, "/")+"/") {
+	// Only canonical paths: no dot segments, no doubled slashes (the portal's links have none).
+	clean := path.Clean(u.Path)
+	if u.Path != clean && u.Path != clean+"/" {
+		return "", false
+	}
+	for _, skip := range []string{"/login", "/s", "/logout", "/static"} {
+		if clean == skip || strings.HasPrefix(clean, skip+"/") {
 			return "", false
 		}
 	}
-	u.Fragment = ""
-	return u.RequestURI(), true
+	u.Fragment, u.RawFragment = "", ""
+	out := u.RequestURI()
+	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") || strings.HasPrefix(out, "/\\") {
+		return "", false
+	}
+	return out, true
+}
+
+// forgetNext drops a remembered page: signing in through a link leads where the link says.
+func forgetNext(w http.ResponseWriter, v *visit) {
+	if v.cookies.get(v.r, cookieNext) != "" {
+		v.cookies.clear(w, cookieNext)
+	}
 }
