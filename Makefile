@@ -52,14 +52,15 @@ build: ## Build the manager and the portal server into bin/.
 
 PLATFORMS ?= linux/amd64,linux/arm64
 IMAGE_TAR ?= bin/portero-image.tar
+CA_CERTS ?=
 
 .PHONY: image
 image: ## Build the container image $(IMG) (operator + portal, static, non-root) without Docker into bin/portero-image.tar.
-	cd hack/image && $(GO) run . -root "$(CURDIR)" -tag "$(IMG)" -out "$(CURDIR)/$(IMAGE_TAR)"
+	cd hack/image && $(GO) run . -root "$(CURDIR)" -tag "$(IMG)" -ca-certs "$(CA_CERTS)" -out "$(abspath $(IMAGE_TAR))"
 
 .PHONY: image-push
 image-push: ## Build and push $(IMG) for $(PLATFORMS) as one multi-arch image (credentials from docker login).
-	cd hack/image && $(GO) run . -root "$(CURDIR)" -tag "$(IMG)" -push -platforms "$(PLATFORMS)"
+	cd hack/image && $(GO) run . -root "$(CURDIR)" -tag "$(IMG)" -ca-certs "$(CA_CERTS)" -push -platforms "$(PLATFORMS)"
 
 ##@ Deploy
 

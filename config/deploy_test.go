@@ -21,6 +21,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/rest"
@@ -33,7 +34,7 @@ import (
 )
 
 const (
-	image   = "registry.example:5000/platform/portero:v9.9.9"
+	image   = "registry.example:5000/platform/portero:1.10" // a tag YAML would read as a number
 	opNS    = "portero-system"
 	opSA    = "portero-controller-manager"
 	shopNS  = "shop"
@@ -88,6 +89,9 @@ func TestDeployAndRunUnderItsOwnRBAC(t *testing.T) {
 		}
 		return string(out)
 	}
+	if err := apiextensionsv1.AddToScheme(env.Scheme); err != nil {
+		t.Fatal(err)
+	}
 	c, err := client.New(env.Config, client.Options{Scheme: env.Scheme})
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +106,25 @@ func TestDeployAndRunUnderItsOwnRBAC(t *testing.T) {
 	ctr := dep.Spec.Template.Spec.Containers[0]
 	if ctr.Image != image || !slices.Contains(ctr.Args, "--portal-image="+image) || dep.Spec.Template.Spec.ServiceAccountName != opSA {
 		t.Fatalf("operator Deployment: image %q args %q serviceAccount %q", ctr.Image, ctr.Args, dep.Spec.Template.Spec.ServiceAccountName)
+	}
+	// The CRDs are the install's too (envtest installed them first; the deploy's server-side
+	// apply then co-owns every one).
+	var crds apiextensionsv1.CustomResourceDefinitionList
+	if err := c.List(ctx, &crds); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"customerportals.billing.portero.dev", "portalsessions.billing.portero.dev"} {
+		found := false
+		for _, crd := range crds.Items {
+			if crd.Name == want {
+				for _, mf := range crd.ManagedFields {
+					found = found || mf.Manager == "portero-deploy"
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("CRD %s is not part of the install", want)
+		}
 	}
 	var ns corev1.Namespace
 	if err := c.Get(ctx, client.ObjectKey{Name: opNS}, &ns); err != nil || ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
@@ -132,12 +155,19 @@ func TestDeployAndRunUnderItsOwnRBAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, verb := range []string{"get", "create", "update"} {
-		ssar := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: opNS, Verb: verb, Group: "coordination.k8s.io", Resource: "leases"}}}
-		if err := saClient.Create(ctx, ssar); err != nil {
-			t.Fatal(err)
+		// RBAC reaches the authorizer through an informer: poll briefly, as a new install would.
+		allowed, until := false, time.Now().Add(30*time.Second)
+		for !allowed && time.Now().Before(until) {
+			ssar := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: opNS, Verb: verb, Group: "coordination.k8s.io", Resource: "leases"}}}
+			if err := saClient.Create(ctx, ssar); err != nil {
+				t.Fatal(err)
+			}
+			if allowed = ssar.Status.Allowed; !allowed {
+				time.Sleep(100 * time.Millisecond)
+			}
 		}
-		if !ssar.Status.Allowed {
+		if !allowed {
 			t.Fatalf("the operator may not %s Leases in %s: leader election would fail", verb, opNS)
 		}
 	}
@@ -149,7 +179,15 @@ func TestDeployAndRunUnderItsOwnRBAC(t *testing.T) {
 		t.Fatalf("build manager: %v\n%s", err, out)
 	}
 	var logs syncBuffer
-	mgr := exec.Command(bin, "--kubeconfig="+saPath, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0", "--portal-image="+image)
+	// The portal image as the installed Deployment gives it (the deploy sets it); leader election
+	// is left off, as it needs the in-cluster namespace file.
+	args := []string{"--kubeconfig=" + saPath, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0"}
+	for _, a := range ctr.Args {
+		if strings.HasPrefix(a, "--portal-image=") {
+			args = append(args, a)
+		}
+	}
+	mgr := exec.CommandContext(ctx, bin, args...)
 	mgr.Stdout, mgr.Stderr = &logs, &logs
 	if err := mgr.Start(); err != nil {
 		t.Fatal(err)

@@ -20,11 +20,16 @@ if [[ -z "$action" || -z "$img" ]]; then
   exit 2
 fi
 
-# Split IMAGE into name and tag or digest; a registry port (host:5000/x) is not a tag.
+if [[ ! "$img" =~ ^[A-Za-z0-9._:/@-]+$ ]]; then
+  echo "$0: $img is not an image reference" >&2
+  exit 2
+fi
+# Split IMAGE into name and tag or digest; a registry port (host:5000/x) is not a tag. Values
+# are quoted in the YAML: a tag like 1.10, 20261205 or null must stay a string.
 if [[ "$img" == *@* ]]; then
-  name=${img%@*} ref="  digest: ${img#*@}"
+  name=${img%@*} ref="  digest: \"${img#*@}\""
 elif [[ "${img##*/}" == *:* ]]; then
-  name=${img%:*} ref="  newTag: ${img##*:}"
+  name=${img%:*} ref="  newTag: \"${img##*:}\""
 else
   echo "$0: IMAGE $img has no tag or digest; give one (e.g. $img:v0.1.0) so nodes pull what you built" >&2
   exit 2
@@ -37,14 +42,14 @@ resources:
 - ../../config/default
 images:
 - name: ghcr.io/portero-dev/portero
-  newName: $name
+  newName: "$name"
 $ref
 patches:
 - target: {kind: Deployment, labelSelector: app.kubernetes.io/name=portero-operator}
   patch: |-
     - op: add
       path: /spec/template/spec/containers/0/args/-
-      value: --portal-image=$img
+      value: "--portal-image=$img"
 YAML
 
 case $action in

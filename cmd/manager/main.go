@@ -2,6 +2,10 @@
 package main
 
 import (
+	// Mozilla's CA roots, used only where the system has none (the scratch image): the
+	// portal and the operator reach SMTP servers and PostgreSQL over TLS.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"crypto/tls"
 	"flag"
 	"fmt"

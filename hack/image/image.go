@@ -5,8 +5,10 @@
 // empty base and either written as a tarball `docker load` / `kind load image-archive` accept, or
 // pushed to a registry (one platform or several, as an index).
 //
-// The image is reproducible: file times and the creation time are the commit's, so the same
-// commit built twice gives the same digest.
+// The image is reproducible: it holds only what the commit and its go.sum pin (the CA roots too,
+// compiled in), file times and the creation time are the commit's, so the same commit built
+// under the same tag gives the same digest on any machine. (The tag is compiled into the
+// operator as its default portal image.)
 package main
 
 import (
@@ -46,10 +48,13 @@ type Options struct {
 	Binaries   []Binary // what goes in; the first is not special, Entrypoint says what runs
 	Entrypoint []string
 	Platforms  []v1.Platform
-	CACerts    string    // file with the CA bundle for TLS (SMTP, PostgreSQL); "" leaves it out
-	Created    time.Time // every file's mtime and the image's creation time
-	Labels     map[string]string
-	WorkDir    string // scratch space for the binaries
+	// CACerts, when set, is a CA bundle file put at /etc/ssl/certs/ca-certificates.crt (a private
+	// CA for the SMTP server, say). Without it the binaries trust the Mozilla roots they carry
+	// (golang.org/x/crypto/x509roots/fallback), pinned by go.sum like any dependency.
+	CACerts string
+	Created time.Time // every file's mtime and the image's creation time
+	Labels  map[string]string
+	WorkDir string // scratch space for the binaries
 }
 
 // DefaultBinaries is Portero's image: the operator and the portal server, which the operator
@@ -89,7 +94,7 @@ func buildOne(o Options, p v1.Platform) (v1.Image, error) {
 	if o.CACerts != "" {
 		ca, err := os.ReadFile(o.CACerts)
 		if err != nil {
-			return nil, fmt.Errorf("CA bundle (install Debian's ca-certificates or pass -ca-certs): %w", err)
+			return nil, fmt.Errorf("CA bundle: %w", err)
 		}
 		// Where Go's crypto/x509 looks first on Linux.
 		files["/etc/ssl/certs/ca-certificates.crt"] = file{data: ca, mode: 0o644}
@@ -98,6 +103,7 @@ func buildOne(o Options, p v1.Platform) (v1.Image, error) {
 		"/tmp":             {mode: 0o1777},
 		"/home/nonroot":    {mode: 0o700, owner: NonRoot},
 		"/var/lib/portero": {mode: 0o700, owner: NonRoot}, // the SQLite ledger's mount point
+		"/etc/ssl/certs":   {mode: 0o755},
 	}
 	layerTar, err := tarLayer(files, dirs, o.Created)
 	if err != nil {
@@ -112,7 +118,7 @@ func buildOne(o Options, p v1.Platform) (v1.Image, error) {
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, History: v1.History{
-		Created: v1.Time{Time: o.Created}, CreatedBy: "hack/image: " + strings.Join(paths(o.Binaries), " "), Comment: "Portero binaries, CA bundle, non-root user",
+		Created: v1.Time{Time: o.Created}, CreatedBy: "hack/image: " + strings.Join(paths(o.Binaries), " "), Comment: "Portero binaries, non-root user",
 	}})
 	if err != nil {
 		return nil, err
@@ -127,7 +133,10 @@ func buildOne(o Options, p v1.Platform) (v1.Image, error) {
 	cf.Config.Entrypoint = o.Entrypoint
 	cf.Config.User = fmt.Sprintf("%d:%d", NonRoot, NonRoot)
 	cf.Config.WorkingDir = "/"
-	cf.Config.Env = []string{"PATH=/", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}
+	cf.Config.Env = []string{"PATH=/"}
+	if o.CACerts != "" {
+		cf.Config.Env = append(cf.Config.Env, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt")
+	}
 	cf.Config.Labels = o.Labels
 	return mutate.ConfigFile(img, cf)
 }

@@ -24,7 +24,7 @@ func main() {
 		out       = flag.String("out", "", "Write the image as a tarball for `docker load` / `kind load image-archive` (one platform only).")
 		push      = flag.Bool("push", false, "Push to the registry in -tag (credentials from ~/.docker/config.json, as docker login writes them).")
 		platforms = flag.String("platforms", "linux/"+runtime.GOARCH, "Comma-separated platforms, e.g. linux/amd64,linux/arm64 (several only with -push: they become one index).")
-		caCerts   = flag.String("ca-certs", "/etc/ssl/certs/ca-certificates.crt", "CA bundle to put in the image, for SMTP and PostgreSQL over TLS (Debian: ca-certificates).")
+		caCerts   = flag.String("ca-certs", "", "A CA bundle file to put in the image (e.g. with a private CA for SMTP or PostgreSQL); without it the binaries trust the Mozilla roots compiled into them.")
 	)
 	flag.Parse()
 	if err := run(*root, *tag, *out, *push, *platforms, *caCerts); err != nil {
@@ -57,7 +57,7 @@ func run(root, tag, out string, push bool, platforms, caCerts string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	created, revision, version := sourceInfo(root)
+	created, revision := sourceInfo(root)
 	imgs, err := Build(Options{
 		Root: root, Binaries: DefaultBinaries(ref.String()), Entrypoint: []string{"/portal"},
 		Platforms: ps, CACerts: caCerts, Created: created, WorkDir: work,
@@ -66,7 +66,6 @@ func run(root, tag, out string, push bool, platforms, caCerts string) error {
 			"org.opencontainers.image.description": "Kubernetes operator (/manager) and portal server (/portal, the entrypoint) for self-service customer billing portals",
 			"org.opencontainers.image.source":      "https://github.com/portero-dev/portero",
 			"org.opencontainers.image.revision":    revision,
-			"org.opencontainers.image.version":     version,
 			"org.opencontainers.image.created":     created.Format(time.RFC3339),
 		},
 	})
@@ -108,9 +107,10 @@ func platformString(p v1.Platform) string {
 	return s
 }
 
-// sourceInfo is the commit's time (or SOURCE_DATE_EPOCH), hash and `git describe`: the image's
-// creation time and file times come from the source, not the clock, so rebuilds are identical.
-func sourceInfo(root string) (created time.Time, revision, version string) {
+// sourceInfo is the commit's time (or SOURCE_DATE_EPOCH) and hash: the image's creation time and
+// file times come from the source, not the clock, so rebuilds are identical. (No `git describe`:
+// a tag added later, a shallow clone or a dirty tree would change the digest.)
+func sourceInfo(root string) (created time.Time, revision string) {
 	git := func(args ...string) string {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = root
@@ -128,5 +128,5 @@ func sourceInfo(root string) (created time.Time, revision, version string) {
 	} else if n, err := strconv.ParseInt(git("log", "-1", "--format=%ct"), 10, 64); err == nil {
 		created = time.Unix(n, 0).UTC()
 	}
-	return created, git("rev-parse", "HEAD"), git("describe", "--always", "--dirty")
+	return created, git("rev-parse", "HEAD")
 }
