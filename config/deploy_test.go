@@ -5,7 +5,6 @@
 package config_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +29,7 @@ import (
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/internal/testenv"
+	"github.com/portero-dev/portero/internal/testlog"
 )
 
 const (
@@ -40,19 +39,6 @@ const (
 	shopNS  = "shop"
 	timeout = 2 * time.Minute
 )
-
-// syncBuffer is a bytes.Buffer safe for a process's output and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestDeployAndRunUnderItsOwnRBAC(t *testing.T) {
 	env, err := testenv.Start()
@@ -178,7 +164,7 @@ func TestDeployAndRunUnderItsOwnRBAC(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build manager: %v\n%s", err, out)
 	}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	// The portal image as the installed Deployment gives it (the deploy sets it); leader election
 	// is left off, as it needs the in-cluster namespace file.
 	args := []string{"--kubeconfig=" + saPath, "--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0"}
