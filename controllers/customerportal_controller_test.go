@@ -323,18 +323,16 @@ func TestRuleChangesDoNotRollPods(t *testing.T) {
 	}
 
 	// Rules: permissions, methods, returnURL, OTP, branding, access.
-	got := getPortal(t, p)
-	got.Spec.Permissions.UpdatePaymentMethod = ptr.To(false)
-	got.Spec.Permissions.CancelSubscriptions = ptr.To(true)
-	got.Spec.PaymentMethods = &billingv1alpha1.PaymentMethods{Allowed: []billingv1alpha1.PaymentMethodType{"bank_transfer"}}
-	got.Spec.ReturnURL = "https://shop.example/"
-	got.Spec.OTP.Length = 8
-	got.Spec.Branding.PrimaryColor = "#112233"
-	got.Spec.Access.Sessions.MaxTTL = &metav1.Duration{Duration: 2 * 3600e9}
-	if err := k8s.Update(context.Background(), got); err != nil {
-		t.Fatal(err)
-	}
-	got = waitObserved(t, p)
+	update(t, getPortal(t, p), func(got *billingv1alpha1.CustomerPortal) {
+		got.Spec.Permissions.UpdatePaymentMethod = ptr.To(false)
+		got.Spec.Permissions.CancelSubscriptions = ptr.To(true)
+		got.Spec.PaymentMethods = &billingv1alpha1.PaymentMethods{Allowed: []billingv1alpha1.PaymentMethodType{"bank_transfer"}}
+		got.Spec.ReturnURL = "https://shop.example/"
+		got.Spec.OTP.Length = 8
+		got.Spec.Branding.PrimaryColor = "#112233"
+		got.Spec.Access.Sessions.MaxTTL = &metav1.Duration{Duration: 2 * 3600e9}
+	})
+	got := waitObserved(t, p)
 	if !slices.Equal(got.Status.PaymentMethods, []billingv1alpha1.PaymentMethodType{"bank_transfer"}) {
 		t.Errorf("status.paymentMethods = %v", got.Status.PaymentMethods)
 	}
@@ -344,11 +342,10 @@ func TestRuleChangesDoNotRollPods(t *testing.T) {
 	}
 
 	// Replicas and storage need a restart: they do change the Deployment.
-	got.Spec.Storage = &billingv1alpha1.Storage{Postgres: &billingv1alpha1.PostgresStorage{SecretRef: billingv1alpha1.DSNSecretReference{Name: "db"}}}
-	got.Spec.Replicas = ptr.To[int32](3)
-	if err := k8s.Update(context.Background(), got); err != nil {
-		t.Fatal(err)
-	}
+	update(t, got, func(got *billingv1alpha1.CustomerPortal) {
+		got.Spec.Storage = &billingv1alpha1.Storage{Postgres: &billingv1alpha1.PostgresStorage{SecretRef: billingv1alpha1.DSNSecretReference{Name: "db"}}}
+		got.Spec.Replicas = ptr.To[int32](3)
+	})
 	waitObserved(t, p)
 	eventually(t, "deployment updated for postgres and 3 replicas", func() error {
 		d, err := getDeployment(ns, n.deployment)
@@ -400,11 +397,10 @@ func TestDriftIsRepaired(t *testing.T) {
 	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: n.service}, svc); err != nil {
 		t.Fatal(err)
 	}
-	svc.Spec.Ports[0].Port = 9999
-	svc.Spec.Selector = map[string]string{"app": "evil"}
-	if err := k8s.Update(context.Background(), svc); err != nil {
-		t.Fatal(err)
-	}
+	update(t, svc, func(svc *corev1.Service) {
+		svc.Spec.Ports[0].Port = 9999
+		svc.Spec.Selector = map[string]string{"app": "evil"}
+	})
 	eventually(t, "hand-edited service restored", func() error {
 		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: n.service}, svc); err != nil {
 			return err
@@ -416,10 +412,7 @@ func TestDriftIsRepaired(t *testing.T) {
 	})
 
 	d, _ = getDeployment(ns, n.deployment)
-	d.Spec.Template.Spec.Containers[0].Image = "evil.example/miner"
-	if err := k8s.Update(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
+	update(t, d, func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "evil.example/miner" })
 	eventually(t, "hand-edited deployment restored", func() error {
 		d, err := getDeployment(ns, n.deployment)
 		if err != nil {

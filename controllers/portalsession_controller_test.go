@@ -755,10 +755,7 @@ func TestSessionLinkFollowsPortalURLAndNoticesEditedToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got.Labels["team"] = "billing"
-	if err := k8s.Update(context.Background(), got); err != nil {
-		t.Fatal(err)
-	}
+	update(t, got, func(got *corev1.Secret) { got.Labels["team"] = "billing" })
 	consistently(t, "a label is no edit", 500*time.Millisecond, func() error {
 		cur, err := getSession(key)
 		if err != nil {
@@ -772,10 +769,7 @@ func TestSessionLinkFollowsPortalURLAndNoticesEditedToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got.Data[LinkSecretKeyToken] = []byte(strings.Repeat("x", TokenLength))
-	if err := k8s.Update(context.Background(), got); err != nil {
-		t.Fatal(err)
-	}
+	update(t, got, func(got *corev1.Secret) { got.Data[LinkSecretKeyToken] = []byte(strings.Repeat("x", TokenLength)) })
 	edited := waitSession(t, key, "edit reported", hasReady(metav1.ConditionFalse, SessionReasonLinkSecretDeleted))
 	if edited.Status.Phase != billingv1alpha1.SessionActive || edited.Status.TokenHash != s.Status.TokenHash {
 		t.Errorf("phase %q, token hash changed %v: the original link must keep working", edited.Status.Phase, edited.Status.TokenHash != s.Status.TokenHash)
@@ -786,10 +780,7 @@ func TestSessionLinkFollowsPortalURLAndNoticesEditedToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got.Data[LinkSecretKeyToken] = []byte(token)
-	if err := k8s.Update(context.Background(), got); err != nil {
-		t.Fatal(err)
-	}
+	update(t, got, func(got *corev1.Secret) { got.Data[LinkSecretKeyToken] = []byte(token) })
 	waitSession(t, key, "restored", hasReady(metav1.ConditionTrue, SessionReasonLinkReady))
 }
 

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -73,5 +74,23 @@ func consistently(t *testing.T, what string, d time.Duration, f func() error) {
 			t.Fatalf("%s: %v", what, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// update edits the latest copy of obj the way a person with kubectl edit would: read, change,
+// write, and again on a conflict. The operator writes status and its own objects while a test
+// edits them, so a write made from an older read is refused by the API server (optimistic
+// concurrency) and must be redone, never forced.
+func update[T client.Object](t *testing.T, obj T, edit func(T)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		edit(obj)
+		return k8s.Update(context.Background(), obj)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
