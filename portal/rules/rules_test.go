@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -25,6 +26,16 @@ var (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env, &k8s)) }
 
+// newNamespace creates a namespace for one test.
+func newNamespace(tb testing.TB) string {
+	tb.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "rules-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		tb.Fatal(err)
+	}
+	return ns.Name
+}
+
 func poll(t *testing.T, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -39,10 +50,11 @@ func poll(t *testing.T, what string, f func() error) {
 }
 
 func TestRulesFollowTheResourceLive(t *testing.T) {
+	ns := newNamespace(t) // objects outlive the test under -count=N
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	p := &billingv1alpha1.CustomerPortal{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "live"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "live"},
 		Spec: billingv1alpha1.CustomerPortalSpec{
 			DisplayName: "Live",
 			Access:      billingv1alpha1.Access{Public: billingv1alpha1.PublicAccess{Enabled: ptr.To(false)}},
@@ -55,7 +67,7 @@ func TestRulesFollowTheResourceLive(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := Start(ctx, env.Config, types.NamespacedName{Namespace: "default", Name: "live"})
+	r, err := Start(ctx, env.Config, types.NamespacedName{Namespace: ns, Name: "live"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +92,7 @@ func TestRulesFollowTheResourceLive(t *testing.T) {
 	hash := hex.EncodeToString(sum[:])
 	mk := func(name, portal string) *billingv1alpha1.PortalSession {
 		s := &billingv1alpha1.PortalSession{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			Spec:       billingv1alpha1.PortalSessionSpec{PortalRef: billingv1alpha1.PortalReference{Name: portal}, Customer: billingv1alpha1.CustomerReference{ID: "cus_1"}},
 		}
 		if err := k8s.Create(ctx, s); err != nil {
@@ -124,19 +136,20 @@ func TestRulesFollowTheResourceLive(t *testing.T) {
 
 // The lookups follow a session's token hash changing and its deletion, and the portal's.
 func TestRulesFollowChangesAndDeletes(t *testing.T) {
+	ns := newNamespace(t) // objects outlive the test under -count=N
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p := &billingv1alpha1.CustomerPortal{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "churn"},
+	p := &billingv1alpha1.CustomerPortal{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "churn"},
 		Spec: billingv1alpha1.CustomerPortalSpec{DisplayName: "Churn", Access: billingv1alpha1.Access{Public: billingv1alpha1.PublicAccess{Enabled: ptr.To(false)}}}}
 	if err := k8s.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	r, err := Start(ctx, env.Config, types.NamespacedName{Namespace: "default", Name: "churn"})
+	r, err := Start(ctx, env.Config, types.NamespacedName{Namespace: ns, Name: "churn"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hashOf := func(tok string) string { sum := sha256.Sum256([]byte(tok)); return hex.EncodeToString(sum[:]) }
-	s := &billingv1alpha1.PortalSession{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "churn-1"},
+	s := &billingv1alpha1.PortalSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "churn-1"},
 		Spec: billingv1alpha1.PortalSessionSpec{PortalRef: billingv1alpha1.PortalReference{Name: "churn"}, Customer: billingv1alpha1.CustomerReference{ID: "cus_1"}}}
 	if err := k8s.Create(ctx, s); err != nil {
 		t.Fatal(err)
@@ -183,21 +196,22 @@ func TestRulesFollowChangesAndDeletes(t *testing.T) {
 
 // BenchmarkLookups is what every signed-in request asks of the rules.
 func BenchmarkLookups(b *testing.B) {
+	ns := newNamespace(b) // objects outlive the test under -count=N
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p := &billingv1alpha1.CustomerPortal{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "bench"},
+	p := &billingv1alpha1.CustomerPortal{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bench"},
 		Spec: billingv1alpha1.CustomerPortalSpec{DisplayName: "Bench", Access: billingv1alpha1.Access{Public: billingv1alpha1.PublicAccess{Enabled: ptr.To(false)}}}}
 	if err := k8s.Create(ctx, p); err != nil {
 		b.Fatal(err)
 	}
 	defer k8s.Delete(context.Background(), p)
-	s := &billingv1alpha1.PortalSession{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "bench-1"},
+	s := &billingv1alpha1.PortalSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bench-1"},
 		Spec: billingv1alpha1.PortalSessionSpec{PortalRef: billingv1alpha1.PortalReference{Name: "bench"}, Customer: billingv1alpha1.CustomerReference{ID: "cus_1"}}}
 	if err := k8s.Create(ctx, s); err != nil {
 		b.Fatal(err)
 	}
 	defer k8s.Delete(context.Background(), s)
-	r, err := Start(ctx, env.Config, types.NamespacedName{Namespace: "default", Name: "bench"})
+	r, err := Start(ctx, env.Config, types.NamespacedName{Namespace: ns, Name: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -272,19 +286,20 @@ func TestAwaitSessionByTokenHashSeesALateSession(t *testing.T) {
 // The same through the API server and the informer: the session exists first, as the operator
 // creates it, and its status with the token hash comes while the lookup waits.
 func TestAwaitSessionByTokenHashThroughTheInformer(t *testing.T) {
+	ns := newNamespace(t) // objects outlive the test under -count=N
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p := &billingv1alpha1.CustomerPortal{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "await"},
+	p := &billingv1alpha1.CustomerPortal{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "await"},
 		Spec: billingv1alpha1.CustomerPortalSpec{DisplayName: "Await", Access: billingv1alpha1.Access{Public: billingv1alpha1.PublicAccess{Enabled: ptr.To(false)}}}}
 	if err := k8s.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	defer k8s.Delete(context.Background(), p)
-	r, err := Start(ctx, env.Config, types.NamespacedName{Namespace: "default", Name: "await"})
+	r, err := Start(ctx, env.Config, types.NamespacedName{Namespace: ns, Name: "await"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &billingv1alpha1.PortalSession{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "await-1"},
+	s := &billingv1alpha1.PortalSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "await-1"},
 		Spec: billingv1alpha1.PortalSessionSpec{PortalRef: billingv1alpha1.PortalReference{Name: "await"}, Customer: billingv1alpha1.CustomerReference{ID: "cus_1"}}}
 	if err := k8s.Create(ctx, s); err != nil {
 		t.Fatal(err)
