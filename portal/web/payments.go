@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 )
@@ -52,6 +53,15 @@ func isDue(s ledger.PaymentStatus) bool {
 // canPay reports the statuses a customer can settle with a new method.
 func canPay(s ledger.PaymentStatus) bool {
 	return s == ledger.PaymentIncomplete || s == ledger.PaymentFailed
+}
+
+// mayPay reports whether this portal lets the customer pay p with a new method now. An
+// incomplete payment can always be completed: the customer has no usable method, adding the
+// first one changes no choice they made, and completing it is what the e-mailed link is for.
+// Paying a failed payment again makes the new method the preferred one (and the subscription's),
+// which is updating the payment method: only where the portal allows that.
+func mayPay(p *billingv1alpha1.CustomerPortal, s ledger.PaymentStatus) bool {
+	return s == ledger.PaymentIncomplete || (s == ledger.PaymentFailed && p.Spec.Permissions.CanUpdatePaymentMethod())
 }
 
 // dueStatuses are the statuses isDue reports.
@@ -156,7 +166,7 @@ func (h *Handler) payment(w http.ResponseWriter, v *visit) (ledger.Payment, bool
 }
 
 func (h *Handler) paymentData(v *visit, p ledger.Payment) paymentData {
-	d := paymentData{P: paymentView(v.locale, p), CanPay: canPay(p.Status), Instructions: p.Instructions,
+	d := paymentData{P: paymentView(v.locale, p), CanPay: mayPay(v.portal, p.Status), Instructions: p.Instructions,
 		QR: p.MethodType == payments.MethodQR, Result: v.flash == paidFlash(p.ID)}
 	if d.QR && p.Status == ledger.PaymentPending && p.Instructions != "" {
 		// Only the pending page shows it, so only it pays for the encoding.
@@ -209,6 +219,10 @@ func (h *Handler) paymentPayPage(w http.ResponseWriter, v *visit) {
 		redirect(w, v, "/payments/"+url.PathEscape(p.ID))
 		return
 	}
+	if !mayPay(v.portal, p.Status) {
+		h.fail(w, v, http.StatusForbidden, "error.forbidden")
+		return
+	}
 	t, ok := h.chosenType(w, v, v.r.URL.Query().Get("type"))
 	if !ok {
 		return
@@ -229,6 +243,10 @@ func (h *Handler) paymentPay(w http.ResponseWriter, v *visit) {
 	}
 	if !canPay(p.Status) {
 		h.fail(w, v, http.StatusConflict, "error.payment_not_payable")
+		return
+	}
+	if !mayPay(v.portal, p.Status) {
+		h.fail(w, v, http.StatusForbidden, "error.forbidden")
 		return
 	}
 	data := func(t string) any {

@@ -176,6 +176,48 @@ func TestPayAFailedPaymentWithAnotherCard(t *testing.T) {
 	}
 }
 
+// Paying a failed payment again makes the new method the preferred one: with updatePaymentMethod
+// off, the portal neither offers nor accepts it (a hand-made POST changes nothing), and it says
+// whom to ask. Turning the permission on applies to the next request.
+func TestPayingAFailedPaymentNeedsTheUpdatePermission(t *testing.T) {
+	f := newFixture(t, withSpec(func(s *billingv1alpha1.CustomerPortalSpec) {
+		s.Permissions.UpdatePaymentMethod = new(bool)
+	}))
+	c := f.customer("jane@example.com", "Jane")
+	declined := f.addMethod(c, cardInput("4000000000000002"))
+	sub := f.subscribe(c, "Plan Pro")
+	page, err := f.ledger.ListPayments(f.ctx, ledger.ListPaymentsParams{CustomerID: c.ID})
+	if err != nil || len(page.Items) != 1 || page.Items[0].Status != ledger.PaymentFailed {
+		t.Fatalf("payments = %+v, %v", page.Items, err)
+	}
+	p := page.Items[0]
+	b := f.browser()
+	b.signIn(c)
+	r := b.get("/payments/" + p.ID)
+	wantStatus(t, r, http.StatusOK)
+	wantBody(t, r, "El pago fue rechazado.", "comunicate con nosotros")
+	wantNoBody(t, r, "Pagar con otro medio", `/pay?type=`)
+	wantStatus(t, b.get("/payments/"+p.ID+"/pay?type=card"), http.StatusForbidden)
+	wantStatus(t, b.submit("/payments/"+p.ID+"/pay", cardForm("5555555555554444", "123")), http.StatusForbidden)
+	if ms := f.methods(c); len(ms) != 1 || ms[0].ID != declined.ID {
+		t.Fatalf("methods changed: %+v", ms)
+	}
+	if got := f.payment(p.ID); got.Status != ledger.PaymentFailed || len(got.Attempts) != 1 {
+		t.Fatalf("payment = %s with %d attempts", got.Status, len(got.Attempts))
+	}
+	if s := f.sub(sub.ID); s.PaymentMethodID != sub.PaymentMethodID {
+		t.Fatalf("subscription re-pinned to %s", s.PaymentMethodID)
+	}
+
+	f.updatePortal(func(s *billingv1alpha1.CustomerPortalSpec) { s.Permissions.UpdatePaymentMethod = nil })
+	wantBody(t, b.get("/payments/"+p.ID), "Pagar con otro medio")
+	b.get("/payments/" + p.ID + "/pay?type=card")
+	wantRedirect(t, b.submit("/payments/"+p.ID+"/pay", cardForm("5555555555554444", "123")), "/payments/"+p.ID)
+	if got := f.payment(p.ID); got.Status != ledger.PaymentSucceeded {
+		t.Fatalf("payment = %s after the permission was turned on", got.Status)
+	}
+}
+
 func TestPaymentHistory(t *testing.T) {
 	f := newFixture(t)
 	c := f.customer("jane@example.com", "Jane")
