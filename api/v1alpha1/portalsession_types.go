@@ -93,9 +93,10 @@ type CustomerReference struct {
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	ID string `json:"id,omitempty"`
-	// Email is the customer's e-mail address.
+	// Email is the customer's e-mail address: dot-separated words on both sides of the @, as the
+	// portal accepts them.
 	// +kubebuilder:validation:MaxLength=254
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s<>]+@[^@\\\\s<>]+\\\\.[^@\\\\s<>]+$')",message="customer.email must be an e-mail address like jane@example.com"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s<>(),:;\"\\\\[\\\\].]+(\\\\.[^@\\\\s<>(),:;\"\\\\[\\\\].]+)*@[^@\\\\s<>(),:;\"\\\\[\\\\].]+(\\\\.[^@\\\\s<>(),:;\"\\\\[\\\\].]+)+$')",message="customer.email must be an e-mail address like jane@example.com (no spaces, no two dots in a row, no dot at either end of a part)"
 	// +optional
 	Email string `json:"email,omitempty"`
 }

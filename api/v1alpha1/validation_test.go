@@ -16,6 +16,7 @@ import (
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/internal/testenv"
+	"github.com/portero-dev/portero/portal/auth"
 )
 
 var (
@@ -296,5 +297,37 @@ func readObjects(t *testing.T, path string) []*unstructured.Unstructured {
 			continue
 		}
 		out = append(out, &unstructured.Unstructured{Object: m})
+	}
+}
+
+// TestSessionEmailMatchesThePortal: an e-mail address the API server accepts in a PortalSession
+// must be one the portal can use (auth.NormalizeEmail); otherwise the link would name nobody and
+// the mistake would surface only when the customer clicks. The API server may be stricter.
+func TestSessionEmailMatchesThePortal(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	cases := []string{
+		"jane@example.com", "Jane.Doe+billing@Example.com.ar", "j_o-e'x@sub.example.co", "ñandú@correo.example",
+		"1@2.ar", "jane@example", "jane@example.com.", "jane@.example.com", "jane@example..com",
+		"a..b@example.com", ".jane@example.com", "jane.@example.com", "a,b@example.com", "a;b@example.com",
+		"Jane <jane@example.com>", `"jane"@example.com`, "jane@[127.0.0.1]", "jane(x)@example.com",
+		"jane@exa mple.com", "jane@@example.com", "@example.com", "jane@", "a:b@example.com",
+	}
+	for i, email := range cases {
+		u := &unstructured.Unstructured{Object: validSession()}
+		set("spec.customer", map[string]any{"email": email})(u.Object)
+		u.SetNamespace(ns)
+		u.SetName(fmt.Sprintf("email-%d", i))
+		err := k8s.Create(ctx, u, client.DryRunAll)
+		if err != nil && !apierrors.IsInvalid(err) {
+			t.Fatalf("%q: %v", email, err)
+		}
+		_, portalOK := auth.NormalizeEmail(email)
+		if err == nil && !portalOK {
+			t.Errorf("%q: accepted by the API server, refused by the portal", email)
+		}
+		if err != nil && portalOK && email != "jane@[127.0.0.1]" { // domain literals: the API is stricter on purpose
+			t.Errorf("%q: the portal would take it, the API server refused: %v", email, err)
+		}
 	}
 }

@@ -106,7 +106,16 @@ func (h *Handler) linkExchange(w http.ResponseWriter, v *visit) {
 		}
 		ns.CustomerID, ns.Email = c.ID, c.Email
 	default:
-		email, _ := auth.NormalizeEmail(ref.Email)
+		email, ok := auth.NormalizeEmail(ref.Email)
+		if !ok {
+			// The API server accepts a few shapes the portal does not (a trailing dot, two dots
+			// in a row). Such a link names nobody: it must never reach a lookup, where an empty
+			// e-mail would mean "every customer".
+			h.metrics.login("link", "no_customer")
+			h.log.Warn("session link names an e-mail address the portal cannot use", "portal_session", ps.Name)
+			h.fail(w, v, http.StatusNotFound, "error.link_customer_unknown")
+			return
+		}
 		customers, err := h.customersByEmail(v.ctx, email)
 		if err != nil {
 			h.internal(w, v, err)

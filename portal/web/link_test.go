@@ -285,3 +285,49 @@ func TestLinkOpenedBeforeThePortalSeesItsSession(t *testing.T) {
 	wantStatus(t, r, http.StatusNotFound)
 	wantBody(t, r, "Este enlace no es válido")
 }
+
+// storedEmail shows every PortalSession as naming the customer by email: a session stored while
+// the schema accepted addresses the portal cannot use (a trailing dot, two dots in a row).
+type storedEmail struct {
+	Rules
+	email string
+}
+
+func (s storedEmail) rename(ps *billingv1alpha1.PortalSession) *billingv1alpha1.PortalSession {
+	if ps == nil {
+		return nil
+	}
+	ps = ps.DeepCopy()
+	ps.Spec.Customer = billingv1alpha1.CustomerReference{Email: s.email}
+	return ps
+}
+
+func (s storedEmail) Session(ctx context.Context, name string) *billingv1alpha1.PortalSession {
+	return s.rename(s.Rules.Session(ctx, name))
+}
+
+func (s storedEmail) AwaitSessionByTokenHash(ctx context.Context, hash string, wait time.Duration) *billingv1alpha1.PortalSession {
+	return s.rename(s.Rules.AwaitSessionByTokenHash(ctx, hash, wait))
+}
+
+// A link whose e-mail the portal cannot use names nobody: refused, never read as "no filter"
+// (which would offer every customer's account to whoever holds the link).
+func TestLinkWithAnUnusableEmailNamesNobody(t *testing.T) {
+	for _, email := range []string{"jane@example.com.", "a..b@example.com", "a,b@example.com", " "} {
+		t.Run(email, func(t *testing.T) {
+			f := newFixture(t, withRules(func(r Rules) Rules { return storedEmail{Rules: r, email: email} }))
+			f.customer("jane@example.com", "Jane")
+			f.customer("victim@example.com", "Víctima SA")
+			_, tok := f.session("loose", billingv1alpha1.CustomerReference{Email: "jane@example.com"}, nil, time.Hour)
+			b := f.browser()
+			b.get("/s/" + tok)
+			r := b.submit("/s/"+tok, url.Values{})
+			wantStatus(t, r, http.StatusNotFound)
+			wantBody(t, r, "no corresponde a ninguna cuenta")
+			wantNoBody(t, r, "Víctima")
+			r = b.get("/login/choose")
+			wantNoBody(t, r, "Víctima", "Jane")
+			wantStatus(t, b.get("/"), http.StatusSeeOther)
+		})
+	}
+}

@@ -91,6 +91,8 @@ type fixture struct {
 	dbDir string
 	// postgres puts the ledger (and auth) on PostgreSQL instead of SQLite.
 	postgres bool
+	// wrapRules, if set, stands between the handler and the rules informer.
+	wrapRules func(Rules) Rules
 }
 
 type fixtureOption func(*fixture, *billingv1alpha1.CustomerPortalSpec)
@@ -105,6 +107,12 @@ func withMailpit() fixtureOption {
 // withPostgres puts the ledger on a fresh PostgreSQL schema.
 func withPostgres() fixtureOption {
 	return func(f *fixture, _ *billingv1alpha1.CustomerPortalSpec) { f.postgres = true }
+}
+
+// withRules puts wrap between the handler and the informer, to show it objects the API server
+// would no longer accept (stored under an older schema).
+func withRules(wrap func(Rules) Rules) fixtureOption {
+	return func(f *fixture, _ *billingv1alpha1.CustomerPortalSpec) { f.wrapRules = wrap }
 }
 
 func withSpec(fn func(*billingv1alpha1.CustomerPortalSpec)) fixtureOption {
@@ -171,7 +179,11 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		t.Fatal(err)
 	}
 	f.reg = prometheus.NewRegistry()
-	f.h, err = New(Options{Ledger: f.ledger, Auth: f.auth, Rules: f.rules, Mailer: SecretMailer{Reader: f.rules.Client},
+	var r Rules = f.rules
+	if f.wrapRules != nil {
+		r = f.wrapRules(r)
+	}
+	f.h, err = New(Options{Ledger: f.ledger, Auth: f.auth, Rules: r, Mailer: SecretMailer{Reader: f.rules.Client},
 		Registry: f.reg, Clock: f.clock, Logger: log, SendTimeout: 10 * time.Second,
 		// f.session waits for the informer, so only made-up tokens wait: briefly, to keep tests quick.
 		LinkWait: 200 * time.Millisecond})
