@@ -36,9 +36,12 @@ type NewSession struct {
 	CustomerID string
 	// Email is the address the person proved (code) or the link named.
 	Email string
-	// PortalSession is the name of the PortalSession behind a link session.
-	PortalSession string
-	Method        Method
+	// PortalSession is the name of the PortalSession behind a link session, and
+	// PortalSessionUID its UID: the session stands on that object, not on whatever has the
+	// name later.
+	PortalSession    string
+	PortalSessionUID string
+	Method           Method
 	// NotAfter caps the session's lifetime (a PortalSession's expiresAt); zero means no cap
 	// beyond the absolute timeout.
 	NotAfter time.Time
@@ -48,12 +51,13 @@ type NewSession struct {
 type Session struct {
 	// ID is the stored hash of the cookie, used to refer to the session server-side; the cookie
 	// value itself is never kept.
-	ID            string
-	Portal        string
-	CustomerID    string
-	Email         string
-	PortalSession string
-	Method        Method
+	ID               string
+	Portal           string
+	CustomerID       string
+	Email            string
+	PortalSession    string
+	PortalSessionUID string
+	Method           Method
 	// CSRFToken is the synchronizer token every form of the session carries.
 	CSRFToken  string
 	Flash      string
@@ -77,11 +81,11 @@ func (s *Store) CreateSession(ctx context.Context, in NewSession) (string, Sessi
 	}
 	cookie := newHandle()
 	sess := Session{ID: hashHandle(cookie), Portal: in.Portal, CustomerID: in.CustomerID, Email: in.Email,
-		PortalSession: in.PortalSession, Method: in.Method, CSRFToken: newHandle(),
+		PortalSession: in.PortalSession, PortalSessionUID: in.PortalSessionUID, Method: in.Method, CSRFToken: newHandle(),
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: exp}
-	_, err := s.exec(ctx, `INSERT INTO auth_sessions (id, portal, customer_id, email, portal_session, method,
-		csrf_token, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		sess.ID, sess.Portal, sess.CustomerID, sess.Email, sess.PortalSession, string(sess.Method),
+	_, err := s.exec(ctx, `INSERT INTO auth_sessions (id, portal, customer_id, email, portal_session, portal_session_uid,
+		method, csrf_token, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		sess.ID, sess.Portal, sess.CustomerID, sess.Email, sess.PortalSession, sess.PortalSessionUID, string(sess.Method),
 		sess.CSRFToken, now.UnixMilli(), now.UnixMilli(), exp.UnixMilli())
 	if err != nil {
 		return "", Session{}, fmt.Errorf("create session: %w", err)
@@ -99,9 +103,9 @@ func (s *Store) Session(ctx context.Context, portal, cookie string) (Session, er
 	var sess Session
 	var method string
 	var created, seen, exp int64
-	err := s.queryRow(ctx, `SELECT id, portal, customer_id, email, portal_session, method, csrf_token, flash,
-		created_at, last_seen_at, expires_at FROM auth_sessions WHERE id = ? AND portal = ?`, id, portal).
-		Scan(&sess.ID, &sess.Portal, &sess.CustomerID, &sess.Email, &sess.PortalSession, &method,
+	err := s.queryRow(ctx, `SELECT id, portal, customer_id, email, portal_session, portal_session_uid, method,
+		csrf_token, flash, created_at, last_seen_at, expires_at FROM auth_sessions WHERE id = ? AND portal = ?`, id, portal).
+		Scan(&sess.ID, &sess.Portal, &sess.CustomerID, &sess.Email, &sess.PortalSession, &sess.PortalSessionUID, &method,
 			&sess.CSRFToken, &sess.Flash, &created, &seen, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, ErrNoSession

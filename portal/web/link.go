@@ -89,7 +89,7 @@ func (h *Handler) linkExchange(w http.ResponseWriter, v *visit) {
 	if !ok {
 		return
 	}
-	ns := auth.NewSession{Portal: v.key, PortalSession: ps.Name, Method: auth.MethodLink,
+	ns := auth.NewSession{Portal: v.key, PortalSession: ps.Name, PortalSessionUID: string(ps.UID), Method: auth.MethodLink,
 		NotAfter: ps.Status.ExpiresAt.Time, Email: ps.Spec.Customer.Email}
 	switch ref := ps.Spec.Customer; {
 	case ref.ID != "":

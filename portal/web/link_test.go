@@ -331,3 +331,33 @@ func TestLinkWithAnUnusableEmailNamesNobody(t *testing.T) {
 		})
 	}
 }
+
+// Deleting a PortalSession ends its browser sessions, and a new object that takes the same name
+// (for the same customer or another) does not bring them back: they stand on the object's UID.
+func TestRecreatedSessionNameDoesNotReviveBrowserSessions(t *testing.T) {
+	f := newFixture(t)
+	c := f.customer("jane@example.com", "Jane Doe")
+	ps, tok := f.session("support", billingv1alpha1.CustomerReference{ID: c.ID}, nil, time.Hour)
+	b := f.browser()
+	b.get("/s/" + tok)
+	wantRedirect(t, b.submit("/s/"+tok, nil), "/")
+	wantStatus(t, b.get("/"), http.StatusOK)
+
+	if err := k8s.Delete(f.ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the informer sees the deletion", func() bool { return f.rules.Session(f.ctx, ps.Name) == nil })
+	again, tok2 := f.session("support", billingv1alpha1.CustomerReference{ID: c.ID}, nil, 2*time.Hour)
+	if again.Name != ps.Name || again.UID == ps.UID {
+		t.Fatalf("not a new object under the same name: %s/%s vs %s/%s", again.Name, again.UID, ps.Name, ps.UID)
+	}
+	r := b.get("/")
+	wantStatus(t, r, http.StatusUnauthorized)
+	wantBody(t, r, "Tu sesión terminó")
+
+	// The new object's own link works.
+	nb := f.browser()
+	nb.get("/s/" + tok2)
+	wantRedirect(t, nb.submit("/s/"+tok2, nil), "/")
+	wantStatus(t, nb.get("/"), http.StatusOK)
+}

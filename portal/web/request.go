@@ -162,9 +162,10 @@ func (h *Handler) loadSession(w http.ResponseWriter, v *visit) (ended bool, err 
 	switch sess.Method {
 	case auth.MethodLink:
 		// The PortalSession is looked up on every request: revoking or deleting it, or its
-		// expiry, ends the browser session at once.
+		// expiry, ends the browser session at once — and so does a new object that merely
+		// took the deleted one's name (sessions from before UIDs were kept have none).
 		ps := h.rules.Session(v.ctx, sess.PortalSession)
-		if !rules.Usable(ps, v.now) {
+		if !rules.Usable(ps, v.now) || string(ps.UID) != sess.PortalSessionUID {
 			return end("portal_session_ended")
 		}
 		v.psess = ps
