@@ -20,8 +20,12 @@ import (
 
 // Constants of the portal pod. The portal listens on one port for pages, API, health and metrics.
 const (
-	portalPort      = 8080
-	portalPortName  = "http"
+	portalPort     = 8080
+	portalPortName = "http"
+	// metricsPort serves the portal's Prometheus metrics, apart from the port the Service and
+	// Ingress expose: scrape it through the pod (PodMonitor or annotations), never the Ingress.
+	metricsPort     = 9090
+	metricsPortName = "metrics"
 	portalDataDir   = "/var/lib/portero"
 	portalContainer = "portal"
 	// EnvDatabaseDSN carries the PostgreSQL DSN from the referenced Secret into the portal pod.
@@ -158,8 +162,11 @@ func buildDeployment(p *billingv1alpha1.CustomerPortal, n childNames, image stri
 		WithArgs(
 			"--portal="+p.Namespace+"/"+p.Name,
 			fmt.Sprintf("--listen=:%d", portalPort),
+			fmt.Sprintf("--metrics-listen=:%d", metricsPort),
 		).
-		WithPorts(corev1ac.ContainerPort().WithName(portalPortName).WithContainerPort(portalPort).WithProtocol(corev1.ProtocolTCP)).
+		WithPorts(
+			corev1ac.ContainerPort().WithName(portalPortName).WithContainerPort(portalPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName(metricsPortName).WithContainerPort(metricsPort).WithProtocol(corev1.ProtocolTCP)).
 		WithReadinessProbe(probe("/readyz", 5)).
 		WithLivenessProbe(probe("/healthz", 10)).
 		WithResources(corev1ac.ResourceRequirements().

@@ -187,6 +187,9 @@ func TestPortalOwnedObjectsReadinessAndCleanup(t *testing.T) {
 		}),
 		"owned by portal":          metav1.IsControlledBy(d, getPortal(t, p)),
 		"no rules in pod template": !slices.ContainsFunc(c.Args, func(a string) bool { return a == "--allowed=card" }) && len(c.Env) == 0,
+		"metrics on a port of their own": slices.Contains(c.Args, "--metrics-listen=:9090") && slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool {
+			return p.Name == "metrics" && p.ContainerPort == 9090
+		}),
 	}
 	for what, ok := range checks {
 		if !ok {
@@ -197,6 +200,9 @@ func TestPortalOwnedObjectsReadinessAndCleanup(t *testing.T) {
 	svc := &corev1.Service{}
 	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: n.service}, svc); err != nil {
 		t.Fatalf("service: %v", err)
+	}
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.StrVal != portalPortName {
+		t.Errorf("service ports %+v: only the portal's own port may be exposed (never metrics)", svc.Spec.Ports)
 	}
 	ing := &networkingv1.Ingress{}
 	eventually(t, "ingress", func() error {

@@ -39,19 +39,21 @@ import (
 
 // config is the portal process's flags.
 type config struct {
-	portal      string // namespace/name
-	listen      string
-	dataDir     string
-	dsnEnv      string
-	logLevel    string
-	insecureDev bool
-	pprofListen string
+	portal        string // namespace/name
+	listen        string
+	dataDir       string
+	dsnEnv        string
+	logLevel      string
+	insecureDev   bool
+	pprofListen   string
+	metricsListen string
 }
 
 func main() {
 	var c config
 	flag.StringVar(&c.portal, "portal", "", "The CustomerPortal to serve, as namespace/name.")
-	flag.StringVar(&c.listen, "listen", ":8080", "Address to serve pages, API, probes and metrics on.")
+	flag.StringVar(&c.listen, "listen", ":8080", "Address to serve pages, API and probes on.")
+	flag.StringVar(&c.metricsListen, "metrics-listen", "", "Address to serve Prometheus /metrics on, apart from the public one (off when empty).")
 	flag.StringVar(&c.dataDir, "data-dir", "", "Directory for the SQLite ledger (storage.sqlite).")
 	flag.StringVar(&c.dsnEnv, "database-dsn-env", "", "Environment variable holding the PostgreSQL DSN (storage.postgres).")
 	flag.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error.")
@@ -143,8 +145,21 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			log.Warn("stopping the customer UI", "err", err)
 		}
 	}()
-	log.Info("portal serving", "portal", key.String(), "listen", c.listen)
-	return srv.Serve(ctx, c.listen, srv.Mux())
+	log.Info("portal serving", "portal", key.String(), "listen", c.listen, "metrics", c.metricsListen)
+	if c.metricsListen == "" {
+		return srv.Serve(ctx, c.listen, srv.Mux())
+	}
+	// Either listener failing stops both: a portal whose metrics port is taken is misconfigured.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	metricsDone := make(chan error, 1)
+	go func() { metricsDone <- srv.Serve(ctx, c.metricsListen, srv.MetricsHandler()); stop() }()
+	err = srv.Serve(ctx, c.listen, srv.Mux())
+	stop()
+	if merr := <-metricsDone; err == nil && merr != nil {
+		err = fmt.Errorf("metrics: %w", merr)
+	}
+	return err
 }
 
 // customerUI builds the customers' web UI: auth tables in the ledger's database, codes e-mailed

@@ -17,24 +17,32 @@ import (
 // Checker reports whether a dependency is usable (the database, the rules informers).
 type Checker func(ctx context.Context) error
 
-// Server is the portal's HTTP server.
+// Server is the portal's HTTP server. Metrics are not on the public mux: the Service and
+// Ingress route every path of that one to customers, and login, payment and API counters are
+// nobody else's business. They are served on their own address (ServeMetrics).
 type Server struct {
 	mux      *http.ServeMux
+	metrics  http.Handler
 	registry *prometheus.Registry
 	ready    []Checker
 	log      *slog.Logger
 }
 
-// New returns a server with /healthz, /readyz and /metrics mounted.
+// New returns a server with /healthz and /readyz mounted; /metrics is on MetricsHandler.
 func New(log *slog.Logger) *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &Server{mux: http.NewServeMux(), registry: reg, log: log}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	m := http.NewServeMux()
+	m.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.metrics = m
 	return s
 }
+
+// MetricsHandler serves GET /metrics, for a listener of its own.
+func (s *Server) MetricsHandler() http.Handler { return s.metrics }
 
 // Registry is where the portal's packages register their metrics.
 func (s *Server) Registry() prometheus.Registerer { return s.registry }
