@@ -161,7 +161,7 @@ var catalog = map[string]map[string]string{
 		"methods.no_types":         "Este portal no permite agregar medios de pago.",
 		"methods.remove_heading":   "¿Quitar %s?",
 		"methods.remove_body":      "No se va a usar más para tus cobros. Tus pagos anteriores no cambian.",
-		"methods.remove_preferred": "Es tu medio preferido: el siguiente de la lista pasa a ser el preferido.",
+		"methods.remove_preferred": "Es tu medio preferido: si lo quitás, %s pasa a ser el preferido.",
 		"methods.remove_confirm":   "Sí, quitarlo",
 
 		"method.card":                  "Tarjeta de crédito o débito",
@@ -486,7 +486,7 @@ var catalog = map[string]map[string]string{
 		"methods.no_types":         "This portal does not allow adding payment methods.",
 		"methods.remove_heading":   "Remove %s?",
 		"methods.remove_body":      "It will no longer be used for your charges. Your past payments do not change.",
-		"methods.remove_preferred": "It is your preferred method: the next one in the list becomes preferred.",
+		"methods.remove_preferred": "It is your preferred method: if you remove it, %s becomes the preferred one.",
 		"methods.remove_confirm":   "Yes, remove it",
 
 		"method.card":                  "Credit or debit card",

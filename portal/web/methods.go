@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/portal/ledger"
@@ -260,7 +261,9 @@ func (h *Handler) ledgerFailure(w http.ResponseWriter, v *visit, err error) {
 
 type methodRemoveData struct {
 	Method methodRow
-	Error  string
+	// Successor names the method that becomes preferred when Method (the preferred) goes.
+	Successor string
+	Error     string
 }
 
 func (h *Handler) methodRemovePage(w http.ResponseWriter, v *visit) {
@@ -269,7 +272,19 @@ func (h *Handler) methodRemovePage(w http.ResponseWriter, v *visit) {
 		h.ledgerFailure(w, v, err)
 		return
 	}
-	h.render(w, v, http.StatusOK, "methodremove", "title.method_remove", methodRemoveData{Method: h.methodRows(v, []ledger.PaymentMethod{m})[0]})
+	d := methodRemoveData{Method: h.methodRows(v, []ledger.PaymentMethod{m})[0]}
+	if d.Method.Preferred {
+		ms, err := h.ledger.ListPaymentMethods(v.ctx, v.customer.ID)
+		if err != nil {
+			h.internal(w, v, err)
+			return
+		}
+		rest := slices.DeleteFunc(ms, func(x ledger.PaymentMethod) bool { return x.ID == m.ID })
+		if next := preferredAmong(v.portal, rest); next != nil {
+			d.Successor = h.methodRows(v, []ledger.PaymentMethod{*next})[0].Label
+		}
+	}
+	h.render(w, v, http.StatusOK, "methodremove", "title.method_remove", d)
 }
 
 func (h *Handler) methodRemove(w http.ResponseWriter, v *visit) {
@@ -290,7 +305,38 @@ func (h *Handler) methodRemove(w http.ResponseWriter, v *visit) {
 		return
 	}
 	h.log.Info("payment method removed in the portal", "customer", v.customer.ID, "payment_method", id)
+	h.keepPreferredAccepted(v)
 	h.flashAndRedirect(w, v, "flash.method_removed", "/methods")
+}
+
+// keepPreferredAccepted runs after a removal: if the method that moved up to first is of a type
+// this portal does not accept (added elsewhere, e.g. through the merchant API), the first one it
+// does accept becomes the preferred instead — the same rule methodMove enforces. With none
+// accepted, the order stays as it is. The removal itself has happened either way.
+func (h *Handler) keepPreferredAccepted(v *visit) {
+	ms, err := h.ledger.ListPaymentMethods(v.ctx, v.customer.ID)
+	if err != nil {
+		return
+	}
+	if next := preferredAmong(v.portal, ms); next != nil && next.ID != ms[0].ID {
+		if _, err := h.ledger.MakePreferred(v.ctx, v.customer.ID, next.ID); err != nil {
+			h.log.Warn("could not keep an accepted method first after a removal", "customer", v.customer.ID, "err", err)
+		}
+	}
+}
+
+// preferredAmong is the method that should lead ms (in order): the first one, unless this portal
+// does not accept its type and accepts another's. Nil for an empty list.
+func preferredAmong(p *billingv1alpha1.CustomerPortal, ms []ledger.PaymentMethod) *ledger.PaymentMethod {
+	for i := range ms {
+		if allows(p, ms[i].Type) {
+			return &ms[i]
+		}
+	}
+	if len(ms) > 0 {
+		return &ms[0]
+	}
+	return nil
 }
 
 // methodMove moves a method up, down or to the top (make preferred). The method that ends up

@@ -153,6 +153,23 @@ func TestMethodTypesThePortalDoesNotAllow(t *testing.T) {
 	if ms := f.methods(c); ms[0].ID != transfer.ID {
 		t.Fatalf("order = %s, %s", ms[0].ID, ms[1].ID)
 	}
+
+	// Removing the preferred method does not leave the card first either: the first method this
+	// portal accepts moves up, and the confirmation page says which one.
+	debit := f.addMethod(c, ledger.NewPaymentMethod{Type: payments.MethodDirectDebit, Account: goodCBU})
+	r = b.get("/methods/" + transfer.ID + "/remove")
+	wantBody(t, r, "si lo quitás, CBU •••• 3456 pasa a ser el preferido")
+	wantRedirect(t, b.submit("/methods/"+transfer.ID+"/remove", nil), "/methods")
+	if ms := f.methods(c); len(ms) != 2 || ms[0].ID != debit.ID || ms[1].ID != card.ID {
+		t.Fatalf("after removing the preferred: %+v", ms)
+	}
+	// With no accepted method left, the order stays as it is.
+	r = b.get("/methods/" + debit.ID + "/remove")
+	wantBody(t, r, "si lo quitás, Visa •••• 4242 pasa a ser el preferido")
+	wantRedirect(t, b.submit("/methods/"+debit.ID+"/remove", nil), "/methods")
+	if ms := f.methods(c); len(ms) != 1 || ms[0].ID != card.ID {
+		t.Fatalf("after removing the last accepted method: %+v", ms)
+	}
 }
 
 func TestReorderAndRemoveMethods(t *testing.T) {
@@ -207,7 +224,7 @@ func TestReorderAndRemoveMethods(t *testing.T) {
 	t.Run("remove", func(t *testing.T) {
 		r := b.get("/methods/" + master.ID + "/remove")
 		wantStatus(t, r, http.StatusOK)
-		wantBody(t, r, "¿Quitar Mastercard •••• 4444?", "siguiente de la lista pasa a ser el preferido")
+		wantBody(t, r, "¿Quitar Mastercard •••• 4444?", "si lo quitás, CBU •••• 3456 pasa a ser el preferido")
 		wantStatus(t, b.forge("/methods/"+master.ID+"/remove", nil), http.StatusForbidden)
 		wantRedirect(t, b.submit("/methods/"+master.ID+"/remove", nil), "/methods")
 		if got, want := order(), cbu.ID+","+visa.ID; got != want {
