@@ -198,7 +198,10 @@ func TestDeployAndRunUnderItsOwnRBAC(t *testing.T) {
 		serr := c.Get(ctx, client.ObjectKey{Namespace: shopNS, Name: "cus-123-complete-pay-9"}, &session)
 		var portalDep appsv1.Deployment
 		derr := c.Get(ctx, client.ObjectKey{Namespace: shopNS, Name: "acme-portal"}, &portalDep)
-		done := perr == nil && serr == nil && derr == nil &&
+		// kubectl applies the sample files in name order, so the portal may be seen before its
+		// Secrets: Stalled until their watch brings the operator back. Wait for that recovery.
+		stalled := meta.IsStatusConditionTrue(portal.Status.Conditions, "Stalled")
+		done := perr == nil && serr == nil && derr == nil && !stalled &&
 			portal.Status.ObservedGeneration == portal.Generation &&
 			session.Status.Phase == billingv1alpha1.SessionActive
 		if done {
@@ -212,9 +215,6 @@ func TestDeployAndRunUnderItsOwnRBAC(t *testing.T) {
 				timeout, perr, portal.Status.Conditions, serr, session.Status, derr)
 		}
 		time.Sleep(200 * time.Millisecond)
-	}
-	if st := meta.FindStatusCondition(portal.Status.Conditions, "Stalled"); st != nil && st.Status == "True" {
-		t.Fatalf("portal stalled: %s", st.Message)
 	}
 	var link corev1.Secret
 	if err := c.Get(ctx, client.ObjectKey{Namespace: shopNS, Name: session.Status.LinkSecretName}, &link); err != nil {
