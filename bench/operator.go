@@ -221,7 +221,6 @@ func equivalentObjects(ns, portal string) []client.Object {
 		&rbacv1.Role{ObjectMeta: om(name), Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{billingv1alpha1.GroupVersion.Group}, Resources: []string{"customerportals"}, ResourceNames: []string{portal}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{billingv1alpha1.GroupVersion.Group}, Resources: []string{"portalsessions"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
-			{APIGroups: []string{billingv1alpha1.GroupVersion.Group}, Resources: []string{"portalsessions/status"}, Verbs: []string{"get", "update", "patch"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{apiKeySecret, smtpSecret}, Verbs: []string{"get"}},
 		}},
 		&rbacv1.RoleBinding{ObjectMeta: om(name),

@@ -118,8 +118,8 @@ func buildRole(p *billingv1alpha1.CustomerPortal, n childNames, linkSecrets []st
 			WithResources("customerportals").WithResourceNames(p.Name).WithVerbs("get", "list", "watch"),
 		rbacv1ac.PolicyRule().WithAPIGroups(billingv1alpha1.GroupVersion.Group).
 			WithResources("portalsessions").WithVerbs("get", "list", "watch", "create", "update", "patch"),
-		rbacv1ac.PolicyRule().WithAPIGroups(billingv1alpha1.GroupVersion.Group).
-			WithResources("portalsessions/status").WithVerbs("get", "update", "patch"),
+		// No portalsessions/status: only the operator writes a session's status, and the link
+		// Secrets below are granted from it (phase Active).
 	}
 	if secrets := referencedSecrets(&p.Spec); len(secrets) > 0 {
 		rules = append(rules, rbacv1ac.PolicyRule().WithAPIGroups("").

@@ -240,6 +240,9 @@ func (r *CustomerPortalReconciler) applyRBAC(ctx context.Context, s *portalScope
 }
 
 // portalCreatedLinkSecrets lists the link Secrets of the Active sessions this portal created.
+// The names are derived from the sessions' names, never read from status.linkSecretName: a status
+// is not proof of anything a Role may grant, and a Secret name taken from it could be any Secret
+// in the namespace.
 func (r *CustomerPortalReconciler) portalCreatedLinkSecrets(ctx context.Context, p *billingv1alpha1.CustomerPortal) ([]string, error) {
 	list := &billingv1alpha1.PortalSessionList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(p.Namespace),
@@ -249,7 +252,7 @@ func (r *CustomerPortalReconciler) portalCreatedLinkSecrets(ctx context.Context,
 	var names []string
 	for _, s := range list.Items {
 		if s.Spec.PortalRef.Name == p.Name && s.Status.Phase == billingv1alpha1.SessionActive && s.Status.LinkSecretName != "" {
-			names = append(names, s.Status.LinkSecretName)
+			names = append(names, linkSecretName(s.Name))
 		}
 	}
 	slices.Sort(names)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -538,7 +539,7 @@ func TestRoleGrantsOnlyLinksOfPortalCreatedSessions(t *testing.T) {
 	if err := k8s.Create(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	mkSession := func(name string, createdByPortal bool) *billingv1alpha1.PortalSession {
+	mkSession := func(name string, createdByPortal bool, linkSecret ...string) *billingv1alpha1.PortalSession {
 		s := &billingv1alpha1.PortalSession{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{LabelPortal: "links"}},
 			Spec: billingv1alpha1.PortalSessionSpec{
@@ -553,6 +554,9 @@ func TestRoleGrantsOnlyLinksOfPortalCreatedSessions(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Status = billingv1alpha1.PortalSessionStatus{Phase: billingv1alpha1.SessionActive, LinkSecretName: name + "-link"}
+		if len(linkSecret) > 0 {
+			s.Status.LinkSecretName = linkSecret[0]
+		}
 		if err := k8s.Status().Update(context.Background(), s); err != nil {
 			t.Fatal(err)
 		}
@@ -560,6 +564,9 @@ func TestRoleGrantsOnlyLinksOfPortalCreatedSessions(t *testing.T) {
 	}
 	mine := mkSession("api-made", true)
 	mkSession("kubectl-made", false)
+	// A status naming another Secret (anyone who may write status could forge it) grants only
+	// the session's own link Secret name, never the named one.
+	forged := mkSession("forged", true, "db-password")
 
 	secretRule := func() ([]string, error) {
 		role := &rbacv1.Role{}
@@ -583,11 +590,24 @@ func TestRoleGrantsOnlyLinksOfPortalCreatedSessions(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if !slices.Equal(names, []string{"api-made-link", "smtp"}) {
+		if !slices.Equal(names, []string{"api-made-link", "forged-link", "smtp"}) {
 			return fmt.Errorf("secret names %v", names)
 		}
 		return nil
 	})
+	// And the portal itself may not write any session's status.
+	sa := "system:serviceaccount:" + ns + ":" + namesFor(p).serviceAccount
+	for _, verb := range []string{"update", "patch"} {
+		if canI(t, sa, ns, verb, "portalsessions", "status") {
+			t.Errorf("the portal's ServiceAccount may %s portalsessions/status", verb)
+		}
+	}
+	if !canI(t, sa, ns, "create", "portalsessions", "") {
+		t.Error("the portal's ServiceAccount may not create portalsessions: the merchant API needs it")
+	}
+	if err := k8s.Delete(context.Background(), forged); err != nil {
+		t.Fatal(err)
+	}
 	mine.Status.Phase = billingv1alpha1.SessionExpired
 	if err := k8s.Status().Update(context.Background(), mine); err != nil {
 		t.Fatal(err)
@@ -618,4 +638,19 @@ func TestRoleGrantsOnlyLinksOfPortalCreatedSessions(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// canI asks the API server's authorizer whether user may verb the billing resource (and
+// subresource) in ns, as RBAC stands now. Roles apply at once, so no waiting is needed once the
+// Role is seen.
+func canI(t *testing.T, user, ns, verb, resource, subresource string) bool {
+	t.Helper()
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: user, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb,
+			Group: billingv1alpha1.GroupVersion.Group, Resource: resource, Subresource: subresource}}}
+	if err := k8s.Create(context.Background(), sar); err != nil {
+		t.Fatal(err)
+	}
+	return sar.Status.Allowed
 }
