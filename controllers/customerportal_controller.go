@@ -121,7 +121,10 @@ func (r *CustomerPortalReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if !equality.Semantic.DeepEqual(before, &portal.Status) {
 		if perr := r.Client.Status().Update(ctx, portal); perr != nil {
 			if apierrors.IsConflict(perr) {
-				return ctrl.Result{}, nil // the newer object's event brings the portal back
+				// Our cached copy was behind. The newer object may be our own last status write,
+				// whose event the For predicate drops: look again once the cache has caught up,
+				// or the status would keep an old answer (Ready never set) until some other event.
+				return ctrl.Result{RequeueAfter: conflictRetry}, nil
 			}
 			return ctrl.Result{}, errors.Join(err, fmt.Errorf("update status: %w", perr))
 		}

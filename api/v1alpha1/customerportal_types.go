@@ -228,7 +228,7 @@ type PublicAccess struct {
 func (p PublicAccess) IsEnabled() bool { return boolOr(p.Enabled, true) }
 
 // SessionAccess bounds PortalSession lifetimes.
-// +kubebuilder:validation:XValidation:rule="!has(self.defaultTTL) || !has(self.maxTTL) || self.defaultTTL <= self.maxTTL",message="access.sessions.defaultTTL must not be longer than access.sessions.maxTTL"
+// +kubebuilder:validation:XValidation:rule="!has(self.defaultTTL) || !has(self.maxTTL) || self.defaultTTL <= self.maxTTL",message="access.sessions.defaultTTL (1h when not set) must not be longer than access.sessions.maxTTL: with a maxTTL under 1h, set defaultTTL too"
 type SessionAccess struct {
 	// DefaultTTL is the lifetime of a session that does not set its own ttl (1m to 168h).
 	// +kubebuilder:validation:Type=string
@@ -442,6 +442,7 @@ type CustomerPortalStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 56 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="a CustomerPortal's name must be at most 56 characters of lowercase letters, digits and '-', starting with a letter and ending with a letter or digit: it names the portal's Service (<name>-portal) and labels its pods"
 type CustomerPortal struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

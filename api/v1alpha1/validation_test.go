@@ -143,7 +143,8 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 		{"relative returnURL", validPortal, set("spec.returnURL", "/account"), "returnURL must be an absolute https:// URL"},
 		{"defaultTTL too short", validPortal, set("spec.access", map[string]any{"sessions": map[string]any{"defaultTTL": "30s"}}), "access.sessions.defaultTTL must be between 1m and 168h"},
 		{"maxTTL too long", validPortal, set("spec.access", map[string]any{"sessions": map[string]any{"maxTTL": "200h"}}), "access.sessions.maxTTL must be between 1m and 168h"},
-		{"defaultTTL above maxTTL", validPortal, set("spec.access", map[string]any{"sessions": map[string]any{"defaultTTL": "2h", "maxTTL": "1h"}}), "access.sessions.defaultTTL must not be longer than access.sessions.maxTTL"},
+		{"defaultTTL above maxTTL", validPortal, set("spec.access", map[string]any{"sessions": map[string]any{"defaultTTL": "2h", "maxTTL": "1h"}}), "must not be longer than access.sessions.maxTTL"},
+		{"maxTTL under the 1h default", validPortal, set("spec.access", map[string]any{"sessions": map[string]any{"maxTTL": "30m"}}), "defaultTTL (1h when not set) must not be longer than access.sessions.maxTTL: with a maxTTL under 1h, set defaultTTL too"},
 		{"TTL not a duration", validPortal, set("spec.access", map[string]any{"sessions": map[string]any{"maxTTL": "one day"}}), "spec.access.sessions.maxTTL"},
 		{"otp too short", validPortal, set("spec.otp", map[string]any{"length": int64(4)}), "spec.otp.length: Invalid value: 4: spec.otp.length in body should be greater than or equal to 6"},
 		{"otp too long", validPortal, set("spec.otp", map[string]any{"length": int64(11)}), "should be less than or equal to 10"},
@@ -328,6 +329,29 @@ func TestSessionEmailMatchesThePortal(t *testing.T) {
 		}
 		if err != nil && portalOK && email != "jane@[127.0.0.1]" { // domain literals: the API is stricter on purpose
 			t.Errorf("%q: the portal would take it, the API server refused: %v", email, err)
+		}
+	}
+}
+
+// TestPortalNames: a portal's name becomes its children's names (<name>-portal, a Service, so a
+// DNS-1035 label) and a label value; names that cannot are refused up front, not stalled on.
+func TestPortalNames(t *testing.T) {
+	ns := newNamespace(t)
+	for name, ok := range map[string]bool{
+		"acme": true, "acme-eu-2": true, strings.Repeat("a", 56): true,
+		strings.Repeat("a", 57): false, "acme.eu": false, "1acme": false, "acme-": false,
+	} {
+		u := &unstructured.Unstructured{Object: validPortal()}
+		u.SetNamespace(ns)
+		u.SetName(name)
+		err := k8s.Create(context.Background(), u, client.DryRunAll)
+		switch {
+		case ok && err != nil:
+			t.Errorf("%q refused: %v", name, err)
+		case !ok && err == nil:
+			t.Errorf("%q accepted", name)
+		case !ok && !strings.Contains(err.Error(), "at most 56 characters of lowercase letters") && !strings.Contains(err.Error(), "RFC 1123"):
+			t.Errorf("%q: unclear message: %v", name, err)
 		}
 	}
 }
