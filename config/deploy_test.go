@@ -22,6 +22,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,7 +42,7 @@ const (
 )
 
 func TestDeployAndRunUnderItsOwnRBAC(t *testing.T) {
-	env, err := testenv.Start()
+	env, err := testenv.StartBare() // the admission policies come from make deploy
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +230,28 @@ func TestDeployAndRunUnderItsOwnRBAC(t *testing.T) {
 	var roles rbacv1.RoleList
 	if err := c.List(ctx, &roles, client.InNamespace(shopNS)); err != nil || len(roles.Items) == 0 {
 		t.Fatalf("portal Role: %v (%d roles)", err, len(roles.Items))
+	}
+
+	// make deploy installed the admission policy: the acme portal's own ServiceAccount, which its
+	// Role lets create sessions, may not make one for the other sample portal.
+	portalCfg := rest.CopyConfig(env.Config)
+	portalCfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + shopNS + ":acme-portal",
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + shopNS, "system:authenticated"}}
+	asPortal, err := client.New(portalCfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &billingv1alpha1.PortalSession{ObjectMeta: metav1.ObjectMeta{Namespace: shopNS, Name: "not-mine"},
+		Spec: billingv1alpha1.PortalSessionSpec{PortalRef: billingv1alpha1.PortalReference{Name: "acme-strategic"},
+			Customer: billingv1alpha1.CustomerReference{ID: "cus_123"}}}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := asPortal.Create(ctx, other, client.DryRunAll)
+		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "may only make sessions of its own") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the acme portal's ServiceAccount made a session of acme-strategic: %v", err)
+		}
 	}
 
 	_ = mgr.Process.Kill()

@@ -3,20 +3,26 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/internal/scheme"
@@ -38,14 +44,20 @@ func RepoRoot() string {
 // Scheme returns a scheme with the built-in Kubernetes types and Portero's API.
 func Scheme() *k8sruntime.Scheme { return scheme.New() }
 
-// Start starts kube-apiserver and etcd from KUBEBUILDER_ASSETS (or bin/k8s) and installs the CRDs.
-// It refuses to run without the binaries rather than skip: `make envtest-assets` builds them.
-func Start() (*Env, error) {
+// Start starts kube-apiserver and etcd from KUBEBUILDER_ASSETS (or bin/k8s) and installs the CRDs
+// and the admission policies of config/default. It refuses to run without the binaries rather
+// than skip: `make envtest-assets` builds them.
+func Start() (*Env, error) { return start(true) }
+
+// StartBare is Start with the CRDs only, for a test that installs the rest itself (make deploy).
+func StartBare() (*Env, error) { return start(false) }
+
+func start(policies bool) (*Env, error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
 		assets = filepath.Join(RepoRoot(), "bin", "k8s")
 	}
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
+	for _, bin := range []string{"kube-apiserver", "etcd", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {
 			return nil, fmt.Errorf("control plane binary %s not found in %s: run `make envtest-assets` (or `make test`) first", bin, assets)
 		}
@@ -63,7 +75,52 @@ func Start() (*Env, error) {
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
 	cfg.QPS, cfg.Burst = 200, 400
-	return &Env{Environment: env, Config: cfg, Scheme: Scheme()}, nil
+	e := &Env{Environment: env, Config: cfg, Scheme: Scheme()}
+	if !policies {
+		return e, nil
+	}
+	if err := installPolicies(cfg, filepath.Join(assets, "kubectl")); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return e, nil
+}
+
+// installPolicies creates the admission policies of the install (config/default, rendered by
+// kubectl kustomize as `make deploy` renders it), so every test meets them as a cluster would.
+func installPolicies(cfg *rest.Config, kubectl string) error {
+	var out, stderr bytes.Buffer
+	cmd := exec.Command(kubectl, "kustomize", filepath.Join(RepoRoot(), "config", "default"))
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("render config/default: %v: %s", err, stderr.String())
+	}
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewYAMLOrJSONDecoder(&out, 4096)
+	n := 0
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("read config/default: %w", err)
+		}
+		if u.GetAPIVersion() != "admissionregistration.k8s.io/v1" {
+			continue
+		}
+		u.SetNamespace("") // cluster-scoped; kustomize's namespace does not apply
+		if err := c.Create(context.Background(), u); err != nil {
+			return fmt.Errorf("install %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("config/default holds no admission policy")
+	}
+	return nil
 }
 
 // ServerVersion returns the API server's reported git version, e.g. v1.37.2.
