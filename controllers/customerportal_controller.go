@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -271,7 +272,11 @@ func (r *CustomerPortalReconciler) applyStorage(ctx context.Context, s *portalSc
 }
 
 func (r *CustomerPortalReconciler) applyDeployment(ctx context.Context, s *portalScope) (*outcome, error) {
-	if err := r.apply(ctx, buildDeployment(s.portal, s.names, r.PortalImage)); err != nil {
+	want := buildDeployment(s.portal, s.names, r.PortalImage)
+	if err := r.clearRollingUpdate(ctx, s, want); err != nil {
+		return nil, err
+	}
+	if err := r.apply(ctx, want); err != nil {
 		return nil, err
 	}
 	d := &appsv1.Deployment{}
@@ -284,6 +289,28 @@ func (r *CustomerPortalReconciler) applyDeployment(ctx context.Context, s *porta
 	}
 	s.deploy = d
 	return nil, nil
+}
+
+// clearRollingUpdate prepares a switch from RollingUpdate to Recreate (PostgreSQL back to
+// SQLite). The API server defaulted spec.strategy.rollingUpdate when the Deployment rolled; no
+// field manager owns those defaults, so an apply that sets Recreate leaves them in place and is
+// refused ("may not be specified when strategy type is 'Recreate'"). They are removed first.
+func (r *CustomerPortalReconciler) clearRollingUpdate(ctx context.Context, s *portalScope, want *appsv1ac.DeploymentApplyConfiguration) error {
+	if want.Spec == nil || want.Spec.Strategy == nil || want.Spec.Strategy.Type == nil || *want.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		return nil
+	}
+	live := &appsv1.Deployment{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.portal.Namespace, Name: s.names.deployment}, live); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if live.Spec.Strategy.RollingUpdate == nil {
+		return nil
+	}
+	patch := []byte(`{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}`)
+	if err := r.Client.Patch(ctx, live, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("clear rollingUpdate before switching to Recreate: %w", err)
+	}
+	return nil
 }
 
 // applyService applies the Service and then insists on its selector and ports: server-side apply

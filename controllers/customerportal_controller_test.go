@@ -376,6 +376,30 @@ func TestRuleChangesDoNotRollPods(t *testing.T) {
 		}
 		return nil
 	})
+
+	// And back to SQLite: one pod, replaced rather than rolled. The API server defaulted
+	// strategy.rollingUpdate meanwhile, which Recreate does not allow: the switch must not stall.
+	update(t, getPortal(t, p), func(got *billingv1alpha1.CustomerPortal) {
+		got.Spec.Storage = nil
+		got.Spec.Replicas = nil
+	})
+	eventually(t, "deployment back on SQLite, Recreate", func() error {
+		got := getPortal(t, p)
+		if c := condition(got, ConditionStalled); c != nil {
+			return fmt.Errorf("stalled: %s", c.Message)
+		}
+		d, err := getDeployment(ns, n.deployment)
+		if err != nil {
+			return err
+		}
+		if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || d.Spec.Strategy.RollingUpdate != nil || *d.Spec.Replicas != 1 {
+			return fmt.Errorf("strategy %+v, replicas %d", d.Spec.Strategy, *d.Spec.Replicas)
+		}
+		if len(d.Spec.Template.Spec.Containers[0].Env) != 0 {
+			return fmt.Errorf("dsn env still there: %+v", d.Spec.Template.Spec.Containers[0].Env)
+		}
+		return nil
+	})
 }
 
 func TestDriftIsRepaired(t *testing.T) {
