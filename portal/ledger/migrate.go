@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pressly/goose/v3"
 )
@@ -57,11 +58,26 @@ func Migrate(ctx context.Context, db *sql.DB, engine Engine, set MigrationSet, l
 			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1, hashtext(coalesce(current_schema(), '')))", set.LockClass)
 		}()
 	}
-	results, err := p.Up(ctx)
-	if err != nil && engine == SQLite {
-		if pending, perr := p.HasPending(ctx); perr == nil && !pending {
+	// SQLite has no advisory lock: processes sharing a new file (make run's portals) race, and
+	// the loser's migration fails on what the winner just created. That is fine once nothing is
+	// pending; while the winner is still between two migrations, look again shortly.
+	var results []*goose.MigrationResult
+	for attempt := 1; ; attempt++ {
+		results, err = p.Up(ctx)
+		if err == nil || engine != SQLite {
+			break
+		}
+		pending, perr := p.HasPending(ctx)
+		if perr == nil && !pending {
 			log.Info("migrations applied concurrently by another process", "set", set.Name, "engine", engine)
 			return nil
+		}
+		if attempt == 20 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
 		}
 	}
 	if err != nil {
