@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -68,7 +70,15 @@ type CustomerPortalReconciler struct {
 	PortalImage string
 	// Metrics receives each portal's Ready state; nil disables the gauge.
 	Metrics *PortalMetrics
+	// Clock decides when a link Secret's grant ends (linkGrantWindow); nil is the real clock.
+	Clock clock.PassiveClock
 }
+
+// linkGrantWindow is how long after a portal-created session's creation its portal may read the
+// link Secret. The merchant API reads it once, within seconds (it waits 10 s at most), and never
+// hands it out again; keeping the grant short keeps the portal's Role small however many sessions
+// are active, and a compromised portal from reading older links.
+const linkGrantWindow = 5 * time.Minute
 
 // +kubebuilder:rbac:groups=billing.portero.dev,resources=customerportals,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=billing.portero.dev,resources=customerportals/status,verbs=get;update;patch
@@ -88,6 +98,8 @@ type portalScope struct {
 	portal *billingv1alpha1.CustomerPortal
 	names  childNames
 	deploy *appsv1.Deployment
+	// requeueAfter brings the portal back when its next link grant ends (0: none pending).
+	requeueAfter time.Duration
 }
 
 // Reconcile runs the phases for one CustomerPortal and writes its status once, at the end.
@@ -166,7 +178,7 @@ func (r *CustomerPortalReconciler) reconcilePhases(ctx context.Context, s *porta
 			return ctrl.Result{}, *o, nil
 		}
 	}
-	return ctrl.Result{}, deploymentOutcome(s), nil
+	return ctrl.Result{RequeueAfter: s.requeueAfter}, deploymentOutcome(s), nil
 }
 
 // checkSecrets verifies every Secret the spec references exists and holds the key it needs.
@@ -227,10 +239,11 @@ func (r *CustomerPortalReconciler) apply(ctx context.Context, obj runtime.ApplyC
 }
 
 func (r *CustomerPortalReconciler) applyRBAC(ctx context.Context, s *portalScope) (*outcome, error) {
-	links, err := r.portalCreatedLinkSecrets(ctx, s.portal)
+	links, next, err := r.portalCreatedLinkSecrets(ctx, s.portal)
 	if err != nil {
 		return nil, err
 	}
+	s.requeueAfter = next
 	for _, obj := range []runtime.ApplyConfiguration{
 		buildServiceAccount(s.portal, s.names),
 		buildRole(s.portal, s.names, links),
@@ -243,24 +256,40 @@ func (r *CustomerPortalReconciler) applyRBAC(ctx context.Context, s *portalScope
 	return nil, nil
 }
 
-// portalCreatedLinkSecrets lists the link Secrets of the Active sessions this portal created.
-// The names are derived from the sessions' names, never read from status.linkSecretName: a status
-// is not proof of anything a Role may grant, and a Secret name taken from it could be any Secret
-// in the namespace.
-func (r *CustomerPortalReconciler) portalCreatedLinkSecrets(ctx context.Context, p *billingv1alpha1.CustomerPortal) ([]string, error) {
+// portalCreatedLinkSecrets lists the link Secrets the portal may read now: those of the Active
+// sessions it created, within linkGrantWindow of their creation. next is how long until the
+// first of those grants ends (0 if none). The names are derived from the sessions' names, never
+// read from status.linkSecretName: a status is not proof of anything a Role may grant, and a
+// Secret name taken from it could be any Secret in the namespace.
+func (r *CustomerPortalReconciler) portalCreatedLinkSecrets(ctx context.Context, p *billingv1alpha1.CustomerPortal) (names []string, next time.Duration, err error) {
 	list := &billingv1alpha1.PortalSessionList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(p.Namespace),
 		client.MatchingLabels{LabelCreatedBy: CreatedByPortal, LabelPortal: p.Name}); err != nil {
-		return nil, fmt.Errorf("list portal-created sessions: %w", err)
+		return nil, 0, fmt.Errorf("list portal-created sessions: %w", err)
 	}
-	var names []string
+	now := r.clock().Now()
 	for _, s := range list.Items {
-		if s.Spec.PortalRef.Name == p.Name && s.Status.Phase == billingv1alpha1.SessionActive && s.Status.LinkSecretName != "" {
-			names = append(names, linkSecretName(s.Name))
+		if s.Spec.PortalRef.Name != p.Name || s.Status.Phase != billingv1alpha1.SessionActive || s.Status.LinkSecretName == "" {
+			continue
+		}
+		left := s.CreationTimestamp.Add(linkGrantWindow).Sub(now)
+		if left <= 0 {
+			continue
+		}
+		names = append(names, linkSecretName(s.Name))
+		if next == 0 || left < next {
+			next = left
 		}
 	}
 	slices.Sort(names)
-	return names, nil
+	return names, next, nil
+}
+
+func (r *CustomerPortalReconciler) clock() clock.PassiveClock {
+	if r.Clock == nil {
+		return clock.RealClock{}
+	}
+	return r.Clock
 }
 
 func (r *CustomerPortalReconciler) applyStorage(ctx context.Context, s *portalScope) (*outcome, error) {

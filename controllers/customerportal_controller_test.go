@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	testingclock "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -554,7 +555,8 @@ func TestRoleGrantsOnlyLinksOfPortalCreatedSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &CustomerPortalReconciler{Metrics: pm}
+	fc := testingclock.NewFakeClock(time.Now())
+	r := &CustomerPortalReconciler{Metrics: pm, Clock: fc}
 	startManager(t, func(mgr manager.Manager) error {
 		r.Client, r.APIReader, r.Scheme, r.PortalImage = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetScheme(), testImage
 		return r.SetupWithManager(mgr)
@@ -632,11 +634,38 @@ func TestRoleGrantsOnlyLinksOfPortalCreatedSessions(t *testing.T) {
 	if err := k8s.Delete(context.Background(), forged); err != nil {
 		t.Fatal(err)
 	}
+
 	mine.Status.Phase = billingv1alpha1.SessionExpired
 	if err := k8s.Status().Update(context.Background(), mine); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "expired session's link no longer granted", func() error {
+		names, err := secretRule()
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(names, []string{"smtp"}) {
+			return fmt.Errorf("secret names %v", names)
+		}
+		return nil
+	})
+
+	// The merchant API reads a link within seconds of creating the session; past the grant
+	// window the Role no longer names it, however long the session stays active.
+	fresh := mkSession("api-made-later", true)
+	eventually(t, "the new session's link granted", func() error {
+		names, err := secretRule()
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(names, []string{"api-made-later-link", "smtp"}) {
+			return fmt.Errorf("secret names %v", names)
+		}
+		return nil
+	})
+	fc.SetTime(fresh.CreationTimestamp.Add(linkGrantWindow + time.Second))
+	update(t, fresh, func(s *billingv1alpha1.PortalSession) { s.Labels["seen"] = "yes" }) // any event brings the portal back
+	eventually(t, "grant ended after the window", func() error {
 		names, err := secretRule()
 		if err != nil {
 			return err
