@@ -147,7 +147,8 @@ func (l *Loops) Run(ctx context.Context, store *ledger.Store, rl *rules.Rules) e
 	}
 }
 
-// recoverStale re-drives charges left processing by a process that died mid-charge.
+// recoverStale re-drives charges left processing by a process that died mid-charge, and
+// settles incomplete payments whose settlement after a method change was lost the same way.
 func (w *worker) recoverStale(ctx context.Context) {
 	n, err := w.store.RecoverProcessing(ctx, w.opts.StaleAfter)
 	if err != nil && ctx.Err() == nil {
@@ -155,6 +156,9 @@ func (w *worker) recoverStale(ctx context.Context) {
 	}
 	if n > 0 {
 		w.log.Info("re-drove stale charges", "count", n)
+	}
+	if _, err := w.store.SettleStranded(ctx); err != nil && ctx.Err() == nil {
+		w.log.Error("settle stranded incomplete payments", "err", err)
 	}
 }
 

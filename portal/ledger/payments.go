@@ -494,22 +494,71 @@ func (s *Store) SettleIncomplete(ctx context.Context, customerID string) ([]Paym
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list incomplete payments: %w", err)
 	}
+	// One payment's failure (a database hiccup, a processor outage) must not strand the others:
+	// every payment gets its try, and the errors are reported together.
 	var settled []Payment
+	var errs []error
 	for _, id := range ids {
 		c, _, err := s.claimPayment(ctx, id, PaymentIncomplete)
 		if err != nil {
-			return settled, err
+			errs = append(errs, err)
+			continue
 		}
 		if c == nil {
 			continue // someone else claimed it, or there is still no usable method
 		}
 		p, err := s.charge(ctx, *c)
 		if err != nil {
-			return settled, err
+			errs = append(errs, err)
+			continue
 		}
 		settled = append(settled, p)
 	}
-	return settled, nil
+	return settled, errors.Join(errs...)
+}
+
+// SettleStranded settles the incomplete payments of customers who added a payment method after
+// the payment became incomplete. The settlement that follows a method change runs after the
+// change commits, so a process stopped in between (a rollout, an OOM kill) or a failure on the
+// way leaves payments incomplete beside a usable method, and nothing else would ever charge
+// them. Run it periodically (the billing loop does, with the renewals). Each payment is still
+// charged exactly once; it returns how many this call charged.
+func (s *Store) SettleStranded(ctx context.Context) (int, error) {
+	rows, err := s.read().query(ctx, `SELECT DISTINCT p.customer_id FROM payments p
+		WHERE p.status = 'incomplete' AND EXISTS (SELECT 1 FROM payment_methods m
+			WHERE m.customer_id = p.customer_id AND m.detached_at IS NULL AND m.created_at >= p.updated_at)`)
+	if err != nil {
+		return 0, fmt.Errorf("find stranded incomplete payments: %w", err)
+	}
+	var customers []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("find stranded incomplete payments: %w", err)
+		}
+		customers = append(customers, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("find stranded incomplete payments: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, c := range customers {
+		if ctx.Err() != nil {
+			break
+		}
+		settled, err := s.SettleIncomplete(ctx, c)
+		n += len(settled)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("customer %s: %w", c, err))
+		}
+	}
+	if n > 0 {
+		s.log.Info("settled stranded incomplete payments", "payments", n, "customers", len(customers))
+	}
+	return n, errors.Join(errs...)
 }
 
 // RetryPayment charges a failed payment again with the customer's current method choice (a new

@@ -256,6 +256,69 @@ func TestIncompletePaymentCompletesWhenMethodAdded(t *testing.T) {
 	})
 }
 
+// TestStrandedIncompletePaymentsSettle: the settlement after a method change runs once the
+// change has committed; if the process stops in between, the payment stays incomplete beside a
+// usable method. SettleStranded (the billing loop runs it) charges it, once; payments whose only
+// methods predate them are left alone (those methods could not pay them).
+func TestStrandedIncompletePaymentsSettle(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		old := e.customer(t, "old@example.com")
+		e.addMethod(t, old.ID, card("4242424242424242")) // expires 12/2030
+
+		c := e.customer(t, "c@example.com")
+		p := e.pay(t, c.ID, 2500)
+		q := e.pay(t, c.ID, 3500)
+		if p.Status != PaymentIncomplete || q.Status != PaymentIncomplete {
+			t.Fatalf("payments %s, %s", p.Status, q.Status)
+		}
+		e.clock.Advance(time.Minute)
+		// What AddPaymentMethod commits, without the settlement that follows it.
+		if _, err := e.store.read().exec(e.ctx, `INSERT INTO payment_methods (id, customer_id, ordinal, method_type,
+			processor, account_number, created_at) VALUES (?, ?, 0, 'direct_debit', ?, ?, ?)`,
+			"pm_stranded", c.ID, e.proc.Name(), "2850590940090418135201", e.clock.Now().UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+
+		n, err := e.store.SettleStranded(e.ctx)
+		if err != nil || n != 2 {
+			t.Fatalf("SettleStranded = %d, %v; want 2 charged", n, err)
+		}
+		for _, id := range []string{p.ID, q.ID} {
+			got, err := e.store.GetPayment(e.ctx, id)
+			if err != nil || got.Status != PaymentSucceeded || got.PaymentMethodID != "pm_stranded" || e.proc.chargesFor(id) != 1 {
+				t.Fatalf("payment %s = %+v, %v, charged %d times", id, got, err, e.proc.chargesFor(id))
+			}
+		}
+		// Again, and from a second replica at once: nothing more is charged.
+		replica := e.open(t)
+		var wg sync.WaitGroup
+		for _, st := range []*Store{e.store, replica} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if n, err := st.SettleStranded(e.ctx); err != nil || n != 0 {
+					t.Errorf("second pass = %d, %v", n, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if e.proc.chargesFor(p.ID) != 1 || e.proc.chargesFor(q.ID) != 1 {
+			t.Fatal("charged twice")
+		}
+
+		// Once the old customer's card has expired, their next payment is incomplete; that card
+		// predates it, so the sweep leaves it for a method added later.
+		e.clock.Set(time.Date(2031, time.February, 1, 12, 0, 0, 0, time.UTC))
+		waiting := e.pay(t, old.ID, 1000)
+		if waiting.Status != PaymentIncomplete {
+			t.Fatalf("payment with only an expired card = %s", waiting.Status)
+		}
+		if n, err := e.store.SettleStranded(e.ctx); err != nil || n != 0 {
+			t.Fatalf("SettleStranded with nothing new = %d, %v", n, err)
+		}
+	})
+}
+
 func TestFailedPaymentRetry(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "c@example.com")
