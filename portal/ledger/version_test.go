@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"regexp"
 	"slices"
@@ -308,6 +309,25 @@ func TestEveryWriteChangesTheCustomerVersion(t *testing.T) {
 				settled, err := e.store.SettleIncomplete(e.ctx, c.ID)
 				if err == nil && len(settled) != 1 {
 					err = errors.New("settled nothing")
+				}
+				return err
+			}},
+			{"CreatePayment (stranded: a method committed, its settlement lost)", func() error {
+				e.clock.Set(time.Date(2031, time.June, 1, 0, 0, 0, 0, time.UTC)) // the cards have expired
+				p, err := e.store.CreatePayment(e.ctx, NewPayment{CustomerID: c.ID, Amount: 700, Currency: ARS})
+				if err == nil && p.Status != PaymentIncomplete {
+					return errors.New("not incomplete: " + string(p.Status))
+				}
+				e.clock.Advance(time.Minute)
+				_, err = e.store.read().exec(e.ctx, `INSERT INTO payment_methods (id, customer_id, ordinal, method_type,
+					processor, account_number, created_at) VALUES (?, ?, 99, 'direct_debit', ?, ?, ?)`,
+					"pm_version_stranded", c.ID, e.proc.Name(), "2850590940090418135201", e.clock.Now().UnixMilli())
+				return err
+			}},
+			{"SettleStranded", func() error {
+				n, err := e.store.SettleStranded(e.ctx)
+				if err == nil && n != 1 {
+					err = fmt.Errorf("settled %d", n)
 				}
 				return err
 			}},
