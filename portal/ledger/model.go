@@ -226,6 +226,19 @@ const (
 	PaymentFailed    PaymentStatus = "failed"
 )
 
+// Closed reports a payment that will never be collected: the unpaid payment of a subscription
+// canceled at once (failed, with code payments.CodeSubscriptionCanceled). It is neither retried
+// nor settled nor offered to the customer.
+func (p Payment) Closed() bool {
+	return p.Status == PaymentFailed && p.FailureCode == payments.CodeSubscriptionCanceled
+}
+
+// Due reports a payment that waits for the customer: no usable method yet (incomplete), a
+// refused charge they can pay again (failed, not closed), or money still to be sent (pending).
+func (p Payment) Due() bool {
+	return p.Status == PaymentIncomplete || p.Status == PaymentPending || (p.Status == PaymentFailed && !p.Closed())
+}
+
 // Payment is one amount to collect from a customer, with its attempts.
 type Payment struct {
 	ID          string

@@ -38,9 +38,10 @@ type ListPaymentsParams struct {
 	CustomerID     string
 	SubscriptionID string
 	Status         PaymentStatus
-	// Statuses restricts the list to payments in any of these statuses (on top of Status):
-	// one query for, say, every payment waiting for the customer.
+	// Statuses restricts the list to payments in any of these statuses (on top of Status).
 	Statuses []PaymentStatus
+	// Due restricts the list to the payments that wait for the customer (Payment.Due).
+	Due bool
 	Limit    int
 	Cursor   string
 }
@@ -435,7 +436,7 @@ func (s *Store) claimPayment(ctx context.Context, paymentID string, from Payment
 		if err != nil {
 			return err
 		}
-		if p.Status != from {
+		if p.Status != from || p.Closed() {
 			return nil
 		}
 		m, err := resolveMethod(ctx, q, customerID, p.SubscriptionID, now)
@@ -568,7 +569,7 @@ func (s *Store) RetryPayment(ctx context.Context, customerID, paymentID string) 
 	if err != nil {
 		return Payment{}, err
 	}
-	if p.Status != PaymentFailed {
+	if p.Status != PaymentFailed || p.Closed() {
 		return Payment{}, newError(KindConflict, CodePaymentState, "", nil)
 	}
 	c, madeIncomplete, err := s.claimPayment(ctx, paymentID, PaymentFailed)
@@ -790,21 +791,22 @@ func (s *Store) ListPayments(ctx context.Context, p ListPaymentsParams) (Page[Pa
 }
 
 // summaryColumns are what a list of payments shows (see ListPaymentSummaries).
-const summaryColumns = `id, customer_id, amount, currency, description, method_type, method_summary, status, created_at`
+const summaryColumns = `id, customer_id, amount, currency, description, method_type, method_summary, status, failure_code, created_at`
 
 // ListPaymentSummaries is ListPayments with only what a list of payments shows filled in: ID,
-// CustomerID, Amount, Currency, Description, MethodType, MethodSummary, Status and CreatedAt;
+// CustomerID, Amount, Currency, Description, MethodType, MethodSummary, Status, FailureCode (so
+// Closed and Due answer right) and CreatedAt;
 // every other field is zero. Cursors are interchangeable with ListPayments'.
 //
 // The portal lists payments on every signed-in page (the payments due) and on the overview;
-// SQLite's driver reads, converts and allocates per column, and the other twelve columns are
+// SQLite's driver reads, converts and allocates per column, and the other eleven columns are
 // most of a full read's cost.
 func (s *Store) ListPaymentSummaries(ctx context.Context, p ListPaymentsParams) (Page[Payment], error) {
 	return s.listPayments(ctx, p, summaryColumns, func(rows *sql.Rows) (Payment, error) {
 		var pay Payment
 		var created int64
 		err := rows.Scan(&pay.ID, &pay.CustomerID, &pay.Amount, &pay.Currency, &pay.Description,
-			&pay.MethodType, &pay.MethodSummary, &pay.Status, &created)
+			&pay.MethodType, &pay.MethodSummary, &pay.Status, &pay.FailureCode, &created)
 		pay.CreatedAt = fromMillis(created)
 		return pay, err
 	})
@@ -842,6 +844,11 @@ func (s *Store) listPayments(ctx context.Context, p ListPaymentsParams, columns 
 			lits[i] = "'" + string(st) + "'"
 		}
 		where = append(where, "status IN ("+strings.Join(lits, ", ")+")")
+	}
+	if p.Due {
+		// The same literals as the partial index payments_customer_due, which both engines use.
+		where = append(where, "status IN ('incomplete', 'failed', 'pending')",
+			"NOT (status = 'failed' AND failure_code = '"+payments.CodeSubscriptionCanceled+"')")
 	}
 	if p.Cursor != "" {
 		c, err := decodeCursor(p.Cursor)

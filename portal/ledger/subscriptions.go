@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/portero-dev/portero/portal/payments"
 )
 
 // NewSubscription is the input of CreateSubscription.
@@ -364,9 +366,16 @@ func (s *Store) CancelSubscription(ctx context.Context, customerID, id string, m
 				updated_at = ? WHERE id = ?`, reason, toMillis(now), id)
 			return err
 		}
-		_, err := q.exec(ctx, `UPDATE subscriptions SET status = 'canceled', cancel_at_period_end = 0,
+		if _, err := q.exec(ctx, `UPDATE subscriptions SET status = 'canceled', cancel_at_period_end = 0,
 			canceled_at = ?, cancellation_reason = ?, updated_at = ? WHERE id = ?`,
-			toMillis(now), reason, toMillis(now), id)
+			toMillis(now), reason, toMillis(now), id); err != nil {
+			return err
+		}
+		// Canceled now, so the periods it did not pay are not owed: close their payments (never
+		// charged, never offered again). A payment in flight (processing, pending) runs its course.
+		_, err := q.exec(ctx, `UPDATE payments SET status = 'failed', failure_code = ?, failure_message = '',
+			updated_at = ? WHERE subscription_id = ? AND customer_id = ? AND status IN ('incomplete', 'failed')`,
+			payments.CodeSubscriptionCanceled, toMillis(now), id, customerID)
 		return err
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -102,6 +103,61 @@ func TestSubscriptionLifecycle(t *testing.T) {
 		subs, err := e.store.ListSubscriptions(e.ctx, c.ID)
 		if err != nil || len(subs) != 1 {
 			t.Fatalf("ListSubscriptions = %+v %v", subs, err)
+		}
+	})
+}
+
+// TestCancelImmediatelyClosesUnpaidPayments: a subscription canceled at once does not owe the
+// periods it did not pay. Its incomplete and failed payments are closed (failed,
+// subscription_canceled): a method added later does not charge them, they cannot be retried,
+// and they are not listed as due. Payments of other subscriptions, and a cancellation at the
+// period end, are left alone.
+func TestCancelImmediatelyClosesUnpaidPayments(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "c@example.com")
+		mk := func(plan string) (Subscription, Payment) {
+			t.Helper()
+			sub, first, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: plan,
+				Amount: 150000, Currency: ARS, Interval: Month})
+			if err != nil || first.Status != PaymentIncomplete {
+				t.Fatalf("subscription %s: %+v, %+v, %v", plan, sub, first, err)
+			}
+			return sub, first
+		}
+		gone, unpaid := mk("Gone")
+		_, owed := mk("Kept")
+		later, laterOwed := mk("Later")
+
+		if _, err := e.store.CancelSubscription(e.ctx, c.ID, later.ID, CancelAtPeriodEnd, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.CancelSubscription(e.ctx, c.ID, gone.ID, CancelImmediately, "moving"); err != nil {
+			t.Fatal(err)
+		}
+		closed, err := e.store.GetPayment(e.ctx, unpaid.ID)
+		if err != nil || closed.Status != PaymentFailed || closed.FailureCode != payments.CodeSubscriptionCanceled || !closed.Closed() || closed.Due() {
+			t.Fatalf("unpaid payment of the canceled subscription = %+v, %v", closed, err)
+		}
+		due, err := e.store.ListPaymentSummaries(e.ctx, ListPaymentsParams{CustomerID: c.ID, Due: true})
+		if err != nil || len(due.Items) != 2 || slices.ContainsFunc(due.Items, func(p Payment) bool { return p.ID == unpaid.ID }) {
+			t.Fatalf("due = %+v, %v", due.Items, err)
+		}
+		if _, err := e.store.RetryPayment(e.ctx, c.ID, unpaid.ID); !errors.Is(err, ErrPaymentState) {
+			t.Fatalf("retrying a closed payment: %v", err)
+		}
+
+		// The customer adds a method: what is owed is charged, the closed payment is not.
+		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodWallet, Wallet: "mp"})
+		for _, p := range []Payment{owed, laterOwed} {
+			if got, _ := e.store.GetPayment(e.ctx, p.ID); got.Status != PaymentSucceeded {
+				t.Errorf("payment of a live subscription = %s", got.Status)
+			}
+		}
+		if n, err := e.store.SettleStranded(e.ctx); err != nil || n != 0 {
+			t.Fatalf("SettleStranded = %d, %v", n, err)
+		}
+		if got, _ := e.store.GetPayment(e.ctx, unpaid.ID); !got.Closed() || e.proc.chargesFor(unpaid.ID) != 0 {
+			t.Fatalf("closed payment = %+v, charged %d times", got, e.proc.chargesFor(unpaid.ID))
 		}
 	})
 }

@@ -40,6 +40,10 @@ const (
 	CodeInvalidToken         = "invalid_token"
 	CodeInvalidReference     = "invalid_reference"
 	CodeInvalidPaymentMethod = "invalid_payment_method"
+
+	// Not a processor's answer: the ledger closes the unpaid payments of a subscription
+	// canceled at once with this code. They are never charged or offered again.
+	CodeSubscriptionCanceled = "subscription_canceled"
 )
 
 // Error is a validation failure or a processor refusal that a person can act on. It never
@@ -154,6 +158,9 @@ func messages(code string) (en, es string) {
 	case CodeInvalidCUITCheckDigit:
 		return "The CUIT/CUIL check digit does not match; check that it was typed correctly.",
 			"El dígito verificador del CUIT/CUIL no coincide; revisá que esté bien escrito."
+	case CodeSubscriptionCanceled:
+		return "The subscription was canceled before this payment was made; it will not be charged.",
+			"La suscripción se canceló antes de este pago; no se va a cobrar."
 	case CodeCardDeclined:
 		return "The card was declined; use another payment method or contact your bank.",
 			"La tarjeta fue rechazada; usá otro medio de pago o comunicate con tu banco."

@@ -291,7 +291,7 @@ func TestErrorMessages(t *testing.T) {
 		CodeInvalidCUITCharacters, CodeInvalidCUITLength, CodeInvalidCUITPrefix, CodeInvalidCUITCheckDigit,
 		CodeCardDeclined, CodeInsufficientFunds, CodeIncorrectCVC, CodeProcessingError,
 		CodeUnsupportedCurrency, CodeUnsupportedMethod, CodeInvalidAmount, CodeInvalidToken,
-		CodeInvalidReference, CodeInvalidPaymentMethod,
+		CodeInvalidReference, CodeInvalidPaymentMethod, CodeSubscriptionCanceled,
 	}
 	fallbackEN, _ := messages("no_such_code")
 	seen := map[string]string{}

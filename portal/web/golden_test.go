@@ -72,7 +72,7 @@ func TestPagesRenderAsGolden(t *testing.T) {
 	}
 	var due []ledger.Payment
 	for _, p := range pays {
-		if isDue(p.Status) {
+		if p.Due() {
 			due = append(due, p)
 		}
 	}

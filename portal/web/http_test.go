@@ -276,7 +276,7 @@ func TestCatalogueIsComplete(t *testing.T) {
 		"method.%s.explain":      {"bank_transfer", "qr"},
 		"account.%s":             {"direct_debit", "cvu"},
 		"account.%s.hint":        {"direct_debit", "cvu"},
-		"payment.status.%s":      {"incomplete", "processing", "pending", "succeeded", "failed"},
+		"payment.status.%s":      {"incomplete", "processing", "pending", "succeeded", "failed", "closed"},
 		"subscription.status.%s": {"active", "past_due", "canceled"},
 		"interval.%s":            {"week", "month", "year"},
 		"tax.%s":                 {"consumidor_final", "responsable_inscripto", "monotributista", "exento"},

@@ -35,24 +35,23 @@ func paymentView(locale string, p ledger.Payment) paymentRow {
 	r := paymentRow{ID: p.ID, Description: p.Description, Amount: p.Amount, Currency: p.Currency,
 		Status: string(p.Status), Method: paymentMethodLabel(locale, p.MethodType, p.MethodSummary),
 		Created: p.CreatedAt, PeriodStart: p.PeriodStart, PeriodEnd: p.PeriodEnd,
-		Href: "/payments/" + url.PathEscape(p.ID), Due: isDue(p.Status),
+		Href: "/payments/" + url.PathEscape(p.ID), Due: p.Due(),
 		Title: p.Description, CreatedText: formatDate(locale, p.CreatedAt), AmountText: formatMoney(locale, p.Amount, p.Currency),
 		StatusText: tr(locale, "payment.status."+string(p.Status))}
+	if p.Closed() {
+		// Not a refusal to act on: the subscription was canceled before it was paid.
+		r.Status, r.StatusText = "closed", tr(locale, "payment.status.closed")
+	}
 	if r.Title == "" {
 		r.Title = tr(locale, "payment.untitled")
 	}
 	return r
 }
 
-// isDue reports the statuses that wait for the customer: no usable method yet (incomplete), a
-// refused charge (failed), or money still to be sent by transfer or QR (pending).
-func isDue(s ledger.PaymentStatus) bool {
-	return s == ledger.PaymentIncomplete || s == ledger.PaymentFailed || s == ledger.PaymentPending
-}
-
-// canPay reports the statuses a customer can settle with a new method.
-func canPay(s ledger.PaymentStatus) bool {
-	return s == ledger.PaymentIncomplete || s == ledger.PaymentFailed
+// canPay reports the payments a customer can settle with a new method: incomplete ones, and
+// failed ones that are not closed (a canceled subscription's are never collected).
+func canPay(p ledger.Payment) bool {
+	return p.Status == ledger.PaymentIncomplete || (p.Status == ledger.PaymentFailed && !p.Closed())
 }
 
 // mayPay reports whether this portal lets the customer pay p with a new method now. An
@@ -60,12 +59,9 @@ func canPay(s ledger.PaymentStatus) bool {
 // first one changes no choice they made, and completing it is what the e-mailed link is for.
 // Paying a failed payment again makes the new method the preferred one (and the subscription's),
 // which is updating the payment method: only where the portal allows that.
-func mayPay(p *billingv1alpha1.CustomerPortal, s ledger.PaymentStatus) bool {
-	return s == ledger.PaymentIncomplete || (s == ledger.PaymentFailed && p.Spec.Permissions.CanUpdatePaymentMethod())
+func mayPay(portal *billingv1alpha1.CustomerPortal, p ledger.Payment) bool {
+	return canPay(p) && (p.Status == ledger.PaymentIncomplete || portal.Spec.Permissions.CanUpdatePaymentMethod())
 }
-
-// dueStatuses are the statuses isDue reports.
-var dueStatuses = []ledger.PaymentStatus{ledger.PaymentIncomplete, ledger.PaymentFailed, ledger.PaymentPending}
 
 // duePayments lists the customer's payments that wait for them, newest first, at most limit.
 // A page asks for them more than once (its list, the banner's count), so the request reads
@@ -73,7 +69,7 @@ var dueStatuses = []ledger.PaymentStatus{ledger.PaymentIncomplete, ledger.Paymen
 func (h *Handler) duePayments(v *visit, limit int) ([]ledger.Payment, error) {
 	if v.due == nil || (limit > v.due.limit && len(v.due.items) >= v.due.limit) {
 		n := max(limit, dueCountCap)
-		page, err := h.ledger.ListPaymentSummaries(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Statuses: dueStatuses, Limit: n})
+		page, err := h.ledger.ListPaymentSummaries(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, Due: true, Limit: n})
 		if err != nil {
 			return nil, err
 		}
@@ -166,7 +162,7 @@ func (h *Handler) payment(w http.ResponseWriter, v *visit) (ledger.Payment, bool
 }
 
 func (h *Handler) paymentData(v *visit, p ledger.Payment) paymentData {
-	d := paymentData{P: paymentView(v.locale, p), CanPay: mayPay(v.portal, p.Status), Instructions: p.Instructions,
+	d := paymentData{P: paymentView(v.locale, p), CanPay: mayPay(v.portal, p), Instructions: p.Instructions,
 		QR: p.MethodType == payments.MethodQR, Result: v.flash == paidFlash(p.ID)}
 	if d.QR && p.Status == ledger.PaymentPending && p.Instructions != "" {
 		// Only the pending page shows it, so only it pays for the encoding.
@@ -202,7 +198,7 @@ func (h *Handler) paymentPage(w http.ResponseWriter, v *visit) {
 	if !ok {
 		return
 	}
-	if !v.portal.Spec.Permissions.CanViewPaymentHistory() && !isDue(p.Status) &&
+	if !v.portal.Spec.Permissions.CanViewPaymentHistory() && !p.Due() &&
 		p.Status != ledger.PaymentProcessing && v.flash != paidFlash(p.ID) {
 		h.fail(w, v, http.StatusForbidden, "error.forbidden")
 		return
@@ -215,11 +211,11 @@ func (h *Handler) paymentPayPage(w http.ResponseWriter, v *visit) {
 	if !ok {
 		return
 	}
-	if !canPay(p.Status) {
+	if !canPay(p) {
 		redirect(w, v, "/payments/"+url.PathEscape(p.ID))
 		return
 	}
-	if !mayPay(v.portal, p.Status) {
+	if !mayPay(v.portal, p) {
 		h.fail(w, v, http.StatusForbidden, "error.forbidden")
 		return
 	}
@@ -241,11 +237,11 @@ func (h *Handler) paymentPay(w http.ResponseWriter, v *visit) {
 	if !ok {
 		return
 	}
-	if !canPay(p.Status) {
+	if !canPay(p) {
 		h.fail(w, v, http.StatusConflict, "error.payment_not_payable")
 		return
 	}
-	if !mayPay(v.portal, p.Status) {
+	if !mayPay(v.portal, p) {
 		h.fail(w, v, http.StatusForbidden, "error.forbidden")
 		return
 	}

@@ -218,6 +218,38 @@ func TestPayingAFailedPaymentNeedsTheUpdatePermission(t *testing.T) {
 	}
 }
 
+// A subscription canceled at once leaves its unpaid payment closed: shown as voided, never
+// offered for payment, not among the payments due, and a hand-made POST charges nothing.
+func TestCanceledSubscriptionsPaymentIsClosed(t *testing.T) {
+	f := newFixture(t)
+	c := f.customer("jane@example.com", "Jane")
+	sub := f.subscribe(c, "Plan Pro") // no method: its first payment is incomplete
+	page, err := f.ledger.ListPayments(f.ctx, ledger.ListPaymentsParams{CustomerID: c.ID})
+	if err != nil || len(page.Items) != 1 || page.Items[0].Status != ledger.PaymentIncomplete {
+		t.Fatalf("payments = %+v, %v", page.Items, err)
+	}
+	p := page.Items[0]
+	b := f.browser()
+	b.signIn(c)
+	wantBody(t, b.get("/"), "Necesitan tu atención")
+	if _, err := f.ledger.CancelSubscription(f.ctx, c.ID, sub.ID, ledger.CancelImmediately, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	r := b.get("/payments/" + p.ID)
+	wantStatus(t, r, http.StatusOK)
+	wantBody(t, r, "Anulado", "La suscripción se canceló antes de este pago: no se va a cobrar.")
+	wantNoBody(t, r, "/pay?type=", "rechazado", "comunicate con nosotros")
+	wantRedirect(t, b.get("/payments/"+p.ID+"/pay?type=card"), "/payments/"+p.ID)
+	b.get("/payments")
+	wantStatus(t, b.submit("/payments/"+p.ID+"/pay", cardForm("4242424242424242", "123")), http.StatusConflict)
+	wantNoBody(t, b.get("/"), "Necesitan tu atención")
+	wantNoBody(t, b.get("/payments/due"), "Plan Pro")
+	if got := f.payment(p.ID); !got.Closed() || len(got.Attempts) != 0 || len(f.methods(c)) != 0 {
+		t.Fatalf("payment = %+v, methods %d", got, len(f.methods(c)))
+	}
+}
+
 func TestPaymentHistory(t *testing.T) {
 	f := newFixture(t)
 	c := f.customer("jane@example.com", "Jane")
