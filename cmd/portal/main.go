@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -226,17 +227,49 @@ func storage(c config) (dsn string, secret []byte, err error) {
 	return dsn, secret, err
 }
 
+// loadOrCreateKey returns the processor key kept in path, creating it on first start. Saved
+// cards are tokens under this key, so it must never change: creation writes a complete temporary
+// file and links it into place (a crash leaves no short key; two processes starting on one data
+// directory agree on the first key linked), and a file that is there but short or unreadable is
+// an error to fix by hand, never replaced.
 func loadOrCreateKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil && len(b) >= 32 {
-		return b, nil
+	if b, err := readKey(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return b, err
 	}
-	b = make([]byte, 32)
+	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".processor.key-*")
+	if err != nil {
 		return nil, fmt.Errorf("write processor key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.Write(b)
+	if serr := tmp.Sync(); werr == nil {
+		werr = serr
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("write processor key: %w", werr)
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
+		return readKey(path) // another process on this directory created it first
+	} else if err != nil {
+		return nil, fmt.Errorf("write processor key: %w", err)
+	}
+	return b, nil
+}
+
+func readKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read processor key: %w", err)
+	case len(b) < 32:
+		return nil, fmt.Errorf("processor key %s holds %d bytes, not 32: restore it from a backup (a new key would invalidate every saved card)", path, len(b))
 	}
 	return b, nil
 }
