@@ -117,11 +117,13 @@ type worker struct {
 	rules *rules.Rules
 }
 
-// Run works until ctx ends, then returns nil; it never stops on its own, since every failure is
-// retried by a later pass. Stop it before closing the ledger. On start it re-drives charges a previous process
-// left processing, renews what fell due while nothing ran, and sweeps for missing completion
-// links; then it repeats renewals every RenewEvery and sweeps every SweepEvery, and sends
-// completion links as payments become incomplete.
+// Run works until ctx ends, then returns nil (once both of its goroutines have stopped); it
+// never stops on its own, since every failure is retried by a later pass. Stop it before closing
+// the ledger. On start it re-drives charges a previous process left processing, renews what fell
+// due while nothing ran, and sweeps for missing completion links; then it repeats renewals every
+// RenewEvery and sweeps every SweepEvery, and sends completion links as payments become
+// incomplete. Completion links talk to the API server, which may hang: they have a goroutine of
+// their own, so renewals and recovery never wait for them.
 func (l *Loops) Run(ctx context.Context, store *ledger.Store, rl *rules.Rules) error {
 	w := &worker{Loops: l, store: store, rules: rl}
 	renew := l.clock.NewTicker(l.opts.RenewEvery)
@@ -129,9 +131,20 @@ func (l *Loops) Run(ctx context.Context, store *ledger.Store, rl *rules.Rules) e
 	sweep := l.clock.NewTicker(l.opts.SweepEvery)
 	defer sweep.Stop()
 
+	sweepNow := make(chan struct{}, 1)
+	requestSweep := func() {
+		select {
+		case sweepNow <- struct{}{}:
+		default: // one is already waiting
+		}
+	}
+	notifier := make(chan struct{})
+	go func() { defer close(notifier); w.notifyLoop(ctx, sweepNow) }()
+	defer func() { <-notifier }()
+
+	requestSweep()
 	w.recoverStale(ctx)
 	w.renewDue(ctx)
-	w.sweepIncomplete(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -140,9 +153,22 @@ func (l *Loops) Run(ctx context.Context, store *ledger.Store, rl *rules.Rules) e
 			w.recoverStale(ctx)
 			w.renewDue(ctx)
 		case <-sweep.C():
+			requestSweep()
+		}
+	}
+}
+
+// notifyLoop sends completion links: for payments queued as they became incomplete, and for the
+// ones a sweep finds without one.
+func (w *worker) notifyLoop(ctx context.Context, sweepNow <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sweepNow:
 			w.sweepIncomplete(ctx)
-		case p := <-l.queue:
-			w.notify(ctx, p)
+		case p := <-w.queue:
+			_ = w.notify(ctx, p)
 		}
 	}
 }
@@ -180,6 +206,6 @@ func (w *worker) renewDue(ctx context.Context) {
 			"incomplete", len(res.Incomplete), "ended", len(res.Canceled))
 	}
 	for _, p := range res.Incomplete {
-		w.notify(ctx, p)
+		w.enqueue(p) // the notifier's, never this loop's time
 	}
 }

@@ -64,8 +64,8 @@ func isDNSLabel(s string) bool {
 const notifyTimeout = 30 * time.Second
 
 // notify makes sure the customer of an incomplete payment has been sent a link to complete it.
-// Failures are logged and left to the next sweep.
-func (w *worker) notify(ctx context.Context, p ledger.Payment) {
+// Failures are logged (and returned) and left to the next sweep.
+func (w *worker) notify(ctx context.Context, p ledger.Payment) error {
 	ctx, cancel := context.WithTimeout(ctx, notifyTimeout)
 	defer cancel()
 	created, err := w.ensureCompletionLink(ctx, p)
@@ -77,6 +77,7 @@ func (w *worker) notify(ctx context.Context, p ledger.Payment) {
 		w.metrics.linksCreated.Inc()
 		w.log.Info("completion link requested", "payment", p.ID, "customer", p.CustomerID, "session", SessionName(p.ID))
 	}
+	return err
 }
 
 // ensureCompletionLink creates the payment's completion-link PortalSession unless it exists or
@@ -160,7 +161,12 @@ func (w *worker) sweepIncomplete(ctx context.Context) {
 			if p.UpdatedAt.Before(since) {
 				continue
 			}
-			w.notify(ctx, p)
+			if err := w.notify(ctx, p); errors.Is(err, context.DeadlineExceeded) {
+				// The API server (or the database) does not answer: every other payment would
+				// wait its full timeout too. The next sweep tries again.
+				w.log.Warn("sweep stopped early: a completion link timed out", "payment", p.ID)
+				return
+			}
 		}
 		if page.NextCursor == "" || ctx.Err() != nil {
 			return

@@ -1,9 +1,12 @@
 package billing
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -82,5 +85,60 @@ func TestRenewalOnFakeClockMakesOnePaymentPerPeriod(t *testing.T) {
 	})
 	if got = periodStarts(); len(got) != 5 || got[may31] != 1 {
 		t.Fatalf("with two replicas: %v", got)
+	}
+}
+
+// hungCreates is an API server that accepts connections and never answers a create.
+type hungCreates struct {
+	client.Client
+	started chan<- struct{}
+	release <-chan struct{}
+}
+
+func (h hungCreates) Create(context.Context, client.Object, ...client.CreateOption) error {
+	select {
+	case h.started <- struct{}{}:
+	default:
+	}
+	<-h.release
+	return errors.New("released")
+}
+
+// TestRenewalsDoNotWaitForCompletionLinks: a completion link is a create on the API server,
+// which may hang; renewals (money) must go on meanwhile.
+func TestRenewalsDoNotWaitForCompletionLinks(t *testing.T) {
+	f := newFixture(t)
+	c := f.customer("renew@example.com")
+	f.addCard(c.ID)
+	if _, first, err := f.store.CreateSubscription(f.ctx, ledger.NewSubscription{CustomerID: c.ID, Plan: "Pro",
+		Amount: 250000, Currency: ledger.ARS, Interval: ledger.Month}); err != nil || first.Status != ledger.PaymentSucceeded {
+		t.Fatalf("subscription: %v %+v", err, first)
+	}
+	stuck := f.customer("stuck-link@example.com")
+	if p, err := f.store.CreatePayment(f.ctx, ledger.NewPayment{CustomerID: stuck.ID, Amount: 900, Currency: ledger.ARS}); err != nil || p.Status != ledger.PaymentIncomplete {
+		t.Fatalf("payment: %v %+v", err, p)
+	}
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	f.rules.Client = hungCreates{Client: f.rules.Client, started: started, release: release}
+
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.loops.Run(ctx, f.store, f.rules) }()
+	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { close(release) }) // first: the hung create returns, then Run stops
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no completion link was attempted")
+	}
+
+	feb28 := time.Date(2026, time.February, 28, 15, 0, 0, 0, time.UTC)
+	f.tick(f.loops, feb28.Add(time.Second))
+	renewed := false
+	for _, p := range f.payments(c.ID) {
+		renewed = renewed || p.PeriodStart.Equal(feb28) && p.Status == ledger.PaymentSucceeded
+	}
+	if !renewed {
+		t.Fatal("the period ending Feb 28 was not renewed while a completion link hung")
 	}
 }
