@@ -41,9 +41,9 @@ type ListPaymentsParams struct {
 	// Statuses restricts the list to payments in any of these statuses (on top of Status).
 	Statuses []PaymentStatus
 	// Due restricts the list to the payments that wait for the customer (Payment.Due).
-	Due bool
-	Limit    int
-	Cursor   string
+	Due    bool
+	Limit  int
+	Cursor string
 }
 
 // knownStatus reports the statuses a payment can be in.
