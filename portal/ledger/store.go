@@ -57,6 +57,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Hooks receive payment events.
 	Hooks Hooks
+	// BillingZone is where subscription periods count their days (see periodEnd); nil means
+	// ArgentinaTime.
+	BillingZone *time.Location
 }
 
 // Store is the ledger. It is safe for concurrent use, and several Stores (replicas) may share
@@ -69,6 +72,7 @@ type Store struct {
 	now       func() time.Time
 	log       *slog.Logger
 	hooks     Hooks
+	zone      *time.Location
 	customers keptCustomers // see GetCustomer
 }
 
@@ -112,8 +116,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		engine:    engine,
 		processor: opts.Processor,
 		now:       opts.Now,
+		zone:      opts.BillingZone,
 		log:       opts.Logger,
 		hooks:     opts.Hooks,
+	}
+	if s.zone == nil {
+		s.zone = ArgentinaTime
 	}
 	if s.now == nil {
 		s.now = time.Now

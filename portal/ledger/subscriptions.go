@@ -61,22 +61,29 @@ func scanSubscription(row interface{ Scan(...any) error }) (Subscription, error)
 	return sub, err
 }
 
+// ArgentinaTime is the default billing zone: Argentina keeps UTC−3 all year (no daylight saving
+// since 2009), so a fixed zone needs no time-zone database in the image.
+var ArgentinaTime = time.FixedZone("ART", -3*60*60)
+
 // periodEnd returns the end of the period that starts at start. Months and years keep the
 // anchor's day, clamped to the month's length (31 Jan → 28/29 Feb → 31 Mar), as card
 // statements and Stripe do; adding a month to the previous end would drift to the 28th forever.
-func periodEnd(anchor time.Time, interval Interval, start time.Time) time.Time {
+// Days are the billing zone's: a subscription started on 30 January at 22:00 in Buenos Aires
+// (already the 31st in UTC) renews on the 28th of February there, not the 27th.
+func periodEnd(anchor time.Time, interval Interval, start time.Time, zone *time.Location) time.Time {
+	anchor, start = anchor.In(zone), start.In(zone)
 	months := 1
 	switch interval {
 	case Week:
-		return start.AddDate(0, 0, 7)
+		return start.AddDate(0, 0, 7).UTC()
 	case Year:
 		months = 12
 	}
 	y, m := start.Year(), start.Month()+time.Month(months)
-	first := time.Date(y, m, 1, 0, 0, 0, 0, time.UTC) // normalises month overflow
+	first := time.Date(y, m, 1, 0, 0, 0, 0, zone) // normalises month overflow
 	lastDay := first.AddDate(0, 1, -1).Day()
 	day := min(anchor.Day(), lastDay)
-	return time.Date(first.Year(), first.Month(), day, anchor.Hour(), anchor.Minute(), anchor.Second(), anchor.Nanosecond(), time.UTC)
+	return time.Date(first.Year(), first.Month(), day, anchor.Hour(), anchor.Minute(), anchor.Second(), anchor.Nanosecond(), zone).UTC()
 }
 
 // renewalKey is the idempotency key of a subscription's payment for the period starting at
@@ -137,7 +144,7 @@ func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscrip
 	sub := Subscription{
 		ID: newID(prefixSubscription), CustomerID: in.CustomerID, Plan: plan, Amount: in.Amount,
 		Currency: cur, Interval: in.Interval, Status: SubscriptionActive, BillingAnchor: start,
-		CurrentPeriodStart: start, CurrentPeriodEnd: periodEnd(start, in.Interval, start),
+		CurrentPeriodStart: start, CurrentPeriodEnd: periodEnd(start, in.Interval, start, s.zone),
 		PaymentMethodID: in.PaymentMethodID, CreatedAt: now, UpdatedAt: now,
 	}
 	var (
@@ -525,7 +532,7 @@ func (s *Store) renewOne(ctx context.Context, id string, now time.Time) (Payment
 			canceled = &c
 			return err
 		}
-		next := periodEnd(sub.BillingAnchor, sub.Interval, end)
+		next := periodEnd(sub.BillingAnchor, sub.Interval, end, s.zone)
 		did, err = q.execOne(ctx, `UPDATE subscriptions SET current_period_start = ?, current_period_end = ?,
 			updated_at = ? WHERE id = ? AND current_period_end = ?`,
 			toMillis(end), toMillis(next), toMillis(now), id, toMillis(end))

@@ -13,6 +13,11 @@ import (
 
 func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 10, 0, 0, 0, time.UTC) }
 
+// art is an hour of a day in Buenos Aires.
+func art(y int, m time.Month, d, h int) time.Time {
+	return time.Date(y, m, d, h, 0, 0, 0, ArgentinaTime)
+}
+
 func TestPeriodEnd(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -30,10 +35,15 @@ func TestPeriodEnd(t *testing.T) {
 		{"leap day yearly", date(2028, 2, 29), Year, date(2028, 2, 29), date(2029, 2, 28)},
 		{"leap day back", date(2028, 2, 29), Year, date(2031, 2, 28), date(2032, 2, 29)},
 		{"week", date(2026, 12, 29), Week, date(2026, 12, 29), date(2027, 1, 5)},
+		// 30 January, 22:00 in Buenos Aires: already the 31st in UTC. The day is Buenos Aires'.
+		{"evening in Buenos Aires", art(2026, 1, 30, 22), Month, art(2026, 1, 30, 22), art(2026, 2, 28, 22)},
+		{"evening, next month", art(2026, 1, 30, 22), Month, art(2026, 3, 30, 22), art(2026, 4, 30, 22)},
+		{"evening, yearly", art(2027, 12, 31, 23), Year, art(2027, 12, 31, 23), art(2028, 12, 31, 23)},
 	}
 	for _, tt := range tests {
-		if got := periodEnd(tt.anchor, tt.interval, tt.start); !got.Equal(tt.want) {
-			t.Errorf("%s: periodEnd = %s, want %s", tt.name, got, tt.want)
+		got := periodEnd(tt.anchor, tt.interval, tt.start, ArgentinaTime)
+		if !got.Equal(tt.want) || got.Location() != time.UTC {
+			t.Errorf("%s: periodEnd = %s, want %s (in UTC)", tt.name, got, tt.want)
 		}
 	}
 }

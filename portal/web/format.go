@@ -65,13 +65,13 @@ func groupThousands(s, sep string) string {
 
 var monthsES = [...]string{"ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic"}
 
-// formatDate renders a day in UTC: "5 mar 2026" / "Mar 5, 2026". The portal does not know the
-// customer's time zone; dates of billing periods are UTC days in the ledger too.
+// formatDate renders a day in the ledger's billing zone (Argentina, UTC−3): "5 mar 2026" /
+// "Mar 5, 2026". Billing periods count their days there, so a period shows the day it ends on.
 func formatDate(locale string, t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	t = t.UTC()
+	t = t.In(ledger.ArgentinaTime) // the ledger's billing days: a period ends on the day shown
 	y, m, d := t.Date()
 	if locale == "es" {
 		return strconv.Itoa(d) + " " + monthsES[m-1] + " " + strconv.Itoa(y)
@@ -86,7 +86,7 @@ func formatDateTime(locale string, t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return formatDate(locale, t) + " " + t.UTC().Format("15:04") + " UTC"
+	return formatDate(locale, t) + " " + t.In(ledger.ArgentinaTime).Format("15:04") + " (UTC−3)"
 }
 
 // wallets are the providers offered for wallet methods, in display order.

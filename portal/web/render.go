@@ -396,7 +396,7 @@ func (p *page) Money(amount int64, cur ledger.Currency) string {
 // Date formats a day in the page's language, in UTC.
 func (p *page) Date(t time.Time) string { return formatDate(p.Locale, t) }
 
-// DateTime formats a moment in the page's language, in UTC.
+// DateTime formats a moment in the page's language, in Argentina's time (UTC−3), as Date does.
 func (p *page) DateTime(t time.Time) string { return formatDateTime(p.Locale, t) }
 
 // Method is a payment method's label ("Visa •••• 4242", "CBU •••• 3456", "Transferencia bancaria").

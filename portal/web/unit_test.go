@@ -36,6 +36,14 @@ func TestFormatMoney(t *testing.T) {
 	if got := formatDate("en", d); got != "Sep 5, 2026" {
 		t.Errorf("en date = %q", got)
 	}
+	// Days are Argentina's (the ledger's billing days): 01:00 UTC on the 6th is still the 5th.
+	late := time.Date(2026, time.September, 6, 1, 0, 0, 0, time.UTC)
+	if got := formatDate("es", late); got != "5 sept 2026" {
+		t.Errorf("es date of 01:00 UTC = %q, want Argentina's day", got)
+	}
+	if got := formatDateTime("es", late); got != "5 sept 2026 22:00 (UTC−3)" {
+		t.Errorf("es date and time = %q", got)
+	}
 }
 
 func TestClientIP(t *testing.T) {
