@@ -60,9 +60,9 @@ func TestSessionLinkRender(t *testing.T) {
 	for _, tc := range []struct {
 		locale, subject, expiry, button string
 	}{
-		{"", "Tu acceso a Acme", "4 de marzo de 2026 a las 15:30 UTC", "Abrir el portal"},
-		{"es", "Tu acceso a Acme", "4 de marzo de 2026 a las 15:30 UTC", "Abrir el portal"},
-		{"en", "Your access to Acme", "March 4, 2026 at 15:30 UTC", "Open the portal"},
+		{"", "Tu acceso a Acme", "4 de marzo de 2026 a las 12:30 (UTC−3)", "Abrir el portal"},
+		{"es", "Tu acceso a Acme", "4 de marzo de 2026 a las 12:30 (UTC−3)", "Abrir el portal"},
+		{"en", "Your access to Acme", "March 4, 2026 at 12:30 (UTC−3)", "Open the portal"},
 		{"fr", "Tu acceso a Acme", "4 de marzo de 2026", "Abrir el portal"}, // unknown → Spanish, the default
 	} {
 		msg, err := SessionLink{Locale: tc.locale, PortalName: "Acme", URL: "https://b.example/s/tok<&>", ExpiresAt: exp, SupportEmail: "help@acme.example"}.

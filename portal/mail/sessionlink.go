@@ -51,14 +51,17 @@ var sessionLinkTexts = map[string]sessionLinkText{
 var spanishMonths = [...]string{"enero", "febrero", "marzo", "abril", "mayo", "junio", "julio",
 	"agosto", "septiembre", "octubre", "noviembre", "diciembre"}
 
-// formatExpiry renders t in UTC in the locale's usual long form; UTC because the operator does not
-// know the customer's time zone, and saying so beats a silently wrong local time.
+// argentina is the zone the portal shows times in (UTC−3 all year; the ledger's billing zone).
+var argentina = time.FixedZone("ART", -3*60*60)
+
+// formatExpiry renders t in Argentina's time in the locale's usual long form, saying which zone:
+// the operator does not know the customer's own, and the portal's pages use the same one.
 func formatExpiry(locale string, t time.Time) string {
-	t = t.UTC()
+	t = t.In(argentina)
 	if locale == "en" {
-		return t.Format("January 2, 2006 at 15:04 UTC")
+		return t.Format("January 2, 2006 at 15:04") + " (UTC−3)"
 	}
-	return fmt.Sprintf("%d de %s de %d a las %s UTC", t.Day(), spanishMonths[t.Month()-1], t.Year(), t.Format("15:04"))
+	return fmt.Sprintf("%d de %s de %d a las %s (UTC−3)", t.Day(), spanishMonths[t.Month()-1], t.Year(), t.Format("15:04"))
 }
 
 var sessionLinkTextTmpl = texttemplate.Must(texttemplate.New("text").Parse(`{{.Greeting}}
