@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -621,15 +622,19 @@ func TestRoleGrantsOnlyLinksOfPortalCreatedSessions(t *testing.T) {
 		}
 		return nil
 	})
-	// And the portal itself may not write any session's status.
+	// And the portal itself may not write any session's status. (The RoleBinding is applied
+	// right after the Role: wait until the Role is in effect for the ServiceAccount.)
 	sa := "system:serviceaccount:" + ns + ":" + namesFor(p).serviceAccount
+	eventually(t, "the portal's Role bound to its ServiceAccount", func() error {
+		if !canI(t, sa, ns, "create", "portalsessions", "") {
+			return errors.New("the portal's ServiceAccount may not create portalsessions: the merchant API needs it")
+		}
+		return nil
+	})
 	for _, verb := range []string{"update", "patch"} {
 		if canI(t, sa, ns, verb, "portalsessions", "status") {
 			t.Errorf("the portal's ServiceAccount may %s portalsessions/status", verb)
 		}
-	}
-	if !canI(t, sa, ns, "create", "portalsessions", "") {
-		t.Error("the portal's ServiceAccount may not create portalsessions: the merchant API needs it")
 	}
 	if err := k8s.Delete(context.Background(), forged); err != nil {
 		t.Fatal(err)
