@@ -612,16 +612,21 @@ func TestRoleGrantsOnlyLinksOfPortalCreatedSessions(t *testing.T) {
 		slices.Sort(names)
 		return names, nil
 	}
-	eventually(t, "role grants the portal-created link", func() error {
-		names, err := secretRule()
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(names, []string{"api-made-link", "forged-link", "smtp"}) {
-			return fmt.Errorf("secret names %v", names)
-		}
-		return nil
-	})
+	// wantGranted waits until the Role grants get on exactly these Secrets.
+	wantGranted := func(what string, want ...string) {
+		t.Helper()
+		eventually(t, what, func() error {
+			names, err := secretRule()
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(names, want) {
+				return fmt.Errorf("secret names %v", names)
+			}
+			return nil
+		})
+	}
+	wantGranted("role grants the portal-created link", "api-made-link", "forged-link", "smtp")
 	// And the portal itself may not write any session's status. (The RoleBinding is applied
 	// right after the Role: wait until the Role is in effect for the ServiceAccount.)
 	sa := "system:serviceaccount:" + ns + ":" + namesFor(p).serviceAccount
@@ -644,42 +649,15 @@ func TestRoleGrantsOnlyLinksOfPortalCreatedSessions(t *testing.T) {
 	if err := k8s.Status().Update(context.Background(), mine); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "expired session's link no longer granted", func() error {
-		names, err := secretRule()
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(names, []string{"smtp"}) {
-			return fmt.Errorf("secret names %v", names)
-		}
-		return nil
-	})
+	wantGranted("expired session's link no longer granted", "smtp")
 
 	// The merchant API reads a link within seconds of creating the session; past the grant
 	// window the Role no longer names it, however long the session stays active.
 	fresh := mkSession("api-made-later", true)
-	eventually(t, "the new session's link granted", func() error {
-		names, err := secretRule()
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(names, []string{"api-made-later-link", "smtp"}) {
-			return fmt.Errorf("secret names %v", names)
-		}
-		return nil
-	})
+	wantGranted("the new session's link granted", "api-made-later-link", "smtp")
 	fc.SetTime(fresh.CreationTimestamp.Add(linkGrantWindow + time.Second))
 	update(t, fresh, func(s *billingv1alpha1.PortalSession) { s.Labels["seen"] = "yes" }) // any event brings the portal back
-	eventually(t, "grant ended after the window", func() error {
-		names, err := secretRule()
-		if err != nil {
-			return err
-		}
-		if !slices.Equal(names, []string{"smtp"}) {
-			return fmt.Errorf("secret names %v", names)
-		}
-		return nil
-	})
+	wantGranted("grant ended after the window", "smtp")
 
 	// The Ready gauge follows the condition: 0 while unavailable, 1 once the pods are.
 	gauge := func() float64 { return testutil.ToFloat64(pm.ready.WithLabelValues(ns, "links")) }

@@ -20,6 +20,16 @@ func (f *fixture) charge(c ledger.Customer, amount int64, desc string) ledger.Pa
 	return p
 }
 
+// onlyPayment is the customer's one payment, which must be in status.
+func (f *fixture) onlyPayment(c ledger.Customer, status ledger.PaymentStatus) ledger.Payment {
+	f.t.Helper()
+	page, err := f.ledger.ListPayments(f.ctx, ledger.ListPaymentsParams{CustomerID: c.ID})
+	if err != nil || len(page.Items) != 1 || page.Items[0].Status != status {
+		f.t.Fatalf("payments = %+v, %v; want one %s", page.Items, err, status)
+	}
+	return page.Items[0]
+}
+
 func (f *fixture) payment(id string) ledger.Payment {
 	f.t.Helper()
 	p, err := f.ledger.GetPayment(f.ctx, id)
@@ -152,11 +162,7 @@ func TestPayAFailedPaymentWithAnotherCard(t *testing.T) {
 	c := f.customer("jane@example.com", "Jane")
 	f.addMethod(c, cardInput("4000000000000002")) // declines every charge
 	sub := f.subscribe(c, "Plan Pro")
-	page, err := f.ledger.ListPayments(f.ctx, ledger.ListPaymentsParams{CustomerID: c.ID})
-	if err != nil || len(page.Items) != 1 || page.Items[0].Status != ledger.PaymentFailed {
-		t.Fatalf("payments = %+v, %v", page.Items, err)
-	}
-	p := page.Items[0]
+	p := f.onlyPayment(c, ledger.PaymentFailed)
 	b := f.browser()
 	b.signIn(c)
 	r := b.get("/payments/" + p.ID)
@@ -186,11 +192,7 @@ func TestPayingAFailedPaymentNeedsTheUpdatePermission(t *testing.T) {
 	c := f.customer("jane@example.com", "Jane")
 	declined := f.addMethod(c, cardInput("4000000000000002"))
 	sub := f.subscribe(c, "Plan Pro")
-	page, err := f.ledger.ListPayments(f.ctx, ledger.ListPaymentsParams{CustomerID: c.ID})
-	if err != nil || len(page.Items) != 1 || page.Items[0].Status != ledger.PaymentFailed {
-		t.Fatalf("payments = %+v, %v", page.Items, err)
-	}
-	p := page.Items[0]
+	p := f.onlyPayment(c, ledger.PaymentFailed)
 	b := f.browser()
 	b.signIn(c)
 	r := b.get("/payments/" + p.ID)
@@ -224,11 +226,7 @@ func TestCanceledSubscriptionsPaymentIsClosed(t *testing.T) {
 	f := newFixture(t)
 	c := f.customer("jane@example.com", "Jane")
 	sub := f.subscribe(c, "Plan Pro") // no method: its first payment is incomplete
-	page, err := f.ledger.ListPayments(f.ctx, ledger.ListPaymentsParams{CustomerID: c.ID})
-	if err != nil || len(page.Items) != 1 || page.Items[0].Status != ledger.PaymentIncomplete {
-		t.Fatalf("payments = %+v, %v", page.Items, err)
-	}
-	p := page.Items[0]
+	p := f.onlyPayment(c, ledger.PaymentIncomplete)
 	b := f.browser()
 	b.signIn(c)
 	wantBody(t, b.get("/"), "Necesitan tu atención")
