@@ -267,7 +267,7 @@ func (r *CustomerPortalReconciler) portalCreatedLinkSecrets(ctx context.Context,
 		client.MatchingLabels{LabelCreatedBy: CreatedByPortal, LabelPortal: p.Name}); err != nil {
 		return nil, 0, fmt.Errorf("list portal-created sessions: %w", err)
 	}
-	now := r.clock().Now()
+	now := r.Clock.Now()
 	for _, s := range list.Items {
 		if s.Spec.PortalRef.Name != p.Name || s.Status.Phase != billingv1alpha1.SessionActive || s.Status.LinkSecretName == "" {
 			continue
@@ -285,12 +285,6 @@ func (r *CustomerPortalReconciler) portalCreatedLinkSecrets(ctx context.Context,
 	return names, next, nil
 }
 
-func (r *CustomerPortalReconciler) clock() clock.PassiveClock {
-	if r.Clock == nil {
-		return clock.RealClock{}
-	}
-	return r.Clock
-}
 
 func (r *CustomerPortalReconciler) applyStorage(ctx context.Context, s *portalScope) (*outcome, error) {
 	if st := s.portal.Spec.Storage; st != nil && st.Postgres != nil {
@@ -512,6 +506,9 @@ func (r *CustomerPortalReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // setup registers rec (r, or a wrapper of it in tests) as the controller.
 func (r *CustomerPortalReconciler) setup(mgr ctrl.Manager, rec reconcile.Reconciler) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
 	ctx := context.Background()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &billingv1alpha1.CustomerPortal{}, indexPortalSecretRefs,
 		func(o client.Object) []string { return referencedSecrets(&o.(*billingv1alpha1.CustomerPortal).Spec) }); err != nil {

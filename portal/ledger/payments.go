@@ -477,23 +477,10 @@ func (s *Store) claimPayment(ctx context.Context, paymentID string, from Payment
 // is claimed by a conditional UPDATE and only the winner charges it. It returns the payments
 // this call charged. AddPaymentMethod and MakePreferred call it; call it directly to sweep.
 func (s *Store) SettleIncomplete(ctx context.Context, customerID string) ([]Payment, error) {
-	rows, err := s.read().query(ctx, `SELECT id FROM payments WHERE customer_id = ? AND status = 'incomplete'
+	ids, err := s.read().strings(ctx, `SELECT id FROM payments WHERE customer_id = ? AND status = 'incomplete'
 		ORDER BY created_at, id`, customerID)
 	if err != nil {
 		return nil, fmt.Errorf("list incomplete payments of customer %s: %w", customerID, err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("list incomplete payments: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list incomplete payments: %w", err)
 	}
 	// One payment's failure (a database hiccup, a processor outage) must not strand the others:
 	// every payment gets its try, and the errors are reported together.
@@ -525,23 +512,10 @@ func (s *Store) SettleIncomplete(ctx context.Context, customerID string) ([]Paym
 // them. Run it periodically (the billing loop does, with the renewals). Each payment is still
 // charged exactly once; it returns how many this call charged.
 func (s *Store) SettleStranded(ctx context.Context) (int, error) {
-	rows, err := s.read().query(ctx, `SELECT DISTINCT p.customer_id FROM payments p
+	customers, err := s.read().strings(ctx, `SELECT DISTINCT p.customer_id FROM payments p
 		WHERE p.status = 'incomplete' AND EXISTS (SELECT 1 FROM payment_methods m
 			WHERE m.customer_id = p.customer_id AND m.detached_at IS NULL AND m.created_at >= p.updated_at)`)
 	if err != nil {
-		return 0, fmt.Errorf("find stranded incomplete payments: %w", err)
-	}
-	var customers []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("find stranded incomplete payments: %w", err)
-		}
-		customers = append(customers, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("find stranded incomplete payments: %w", err)
 	}
 	n := 0

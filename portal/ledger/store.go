@@ -247,6 +247,24 @@ func (q querier) query(ctx context.Context, query string, args ...any) (*sql.Row
 	return q.q.QueryContext(ctx, query, args...)
 }
 
+// strings runs a query of one text column (ids, mostly) and returns its values in order.
+func (q querier) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := q.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 func (q querier) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	return q.q.QueryRowContext(ctx, query, args...)
 }

@@ -446,23 +446,10 @@ func (s *Store) RenewDue(ctx context.Context, now time.Time) (RenewalResult, err
 	now = now.UTC().Truncate(time.Millisecond)
 	var res RenewalResult
 	for done := 0; done < maxRenewalsPerCall; {
-		rows, err := s.read().query(ctx, `SELECT id FROM subscriptions
+		ids, err := s.read().strings(ctx, `SELECT id FROM subscriptions
 			WHERE status IN ('active', 'past_due') AND current_period_end <= ?
 			ORDER BY current_period_end, id LIMIT 100`, toMillis(now))
 		if err != nil {
-			return res, fmt.Errorf("list due subscriptions: %w", err)
-		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return res, fmt.Errorf("list due subscriptions: %w", err)
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return res, fmt.Errorf("list due subscriptions: %w", err)
 		}
 		if len(ids) == 0 {
