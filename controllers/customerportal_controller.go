@@ -285,7 +285,6 @@ func (r *CustomerPortalReconciler) portalCreatedLinkSecrets(ctx context.Context,
 	return names, next, nil
 }
 
-
 func (r *CustomerPortalReconciler) applyStorage(ctx context.Context, s *portalScope) (*outcome, error) {
 	if st := s.portal.Spec.Storage; st != nil && st.Postgres != nil {
 		// Switching to PostgreSQL leaves an existing SQLite volume in place: it holds customer data.
