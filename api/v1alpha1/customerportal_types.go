@@ -174,6 +174,26 @@ type PaymentMethods struct {
 	// All offers every type the platform supports, including types added in later releases.
 	// +optional
 	All bool `json:"all,omitempty"`
+	// MaxPerCustomer caps how many payment methods one customer may keep (1 to 500). It stops a
+	// signed-in customer from adding methods in a loop, which on a real processor would turn the
+	// portal into a card-testing tool. Methods already saved above a lowered cap stay.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=500
+	// +kubebuilder:default=50
+	// +optional
+	MaxPerCustomer int32 `json:"maxPerCustomer,omitempty"`
+}
+
+// DefaultMaxPaymentMethodsPerCustomer is paymentMethods.maxPerCustomer when the schema's default
+// did not apply (objects that bypassed the API server's defaulting).
+const DefaultMaxPaymentMethodsPerCustomer = 50
+
+// Max returns the effective cap on payment methods per customer.
+func (m *PaymentMethods) Max() int {
+	if m == nil || m.MaxPerCustomer <= 0 {
+		return DefaultMaxPaymentMethodsPerCustomer
+	}
+	return int(m.MaxPerCustomer)
 }
 
 // Effective returns the payment method types customers are offered right now. A nil selection
@@ -405,9 +425,21 @@ type Exposure struct {
 	// +optional
 	IngressClassName *string `json:"ingressClassName,omitempty"`
 	// TLSSecretName names the Secret with the Ingress's certificate; the portal is served over https when set.
+	// Without it, links are http:// and carry their token in clear (the InsecureLinks condition says so).
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	TLSSecretName string `json:"tlsSecretName,omitempty"`
+	// TrustedProxies lists the CIDRs of the proxies in front of the portal (the Ingress controller's
+	// pods, a load balancer) whose X-Forwarded-For the portal believes. The client address used for
+	// rate limits is the right-most X-Forwarded-For entry that is not a trusted proxy; with the list
+	// empty (the default) the portal ignores X-Forwarded-For and uses the connection's peer address.
+	// IPv6 clients are limited by their /64.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=set
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="exposure.trustedProxies entries must be CIDRs like 10.0.0.0/8 or fd00::/8"
+	// +optional
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
 }
 
 // CustomerPortalStatus is the observed state of a CustomerPortal.

@@ -37,6 +37,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="has(self.delivery) == has(oldSelf.delivery) && (!has(self.delivery) || self.delivery == oldSelf.delivery)",message="delivery is immutable: create a new PortalSession instead"
 // +kubebuilder:validation:XValidation:rule="has(self.ttlSecondsAfterExpired) == has(oldSelf.ttlSecondsAfterExpired) && (!has(self.ttlSecondsAfterExpired) || self.ttlSecondsAfterExpired == oldSelf.ttlSecondsAfterExpired)",message="ttlSecondsAfterExpired is immutable: create a new PortalSession instead"
 // +kubebuilder:validation:XValidation:rule="!(has(oldSelf.revoked) && oldSelf.revoked) || (has(self.revoked) && self.revoked)",message="revoked can only change from false to true: a revoked session cannot be restored, create a new PortalSession"
+// +kubebuilder:validation:XValidation:rule="!has(self.revocationReason) || (has(self.revoked) && self.revoked)",message="revocationReason goes with revoked: true"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.revocationReason) || (has(self.revocationReason) && self.revocationReason == oldSelf.revocationReason)",message="revocationReason is immutable once set"
 type PortalSessionSpec struct {
 	// PortalRef names the CustomerPortal (in the same namespace) the session opens.
 	PortalRef PortalReference `json:"portalRef"`
@@ -69,6 +71,14 @@ type PortalSessionSpec struct {
 	// Revoked ends the session at once. It can only go from false to true.
 	// +optional
 	Revoked bool `json:"revoked,omitempty"`
+
+	// RevocationReason says why the session was revoked, for the merchant to read (set with
+	// revoked: true). The portal sets "customer signed out" when the customer signs out of a
+	// browser session the link opened.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	RevocationReason string `json:"revocationReason,omitempty"`
 
 	// TTLSecondsAfterExpired deletes the PortalSession object this long after it expired or was
 	// revoked. Without it, ended sessions stay (GitOps tools must not see objects vanish).
