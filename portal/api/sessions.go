@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -18,10 +20,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/rules"
 )
 
 // Names shared with the operator (controllers/options.go and controllers/portalsession_*.go).
@@ -384,14 +386,19 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request) *apiError {
 	return nil
 }
 
-// revokeSession revokes a session of this portal: spec.revoked: true, which the portal honours
-// at once and the operator turns into phase Revoked, deleting the link Secret. Revoking a revoked
-// session writes nothing and answers the same, so a retried revoke is harmless.
+// revokeSession revokes a session of this portal: spec.revoked: true with the reason given (or
+// defaultRevocationReason), which the portal honours at once and the operator turns into phase
+// Revoked, deleting the link Secret. Revoking a revoked session writes nothing and answers the
+// same, its first reason included, so a retried revoke is harmless.
 func (a *API) revokeSession(w http.ResponseWriter, r *http.Request) *apiError {
 	id := r.PathValue("id")
 	info(r).sessionID = id
-	var req struct{}
+	var req revokeSessionRequest
 	if e := decodeOptionalJSON(w, r, &req); e != nil {
+		return e
+	}
+	reason, e := revocationReason(req.Reason)
+	if e != nil {
 		return e
 	}
 	s, e := a.ownSession(r, id)
@@ -399,19 +406,50 @@ func (a *API) revokeSession(w http.ResponseWriter, r *http.Request) *apiError {
 		return e
 	}
 	info(r).customerID = s.Spec.Customer.ID
-	if !s.Spec.Revoked {
-		// The UID pins the patch to the session just checked, not one of another portal made
-		// under the same name in between: a patch cannot change an object's UID, so it fails.
-		patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"uid":%q},"spec":{"revoked":true}}`, s.UID))
-		if err := a.rules.Client.Patch(r.Context(), s, patch); err != nil {
-			if apierrors.IsNotFound(err) || uidChanged(err) {
-				return errSessionNotFound()
-			}
-			return a.kubernetesError(r, "revoke PortalSession", err)
-		}
+	revoked, err := a.rules.RevokeSession(r.Context(), s, reason)
+	if errors.Is(err, rules.ErrSessionGone) {
+		return errSessionNotFound()
 	}
-	writeJSON(w, http.StatusOK, toSessionState(s, a.now()))
+	if err != nil {
+		return a.kubernetesError(r, "revoke PortalSession", err)
+	}
+	writeJSON(w, http.StatusOK, toSessionState(revoked, a.now()))
 	return nil
+}
+
+// revokeSessionRequest is the optional body of POST /portal_sessions/{id}/revoke.
+type revokeSessionRequest struct {
+	// Reason is for the merchant's own records: the PortalSession's spec.revocationReason.
+	Reason *string `json:"reason"`
+}
+
+const (
+	// defaultRevocationReason tells a revocation by the API from one made with kubectl or by a
+	// customer signing out.
+	defaultRevocationReason = "revoked by the merchant API"
+	// maxRevocationReason is the CRD's maxLength of spec.revocationReason, in characters.
+	maxRevocationReason = 256
+)
+
+// revocationReason checks a reason given to revoke: one line that fits spec.revocationReason,
+// which kubectl shows as it is.
+func revocationReason(given *string) (string, *apiError) {
+	if given == nil {
+		return defaultRevocationReason, nil
+	}
+	reason := strings.TrimSpace(*given)
+	switch {
+	case reason == "":
+		return "", errInvalidField("reason", "The reason must not be empty: leave it out to use the default.",
+			"El motivo no puede estar vacío: omitilo para usar el predeterminado.")
+	case utf8.RuneCountInString(reason) > maxRevocationReason:
+		return "", errInvalidField("reason", fmt.Sprintf("The reason must be at most %d characters long.", maxRevocationReason),
+			fmt.Sprintf("El motivo debe tener como máximo %d caracteres.", maxRevocationReason))
+	case strings.ContainsFunc(reason, unicode.IsControl):
+		return "", errInvalidField("reason", "The reason must be a single line of text, without control characters.",
+			"El motivo debe ser una sola línea de texto, sin caracteres de control.")
+	}
+	return reason, nil
 }
 
 // ownSession reads the named PortalSession from the API server and returns it if it belongs to
@@ -439,21 +477,6 @@ func (a *API) ownSession(r *http.Request, name string) (*billingv1alpha1.PortalS
 		return nil, errSessionNotFound()
 	}
 	return s, nil
-}
-
-// uidChanged reports whether a patch carrying metadata.uid failed because the object now has
-// another UID (it was deleted and made again).
-func uidChanged(err error) bool {
-	var status apierrors.APIStatus
-	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
-		return false
-	}
-	for _, c := range status.Status().Details.Causes {
-		if c.Field == "metadata.uid" {
-			return true
-		}
-	}
-	return false
 }
 
 func errSessionNotFound() *apiError {
@@ -527,7 +550,7 @@ func sessionDelivery(s *billingv1alpha1.PortalSession) *sessionDeliveryJSON {
 
 func toSessionState(s *billingv1alpha1.PortalSession, now time.Time) sessionStateJSON {
 	out := sessionStateJSON{
-		ID: s.Name, Phase: sessionPhase(s, now), Revoked: s.Spec.Revoked,
+		ID: s.Name, Phase: sessionPhase(s, now), Revoked: s.Spec.Revoked, RevocationReason: s.Spec.RevocationReason,
 		CustomerID: s.Spec.Customer.ID, CustomerEmail: s.Spec.Customer.Email,
 		DeliverByEmail: wantsEmail(s), CreatedAt: s.CreationTimestamp.UTC(),
 	}
@@ -550,11 +573,13 @@ func toSessionState(s *billingv1alpha1.PortalSession, now time.Time) sessionStat
 func (a *API) withdrawSession(ctx context.Context, s *billingv1alpha1.PortalSession) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"revoked":true}}`))
-	if err := a.rules.Client.Patch(ctx, s, patch); err != nil && !apierrors.IsNotFound(err) {
+	if _, err := a.rules.RevokeSession(ctx, s, withdrawnReason); err != nil && !errors.Is(err, rules.ErrSessionGone) {
 		a.log.Warn("withdraw portal session", "session", s.Name, "err", err)
 	}
 }
+
+// withdrawnReason is the revocationReason of a session withdrawSession revoked.
+const withdrawnReason = "link not ready in time: the merchant API withdrew it"
 
 // kubernetesError maps an API server refusal: an invalid spec (the CRD's schema and CEL rules)
 // is the caller's to fix and says why; anything else is ours.

@@ -296,15 +296,17 @@ type sessionJSON struct {
 type sessionStateJSON struct {
 	ID string `json:"id"`
 	// Phase is pending, active, expired, revoked or refused (see sessionPhase).
-	Phase          string               `json:"phase"`
-	Revoked        bool                 `json:"revoked"`
-	ExpiresAt      *time.Time           `json:"expires_at,omitempty"`
-	CustomerID     string               `json:"customer_id,omitempty"`
-	CustomerEmail  string               `json:"customer_email,omitempty"`
-	Flow           *flowJSON            `json:"flow,omitempty"`
-	DeliverByEmail bool                 `json:"deliver_by_email"`
-	Delivery       *sessionDeliveryJSON `json:"delivery,omitempty"`
-	CreatedAt      time.Time            `json:"created_at"`
+	Phase   string `json:"phase"`
+	Revoked bool   `json:"revoked"`
+	// RevocationReason is spec.revocationReason: why, when revoked with one.
+	RevocationReason string               `json:"revocation_reason,omitempty"`
+	ExpiresAt        *time.Time           `json:"expires_at,omitempty"`
+	CustomerID       string               `json:"customer_id,omitempty"`
+	CustomerEmail    string               `json:"customer_email,omitempty"`
+	Flow             *flowJSON            `json:"flow,omitempty"`
+	DeliverByEmail   bool                 `json:"deliver_by_email"`
+	Delivery         *sessionDeliveryJSON `json:"delivery,omitempty"`
+	CreatedAt        time.Time            `json:"created_at"`
 }
 
 // sessionDeliveryJSON is how the link's e-mail went, when one was asked for.

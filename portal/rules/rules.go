@@ -37,6 +37,9 @@ type Rules struct {
 	mu       sync.RWMutex
 	sessions map[string]*billingv1alpha1.PortalSession // by name
 	byHash   map[string]map[string]struct{}            // status.tokenHash → names
+	// revoked holds the sessions this portal revoked (by UID, with the reason) whose
+	// revocation the informer has not delivered yet (see RevokeSession).
+	revoked map[types.UID]string
 	// seen is closed (and dropped) under mu when a session with a token hash is added or
 	// updated, waking AwaitSessionByTokenHash; nil while nobody waits, so the informer's
 	// handler allocates nothing then.
@@ -61,7 +64,7 @@ const (
 // newRules is an empty view of the portal key.
 func newRules(key types.NamespacedName) *Rules {
 	return &Rules{Key: key, sessions: map[string]*billingv1alpha1.PortalSession{}, byHash: map[string]map[string]struct{}{},
-		maxWaiters: MaxTokenWaiters}
+		revoked: map[types.UID]string{}, maxWaiters: MaxTokenWaiters}
 }
 
 // Start builds informers restricted to the one CustomerPortal (by name) and its PortalSessions (by
@@ -171,7 +174,15 @@ func (r *Rules) setSession(o any, deleted bool) {
 		delete(r.sessions, s.Name)
 	}
 	if deleted {
+		delete(r.revoked, s.UID)
 		return
+	}
+	if reason, ok := r.revoked[s.UID]; ok {
+		if s.Spec.Revoked {
+			delete(r.revoked, s.UID)
+		} else {
+			s = revokedCopy(s, reason)
+		}
 	}
 	r.sessions[s.Name] = s
 	if h := s.Status.TokenHash; h != "" {
