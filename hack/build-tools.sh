@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the hermetic control plane (kube-apiserver, etcd), kubectl and Mailpit from the
-# Go module proxy into bin/k8s/. Idempotent: `go build` with the build cache is fast on reruns,
+# Builds the hermetic control plane (kube-apiserver, etcd), kubectl, Mailpit and stripe-mock from
+# the Go module proxy into bin/k8s/. Idempotent: `go build` with the build cache is fast on reruns,
 # and a binary is only rebuilt when its source module changed. Prints the directory on success.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,4 +24,6 @@ build etcd "$root/hack/tools" go.etcd.io/etcd/server/v3 "-s -w"
 build kube-apiserver "$root/hack/tools" k8s.io/kubernetes/cmd/kube-apiserver "$ldflags"
 build kubectl "$root/hack/tools" k8s.io/kubernetes/cmd/kubectl "$ldflags"
 build mailpit "$root/hack/tools/mailpit" github.com/axllent/mailpit "-s -w"
+build stripe-mock "$root/hack/tools/stripe-mock" github.com/stripe/stripe-mock \
+  "-s -w -X main.version=$(cd "$root/hack/tools/stripe-mock" && go list -m -f {{.Version}} github.com/stripe/stripe-mock)"
 echo "$out"
