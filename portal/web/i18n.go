@@ -127,6 +127,9 @@ var catalog = map[string]map[string]string{
 		"signedout.heading": "Cerraste sesión",
 		"signedout.body":    "Podés cerrar esta ventana.",
 
+		"signedout.link_disabled":    "El enlace de acceso con el que entraste quedó desactivado: si necesitás volver, pedí uno nuevo.",
+		"signedout.link_still_works": "No pudimos desactivar el enlace de acceso con el que entraste: todavía abre el portal hasta el %s. Si esta computadora es compartida, borrá el historial del navegador.",
+
 		"nopublic.heading": "Este portal se abre con un enlace",
 		"nopublic.body":    "Para entrar, usá el enlace de acceso que te enviaron por correo o desde la aplicación.",
 		"nopublic.support": "Si no lo tenés, escribinos a",
@@ -453,6 +456,9 @@ var catalog = map[string]map[string]string{
 
 		"signedout.heading": "You are signed out",
 		"signedout.body":    "You can close this window.",
+
+		"signedout.link_disabled":    "The access link you signed in with has been disabled: if you need to come back, ask for a new one.",
+		"signedout.link_still_works": "We could not disable the access link you signed in with: it still opens the portal until %s. If this computer is shared, clear the browser's history.",
 
 		"nopublic.heading": "This portal opens with a link",
 		"nopublic.body":    "To get in, use the access link you were sent by e-mail or from the app.",
