@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/portero-dev/portero/portal/payments"
@@ -31,6 +32,7 @@ const (
 	CodeSubscriptionCanceled             = "subscription_canceled"
 	CodePaymentState                     = "payment_state"
 	CodeMethodNotUsable                  = "payment_method_not_usable"
+	CodePaymentMethodLimit               = "payment_method_limit_reached"
 )
 
 // Error is a failure the caller can explain to a person: a missing object, invalid input or a
@@ -44,7 +46,9 @@ type Error struct {
 	// Resource names what was not found ("customer", "payment"…) for KindNotFound, and what an
 	// idempotency key was used for ("subscription"; a payment when empty) for its conflict.
 	Resource string
-	cause    error
+	// Limit is the cap a CodePaymentMethodLimit refusal reached.
+	Limit int
+	cause error
 }
 
 // Sentinel errors for errors.Is; they match any *Error with the same Code.
@@ -55,6 +59,7 @@ var (
 	ErrUnsupportedCurrency              = &Error{Kind: KindInvalid, Code: CodeUnsupportedCurrency}
 	ErrSubscriptionCanceled             = &Error{Kind: KindConflict, Code: CodeSubscriptionCanceled}
 	ErrPaymentState                     = &Error{Kind: KindConflict, Code: CodePaymentState}
+	ErrPaymentMethodLimit               = &Error{Kind: KindConflict, Code: CodePaymentMethodLimit}
 )
 
 func newError(kind Kind, code, field string, cause error) *Error {
@@ -139,6 +144,10 @@ func (e *Error) messages() (en, es string) {
 	case CodeMethodNotUsable:
 		return "The payment method cannot be used (for example, the card expired).",
 			"El medio de pago no se puede usar (por ejemplo, la tarjeta está vencida)."
+	case CodePaymentMethodLimit:
+		n := strconv.Itoa(e.Limit)
+		return "There are already " + n + " saved payment methods, the most this portal allows; remove one to add another.",
+			"Ya hay " + n + " medios de pago guardados, el máximo que permite este portal; quitá uno para agregar otro."
 	}
 	return "The request could not be completed.", "No se pudo completar la solicitud."
 }
