@@ -11,6 +11,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -95,11 +96,15 @@ func TestPortalsKeepToTheirOwnSessions(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	// Its own sessions: fine, and it may revoke them.
+	// Its own sessions: fine, and it may revoke them with a reason, as its merchant API's revoke
+	// and a customer's sign-out do (rules.RevokeSession's patch).
 	mine := session("mine", "acme")
 	must(acme.Create(ctx, mine))
-	mine.Spec.Revoked = true
-	must(acme.Update(ctx, mine))
+	must(acme.Patch(ctx, mine, client.RawPatch(types.MergePatchType,
+		fmt.Appendf(nil, `{"metadata":{"uid":%q},"spec":{"revoked":true,"revocationReason":"customer signed out"}}`, mine.UID))))
+	if !mine.Spec.Revoked || mine.Spec.RevocationReason != "customer signed out" {
+		t.Errorf("own session after revoking: %+v", mine.Spec)
+	}
 
 	// Another portal's session, made by the merchant's backend: neither edited nor revoked.
 	theirs := session("theirs", "acme-strategic")
@@ -110,7 +115,7 @@ func TestPortalsKeepToTheirOwnSessions(t *testing.T) {
 		t.Errorf("editing another portal's session: %v", err)
 	}
 	theirs = base.DeepCopy()
-	theirs.Spec.Revoked = true
+	theirs.Spec.Revoked, theirs.Spec.RevocationReason = true, "customer signed out"
 	if err := refused(acme.Patch(ctx, theirs, client.MergeFrom(base)), "may not change sessions of the portal acme-strategic"); err != nil {
 		t.Errorf("revoking another portal's session: %v", err)
 	}
