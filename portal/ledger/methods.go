@@ -21,6 +21,10 @@ type NewPaymentMethod struct {
 	Account string
 	// Wallet names the wallet provider (type wallet), e.g. "mercadopago".
 	Wallet string
+	// Limit, when positive, is the most methods the customer may keep (the portal's
+	// paymentMethods.maxPerCustomer): an add that would go beyond it is refused with
+	// ErrPaymentMethodLimit. Methods already saved above a lowered limit stay.
+	Limit int
 }
 
 const methodColumns = `id, customer_id, ordinal, method_type, card_token, card_brand, card_last4,
@@ -116,6 +120,17 @@ func (s *Store) AddPaymentMethod(ctx context.Context, customerID string, in NewP
 	if _, err := s.GetCustomer(ctx, customerID); err != nil {
 		return PaymentMethod{}, err
 	}
+	// And on a full list: a customer at the cap must not reach the processor either, or the
+	// add form would still test cards. The count under the lock below is the one that holds.
+	if in.Limit > 0 {
+		n, err := countMethods(ctx, s.read(), customerID)
+		if err != nil {
+			return PaymentMethod{}, fmt.Errorf("add payment method for customer %s: %w", customerID, err)
+		}
+		if n >= in.Limit {
+			return PaymentMethod{}, methodLimit(in.Limit)
+		}
+	}
 	m, err := s.prepareMethod(ctx, in)
 	if err != nil {
 		return PaymentMethod{}, err
@@ -127,16 +142,21 @@ func (s *Store) AddPaymentMethod(ctx context.Context, customerID string, in NewP
 		if err := lockCustomer(ctx, q, customerID); err != nil {
 			return err
 		}
-		// Under the customer lock the count is the next free position.
-		if err := q.queryRow(ctx, `SELECT COUNT(*) FROM payment_methods
-			WHERE customer_id = ? AND detached_at IS NULL`, customerID).Scan(&m.Position); err != nil {
+		// Under the customer lock the count is the next free position, and concurrent adds
+		// (other requests, other replicas) wait here, so none can slip past the limit.
+		n, err := countMethods(ctx, q, customerID)
+		if err != nil {
 			return err
 		}
+		if in.Limit > 0 && n >= in.Limit {
+			return methodLimit(in.Limit)
+		}
+		m.Position = n
 		var card CardInfo
 		if m.Card != nil {
 			card = *m.Card
 		}
-		_, err := q.exec(ctx, `INSERT INTO payment_methods (id, customer_id, ordinal, method_type,
+		_, err = q.exec(ctx, `INSERT INTO payment_methods (id, customer_id, ordinal, method_type,
 			processor, card_token, card_brand, card_last4, card_exp_month, card_exp_year,
 			card_fingerprint, account_number, wallet, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -152,6 +172,20 @@ func (s *Store) AddPaymentMethod(ctx context.Context, customerID string, in NewP
 		"type", m.Type, "position", m.Position)
 	s.settleAfterMethodChange(ctx, customerID)
 	return m, nil
+}
+
+// countMethods is how many methods the customer has attached.
+func countMethods(ctx context.Context, q querier, customerID string) (int, error) {
+	var n int
+	if err := q.queryRow(ctx, `SELECT COUNT(*) FROM payment_methods
+		WHERE customer_id = ? AND detached_at IS NULL`, customerID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count payment methods: %w", err)
+	}
+	return n, nil
+}
+
+func methodLimit(limit int) *Error {
+	return &Error{Kind: KindConflict, Code: CodePaymentMethodLimit, Limit: limit}
 }
 
 // settleAfterMethodChange runs SettleIncomplete after a method change. Its failure does not
