@@ -139,7 +139,10 @@ func (s *Store) CreateCustomer(ctx context.Context, in NewCustomer) (Customer, e
 			c.ID, c.Email, c.Name, billing.LegalName, billing.TaxID, string(billing.TaxCondition),
 			billing.Address.Line1, billing.Address.Line2, billing.Address.City, billing.Address.Province,
 			billing.Address.PostalCode, billing.Address.Country, toMillis(now), toMillis(now))
-		return err
+		if err != nil {
+			return err
+		}
+		return s.recordEvent(ctx, q, EventCustomerCreated, c.ID, c.ID, c)
 	})
 	if err != nil {
 		return Customer{}, fmt.Errorf("create customer: %w", err)
@@ -264,7 +267,10 @@ func (s *Store) UpdateCustomer(ctx context.Context, id string, u CustomerUpdate)
 		if err != nil {
 			return err
 		}
-		return q.queryRow(ctx, "SELECT version FROM customers WHERE id = ?", id).Scan(&c.Version)
+		if err := q.queryRow(ctx, "SELECT version FROM customers WHERE id = ?", id).Scan(&c.Version); err != nil {
+			return err
+		}
+		return s.recordEvent(ctx, q, EventCustomerUpdated, c.ID, c.ID, c)
 	})
 	if err != nil {
 		return Customer{}, fmt.Errorf("update customer %s: %w", id, err)

@@ -141,6 +141,8 @@ type claim struct {
 	currency       Currency
 	description    string
 	method         PaymentMethod
+	// restore marks a finish that puts a payment back as it was (a failed confirmation).
+	restore bool
 }
 
 func (c claim) chargeRequest() payments.ChargeRequest {
@@ -269,14 +271,47 @@ func (s *Store) insertPayment(ctx context.Context, q querier, in paymentInsert, 
 		return inserted{}, fmt.Errorf("insert payment: %w", err)
 	}
 	if m == nil {
-		return inserted{id: id}, updateSubscriptionAfterPayment(ctx, q, id, PaymentIncomplete, now)
+		if err := updateSubscriptionAfterPayment(ctx, q, id, PaymentIncomplete, now); err != nil {
+			return inserted{}, err
+		}
+		if err := s.recordPaymentEvent(ctx, q, EventPaymentCreated, id); err != nil {
+			return inserted{}, err
+		}
+		return inserted{id: id}, s.recordPaymentEvent(ctx, q, EventPaymentIncomplete, id)
 	}
 	if err := insertAttempt(ctx, q, id, 1, *m, now); err != nil {
+		return inserted{}, err
+	}
+	if err := s.recordPaymentEvent(ctx, q, EventPaymentCreated, id); err != nil {
 		return inserted{}, err
 	}
 	return inserted{id: id, claim: &claim{paymentID: id, customerID: in.customerID,
 		subscriptionID: in.subscriptionID, attempt: 1, amount: in.amount, currency: in.currency,
 		description: in.description, method: *m}}, nil
+}
+
+// recordPaymentEvent records an event of type typ about the payment as the transaction q sees it.
+func (s *Store) recordPaymentEvent(ctx context.Context, q querier, typ, paymentID string) error {
+	p, err := getPaymentQ(ctx, q, "", paymentID)
+	if err != nil {
+		return err
+	}
+	return s.recordEvent(ctx, q, typ, p.CustomerID, p.ID, p)
+}
+
+// paymentStatusEvent is the event of a payment reaching status st ("" for none).
+func paymentStatusEvent(st PaymentStatus) string {
+	switch st {
+	case PaymentSucceeded:
+		return EventPaymentSucceeded
+	case PaymentFailed:
+		return EventPaymentFailed
+	case PaymentPending:
+		return EventPaymentPending
+	case PaymentIncomplete:
+		return EventPaymentIncomplete
+	}
+	return ""
 }
 
 // afterInsert acts on a committed insertPayment: replays return the stored payment, incomplete
@@ -374,7 +409,13 @@ func (s *Store) finish(ctx context.Context, c claim, res payments.ChargeResult) 
 			string(status), res.Reference, code, msg, toMillis(now), c.paymentID, c.attempt); err != nil {
 			return err
 		}
-		return updateSubscriptionAfterPayment(ctx, q, c.paymentID, status, now)
+		if err := updateSubscriptionAfterPayment(ctx, q, c.paymentID, status, now); err != nil {
+			return err
+		}
+		if c.restore {
+			return nil // back to where it was: nothing happened the merchant must hear of
+		}
+		return s.recordPaymentEvent(ctx, q, paymentStatusEvent(status), c.paymentID)
 	})
 	if err != nil {
 		return Payment{}, fmt.Errorf("record charge of payment %s: %w", c.paymentID, err)
@@ -447,6 +488,9 @@ func (s *Store) claimPayment(ctx context.Context, paymentID string, from Payment
 			if from == PaymentFailed {
 				madeIncomplete, err = q.execOne(ctx, `UPDATE payments SET status = 'incomplete', updated_at = ?
 					WHERE id = ? AND status = 'failed'`, toMillis(now), paymentID)
+				if err == nil && madeIncomplete {
+					err = s.recordPaymentEvent(ctx, q, EventPaymentIncomplete, paymentID)
+				}
 			}
 			return err
 		}
@@ -600,6 +644,7 @@ func (s *Store) ConfirmPayment(ctx context.Context, paymentID string) (Payment, 
 		// Nothing is known to have changed at the processor: put the payment back to pending so
 		// the confirmation can simply be retried.
 		res = payments.ChargeResult{Status: payments.ChargePending, Reference: current.ProcessorReference, Instructions: current.Instructions}
+		c.restore = true
 		if _, ferr := s.finish(ctx, *c, res); ferr != nil {
 			s.log.Error("restore pending payment after failed confirmation", "payment", paymentID, "err", ferr)
 		}
@@ -716,7 +761,11 @@ func (s *Store) GetPaymentForCustomer(ctx context.Context, customerID, paymentID
 
 // getPayment reads a payment and its attempts; customerID "" means merchant scope.
 func (s *Store) getPayment(ctx context.Context, customerID, paymentID string) (Payment, error) {
-	q := s.read()
+	return getPaymentQ(ctx, s.read(), customerID, paymentID)
+}
+
+// getPaymentQ is getPayment on q (in a transaction: the payment as this transaction sees it).
+func getPaymentQ(ctx context.Context, q querier, customerID, paymentID string) (Payment, error) {
 	query := "SELECT " + paymentColumns + " FROM payments WHERE id = ?"
 	args := []any{paymentID}
 	if customerID != "" {

@@ -60,6 +60,8 @@ type Options struct {
 	// BillingZone is where subscription periods count their days (see periodEnd); nil means
 	// ArgentinaTime.
 	BillingZone *time.Location
+	// Events configures the merchant event log (see events.go).
+	Events EventOptions
 }
 
 // Store is the ledger. It is safe for concurrent use, and several Stores (replicas) may share
@@ -73,6 +75,7 @@ type Store struct {
 	log       *slog.Logger
 	hooks     Hooks
 	zone      *time.Location
+	events    EventOptions
 	customers keptCustomers // see GetCustomer
 }
 
@@ -119,6 +122,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		zone:      opts.BillingZone,
 		log:       opts.Logger,
 		hooks:     opts.Hooks,
+		events:    opts.Events,
 	}
 	if s.zone == nil {
 		s.zone = ArgentinaTime
@@ -237,6 +241,16 @@ type querier struct {
 		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	}
+	// tx is set inside inTx: what the transaction did that matters after it commits.
+	tx *txState
+}
+
+// txState is what a transaction recorded for after its commit.
+type txState struct {
+	// events are the types of the events the transaction wrote.
+	events []string
+	// deliveries is set when it made deliveries (the worker has work).
+	deliveries bool
 }
 
 func (q querier) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -293,12 +307,16 @@ func (s *Store) inTx(ctx context.Context, fn func(q querier) error) error {
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if err := fn(querier{q: s.stmts.In(tx)}); err != nil {
+	st := &txState{}
+	if err := fn(querier{q: s.stmts.In(tx), tx: st}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if (len(st.events) > 0 || st.deliveries) && s.events.Written != nil {
+		s.events.Written(st.events, st.deliveries)
 	}
 	return nil
 }

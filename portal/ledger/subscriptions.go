@@ -177,6 +177,13 @@ func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscrip
 		if err != nil {
 			return fmt.Errorf("insert subscription: %w", err)
 		}
+		created, err := getSubscription(ctx, q, in.CustomerID, sub.ID)
+		if err != nil {
+			return err
+		}
+		if err := s.recordEvent(ctx, q, EventSubscriptionCreated, sub.CustomerID, sub.ID, created); err != nil {
+			return err
+		}
 		if in.NoInitialPayment {
 			return nil
 		}
@@ -331,7 +338,8 @@ func (s *Store) listSubscriptions(ctx context.Context, customerID, columns strin
 
 // updateSubscription runs fn on the customer's subscription under the customer lock and
 // returns the stored result.
-func (s *Store) updateSubscription(ctx context.Context, customerID, id string, fn func(q querier, sub Subscription, now time.Time) error) (Subscription, error) {
+// event, when not "", is the type of the event the change makes.
+func (s *Store) updateSubscription(ctx context.Context, customerID, id, event string, fn func(q querier, sub Subscription, now time.Time) error) (Subscription, error) {
 	var out Subscription
 	err := s.inTx(ctx, func(q querier) error {
 		if err := lockCustomer(ctx, q, customerID); err != nil {
@@ -344,8 +352,13 @@ func (s *Store) updateSubscription(ctx context.Context, customerID, id string, f
 		if err := fn(q, sub, s.nowMs()); err != nil {
 			return err
 		}
-		out, err = getSubscription(ctx, q, customerID, id)
-		return err
+		if out, err = getSubscription(ctx, q, customerID, id); err != nil {
+			return err
+		}
+		if event == "" {
+			return nil
+		}
+		return s.recordEvent(ctx, q, event, customerID, id, out)
 	})
 	if err != nil {
 		return Subscription{}, fmt.Errorf("update subscription %s: %w", id, err)
@@ -364,7 +377,7 @@ func (s *Store) CancelSubscription(ctx context.Context, customerID, id string, m
 	if mode != CancelAtPeriodEnd && mode != CancelImmediately {
 		return Subscription{}, newError(KindInvalid, CodeInvalidField, "mode", nil)
 	}
-	sub, err := s.updateSubscription(ctx, customerID, id, func(q querier, sub Subscription, now time.Time) error {
+	sub, err := s.updateSubscription(ctx, customerID, id, EventSubscriptionCanceled, func(q querier, sub Subscription, now time.Time) error {
 		if sub.Status == SubscriptionCanceled {
 			return newError(KindConflict, CodeSubscriptionCanceled, "", nil)
 		}
@@ -380,10 +393,23 @@ func (s *Store) CancelSubscription(ctx context.Context, customerID, id string, m
 		}
 		// Canceled now, so the periods it did not pay are not owed: close their payments (never
 		// charged, never offered again). A payment in flight (processing, pending) runs its course.
-		_, err := q.exec(ctx, `UPDATE payments SET status = 'failed', failure_code = ?, failure_message = '',
+		// The incomplete ones become failed, and the merchant hears of it.
+		closing, err := q.strings(ctx, `SELECT id FROM payments WHERE subscription_id = ? AND customer_id = ?
+			AND status = 'incomplete' ORDER BY created_at, id`, id, customerID)
+		if err != nil {
+			return err
+		}
+		if _, err := q.exec(ctx, `UPDATE payments SET status = 'failed', failure_code = ?, failure_message = '',
 			updated_at = ? WHERE subscription_id = ? AND customer_id = ? AND status IN ('incomplete', 'failed')`,
-			payments.CodeSubscriptionCanceled, toMillis(now), id, customerID)
-		return err
+			payments.CodeSubscriptionCanceled, toMillis(now), id, customerID); err != nil {
+			return err
+		}
+		for _, pid := range closing {
+			if err := s.recordPaymentEvent(ctx, q, EventPaymentFailed, pid); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return Subscription{}, err
@@ -394,7 +420,7 @@ func (s *Store) CancelSubscription(ctx context.Context, customerID, id string, m
 
 // ResumeSubscription undoes a cancellation scheduled for the period end.
 func (s *Store) ResumeSubscription(ctx context.Context, customerID, id string) (Subscription, error) {
-	return s.updateSubscription(ctx, customerID, id, func(q querier, sub Subscription, now time.Time) error {
+	return s.updateSubscription(ctx, customerID, id, "", func(q querier, sub Subscription, now time.Time) error {
 		if sub.Status == SubscriptionCanceled {
 			return newError(KindConflict, CodeSubscriptionCanceled, "", nil)
 		}
@@ -407,7 +433,7 @@ func (s *Store) ResumeSubscription(ctx context.Context, customerID, id string) (
 // SetSubscriptionPaymentMethod pins one of the customer's methods to the subscription, or
 // unpins it with methodID "" so the preferred method is charged.
 func (s *Store) SetSubscriptionPaymentMethod(ctx context.Context, customerID, id, methodID string) (Subscription, error) {
-	return s.updateSubscription(ctx, customerID, id, func(q querier, sub Subscription, now time.Time) error {
+	return s.updateSubscription(ctx, customerID, id, EventSubscriptionPaymentMethodChanged, func(q querier, sub Subscription, now time.Time) error {
 		if sub.Status == SubscriptionCanceled {
 			return newError(KindConflict, CodeSubscriptionCanceled, "", nil)
 		}
@@ -516,8 +542,11 @@ func (s *Store) renewOne(ctx context.Context, id string, now time.Time) (Payment
 				return err
 			}
 			c, err := getSubscription(ctx, q, "", id)
+			if err != nil {
+				return err
+			}
 			canceled = &c
-			return err
+			return s.recordEvent(ctx, q, EventSubscriptionCanceled, c.CustomerID, c.ID, c)
 		}
 		next := periodEnd(sub.BillingAnchor, sub.Interval, end, s.zone)
 		did, err = q.execOne(ctx, `UPDATE subscriptions SET current_period_start = ?, current_period_end = ?,
