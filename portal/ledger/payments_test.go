@@ -109,6 +109,26 @@ func mustMethods(t *testing.T, e *env, customerID string) []PaymentMethod {
 	return ms
 }
 
+// mustPayments is one page of ListPayments. A check that expects few or none must not pass
+// because the list failed.
+func mustPayments(t *testing.T, e *env, params ListPaymentsParams) []Payment {
+	t.Helper()
+	page, err := e.store.ListPayments(e.ctx, params)
+	if err != nil {
+		t.Fatalf("ListPayments(%+v): %v", params, err)
+	}
+	return page.Items
+}
+
+func mustPayment(t *testing.T, e *env, id string) Payment {
+	t.Helper()
+	p, err := e.store.GetPayment(e.ctx, id)
+	if err != nil {
+		t.Fatalf("GetPayment(%s): %v", id, err)
+	}
+	return p
+}
+
 func TestCreatePaymentValidation(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "c@example.com")
@@ -145,9 +165,8 @@ func TestCreatePaymentValidation(t *testing.T) {
 		if p, err := e.store.CreatePayment(e.ctx, NewPayment{CustomerID: c.ID, Amount: 100, Currency: "usd"}); err != nil || p.Currency != USD {
 			t.Errorf("usd: %+v %v", p, err)
 		}
-		page, _ := e.store.ListPayments(e.ctx, ListPaymentsParams{CustomerID: c.ID})
-		if len(page.Items) != 1 {
-			t.Errorf("refused payments were stored: %d", len(page.Items))
+		if ps := mustPayments(t, e, ListPaymentsParams{CustomerID: c.ID}); len(ps) != 1 {
+			t.Errorf("refused payments were stored: %d", len(ps))
 		}
 	})
 }
@@ -214,9 +233,8 @@ func TestIdempotencyUnderConcurrency(t *testing.T) {
 		if n := e.proc.chargesFor(ids[0]); n != 1 {
 			t.Fatalf("charged %d times", n)
 		}
-		page, _ := e.store.ListPayments(e.ctx, ListPaymentsParams{CustomerID: c.ID})
-		if len(page.Items) != 1 {
-			t.Fatalf("%d payments stored", len(page.Items))
+		if ps := mustPayments(t, e, ListPaymentsParams{CustomerID: c.ID}); len(ps) != 1 {
+			t.Fatalf("%d payments stored", len(ps))
 		}
 	})
 }
@@ -263,7 +281,7 @@ func TestIncompletePaymentCompletesWhenMethodAdded(t *testing.T) {
 func TestStrandedIncompletePaymentsSettle(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		old := e.customer(t, "old@example.com")
-		e.addMethod(t, old.ID, card("4242424242424242")) // expires 12/2030
+		e.addMethod(t, old.ID, card("4242424242424242")) // expires in December of cardExpYear
 
 		c := e.customer(t, "c@example.com")
 		p := e.pay(t, c.ID, 2500)
@@ -308,7 +326,7 @@ func TestStrandedIncompletePaymentsSettle(t *testing.T) {
 
 		// Once the old customer's card has expired, their next payment is incomplete; that card
 		// predates it, so the sweep leaves it for a method added later.
-		e.clock.Set(time.Date(2031, time.February, 1, 12, 0, 0, 0, time.UTC))
+		e.clock.Set(time.Date(cardExpYear+1, time.February, 1, 12, 0, 0, 0, time.UTC))
 		waiting := e.pay(t, old.ID, 1000)
 		if waiting.Status != PaymentIncomplete {
 			t.Fatalf("payment with only an expired card = %s", waiting.Status)
@@ -330,7 +348,7 @@ func TestFailedPaymentRetry(t *testing.T) {
 		good := e.addMethod(t, c.ID, card("4242424242424242"))
 		// Adding a method does not retry failed payments by itself: a failure is a final answer
 		// until someone decides to retry.
-		if got, _ := e.store.GetPayment(e.ctx, p.ID); got.Status != PaymentFailed {
+		if got := mustPayment(t, e, p.ID); got.Status != PaymentFailed {
 			t.Fatalf("failed payment changed to %s", got.Status)
 		}
 		if _, err := e.store.MakePreferred(e.ctx, c.ID, good.ID); err != nil {
@@ -364,7 +382,7 @@ func TestRetryWithoutUsableMethodBecomesIncomplete(t *testing.T) {
 			t.Fatalf("status %s", p.Status)
 		}
 		// The card expires; retrying leaves the payment waiting for a method.
-		e.clock.Set(time.Date(2031, time.January, 1, 0, 0, 0, 0, time.UTC))
+		e.clock.Set(time.Date(cardExpYear+1, time.January, 1, 0, 0, 0, 0, time.UTC))
 		got, err := e.store.RetryPayment(e.ctx, c.ID, p.ID)
 		if err != nil || got.Status != PaymentIncomplete {
 			t.Fatalf("retry = %+v %v", got, err)
@@ -373,9 +391,9 @@ func TestRetryWithoutUsableMethodBecomesIncomplete(t *testing.T) {
 			t.Fatalf("hook calls: %+v", hooks)
 		}
 		ok := card("4242424242424242")
-		ok.Card.ExpYear = 2035
+		ok.Card.ExpYear = cardExpYear + 5
 		e.addMethod(t, c.ID, ok)
-		if got, _ := e.store.GetPayment(e.ctx, p.ID); got.Status != PaymentSucceeded || len(got.Attempts) != 2 {
+		if got := mustPayment(t, e, p.ID); got.Status != PaymentSucceeded || len(got.Attempts) != 2 {
 			t.Fatalf("after adding a method: %+v", got)
 		}
 	})
@@ -385,9 +403,10 @@ func TestExpiredCardIsSkipped(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "c@example.com")
 		soon := card("4242424242424242")
-		soon.Card.ExpMonth, soon.Card.ExpYear = 2, 2026
+		// Valid when added (the clock starts on 31 January), expired from March on.
+		soon.Card.ExpMonth, soon.Card.ExpYear = 2, testStart.Year()
 		e.addMethod(t, c.ID, soon)
-		e.clock.Set(time.Date(2026, time.March, 1, 0, 0, 0, 0, time.UTC))
+		e.clock.Set(time.Date(testStart.Year(), time.March, 1, 0, 0, 0, 0, time.UTC))
 		if p := e.pay(t, c.ID, 100); p.Status != PaymentIncomplete {
 			t.Fatalf("only an expired card: %s", p.Status)
 		}
@@ -416,9 +435,8 @@ func TestGetPaymentIsScopedByCustomer(t *testing.T) {
 		if got, err := e.store.GetPayment(e.ctx, p.ID); err != nil || got.CustomerID != c.ID {
 			t.Fatalf("merchant scope: %v", err)
 		}
-		page, _ := e.store.ListPayments(e.ctx, ListPaymentsParams{CustomerID: other.ID})
-		if len(page.Items) != 0 {
-			t.Fatalf("other customer's list has %d payments", len(page.Items))
+		if ps := mustPayments(t, e, ListPaymentsParams{CustomerID: other.ID}); len(ps) != 0 {
+			t.Fatalf("other customer's list has %d payments", len(ps))
 		}
 	})
 }
@@ -456,10 +474,10 @@ func TestListPaymentsPagination(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("order %v, want %v", got, want)
 		}
-		pending, _ := e.store.ListPayments(e.ctx, ListPaymentsParams{Status: PaymentPending})
-		incomplete, _ := e.store.ListPayments(e.ctx, ListPaymentsParams{Status: PaymentIncomplete})
-		if len(pending.Items) != 5 || len(incomplete.Items) != 5 {
-			t.Fatalf("by status: %d pending, %d incomplete", len(pending.Items), len(incomplete.Items))
+		pending := mustPayments(t, e, ListPaymentsParams{Status: PaymentPending})
+		incomplete := mustPayments(t, e, ListPaymentsParams{Status: PaymentIncomplete})
+		if len(pending) != 5 || len(incomplete) != 5 {
+			t.Fatalf("by status: %d pending, %d incomplete", len(pending), len(incomplete))
 		}
 	})
 }
@@ -520,8 +538,7 @@ func TestUnknownOutcomeIsRecoveredWithSameKey(t *testing.T) {
 		if err != nil || n != 1 {
 			t.Fatalf("recover = %d, %v", n, err)
 		}
-		got, _ := e.store.GetPayment(e.ctx, p.ID)
-		if got.Status != PaymentSucceeded || len(got.Attempts) != 1 {
+		if got := mustPayment(t, e, p.ID); got.Status != PaymentSucceeded || len(got.Attempts) != 1 {
 			t.Fatalf("recovered = %+v", got)
 		}
 		e.proc.mu.Lock()
@@ -530,8 +547,8 @@ func TestUnknownOutcomeIsRecoveredWithSameKey(t *testing.T) {
 		if sameKey != 2 {
 			t.Fatalf("re-drive did not reuse the attempt's idempotency key (%d calls with it)", sameKey)
 		}
-		if n, _ := e.store.RecoverProcessing(e.ctx, 0); n != 0 {
-			t.Fatalf("second recover = %d", n)
+		if n, err := e.store.RecoverProcessing(e.ctx, 0); err != nil || n != 0 {
+			t.Fatalf("second recover = %d, %v", n, err)
 		}
 	})
 }
@@ -549,7 +566,7 @@ func TestClaimedChargeSurvivesCanceledRequest(t *testing.T) {
 		if _, err := e.store.AddPaymentMethod(ctx, c.ID, card("4242424242424242")); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := e.store.GetPayment(e.ctx, p.ID); got.Status != PaymentSucceeded {
+		if got := mustPayment(t, e, p.ID); got.Status != PaymentSucceeded {
 			t.Fatalf("payment after canceled request: %s", got.Status)
 		}
 		// The same for a merchant request canceled while its own payment is being charged.

@@ -63,7 +63,7 @@ func TestCardDataNeverStoredOrLogged(t *testing.T) {
 				cvc = leakAmexCVC
 			}
 			_, err := e.store.AddPaymentMethod(e.ctx, c.ID, NewPaymentMethod{Type: payments.MethodCard,
-				Card: &payments.CardDetails{Number: spaced4(n), ExpMonth: 11, ExpYear: 2029, CVC: cvc}})
+				Card: &payments.CardDetails{Number: spaced4(n), ExpMonth: 11, ExpYear: cardExpYear, CVC: cvc}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,9 +74,9 @@ func TestCardDataNeverStoredOrLogged(t *testing.T) {
 			}
 			// Failed adds: wrong CVC length, expired, and a mistyped number.
 			for _, bad := range []payments.CardDetails{
-				{Number: n, ExpMonth: 11, ExpYear: 2029, CVC: cvc + "9"},
-				{Number: n, ExpMonth: 1, ExpYear: 2020, CVC: cvc},
-				{Number: n[:len(n)-1] + string('0'+(n[len(n)-1]-'0'+1)%10), ExpMonth: 11, ExpYear: 2029, CVC: cvc},
+				{Number: n, ExpMonth: 11, ExpYear: cardExpYear, CVC: cvc + "9"},
+				{Number: n, ExpMonth: 1, ExpYear: testStart.Year() - 1, CVC: cvc},
+				{Number: n[:len(n)-1] + string('0'+(n[len(n)-1]-'0'+1)%10), ExpMonth: 11, ExpYear: cardExpYear, CVC: cvc},
 			} {
 				_, err := e.store.AddPaymentMethod(e.ctx, c.ID, NewPaymentMethod{Type: payments.MethodCard, Card: &bad})
 				if err == nil {

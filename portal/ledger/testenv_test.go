@@ -32,6 +32,13 @@ func postgresDSN(t testing.TB) string {
 	return testPG.DSN(t)
 }
 
+// testStart is where every test's clock starts.
+var testStart = time.Date(2026, time.January, 31, 15, 0, 0, 0, time.UTC)
+
+// cardExpYear is when the test cards (card) expire, in December: derived from testStart, so the
+// instants tests set past it stay in step with it.
+var cardExpYear = testStart.Year() + 4
+
 // testClock is a settable clock.
 type testClock struct {
 	mu  sync.Mutex
@@ -39,7 +46,7 @@ type testClock struct {
 }
 
 func newTestClock() *testClock {
-	return &testClock{now: time.Date(2026, time.January, 31, 15, 0, 0, 0, time.UTC)}
+	return &testClock{now: testStart}
 }
 
 func (c *testClock) Now() time.Time {
@@ -206,7 +213,7 @@ func card(number string) NewPaymentMethod {
 		cvc = "1234"
 	}
 	return NewPaymentMethod{Type: payments.MethodCard, Card: &payments.CardDetails{
-		Number: number, ExpMonth: 12, ExpYear: 2030, CVC: cvc, HolderName: "Jane Doe"}}
+		Number: number, ExpMonth: 12, ExpYear: cardExpYear, CVC: cvc, HolderName: "Jane Doe"}}
 }
 
 func (e *env) addMethod(t testing.TB, customerID string, in NewPaymentMethod) PaymentMethod {

@@ -20,6 +20,10 @@ func fixedClock(tm time.Time) func() time.Time { return func() time.Time { retur
 
 var testNow = time.Date(2026, time.March, 15, 12, 0, 0, 0, time.UTC)
 
+// testExpYear is a card expiry year some years after testNow, derived from it so no test card
+// carries a year of its own.
+var testExpYear = testNow.Year() + 4
+
 func TestNewSandboxRequiresSecret(t *testing.T) {
 	if _, err := NewSandbox([]byte("short"), nil); err == nil {
 		t.Fatal("NewSandbox accepted a short secret")
@@ -35,7 +39,7 @@ func TestSandboxCardOutcomes(t *testing.T) {
 			if c.Brand == BrandAmex {
 				cvc = "1234"
 			}
-			tok, err := sb.TokenizeCard(ctx, CardDetails{Number: c.Number, ExpMonth: 12, ExpYear: 2030, CVC: cvc})
+			tok, err := sb.TokenizeCard(ctx, CardDetails{Number: c.Number, ExpMonth: 12, ExpYear: testExpYear, CVC: cvc})
 			if c.AtTokenize {
 				if CodeOf(err) != c.Outcome {
 					t.Fatalf("TokenizeCard: %v, want %s", err, c.Outcome)
@@ -45,7 +49,7 @@ func TestSandboxCardOutcomes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("TokenizeCard: %v", err)
 			}
-			if tok.Brand != c.Brand || tok.Last4 != c.Number[len(c.Number)-4:] || tok.ExpMonth != 12 || tok.ExpYear != 2030 {
+			if tok.Brand != c.Brand || tok.Last4 != c.Number[len(c.Number)-4:] || tok.ExpMonth != 12 || tok.ExpYear != testExpYear {
 				t.Fatalf("tokenized card = %+v", tok)
 			}
 			if strings.Contains(tok.Token, c.Number) || strings.Contains(tok.Fingerprint, c.Number) {
@@ -76,13 +80,13 @@ func TestSandboxTokenizeRejects(t *testing.T) {
 		card CardDetails
 		code string
 	}{
-		{"luhn", CardDetails{Number: "4242424242424241", ExpMonth: 12, ExpYear: 2030, CVC: "123"}, CodeInvalidCardNumber},
-		{"expired", CardDetails{Number: "4242424242424242", ExpMonth: 2, ExpYear: 2026, CVC: "123"}, CodeExpiredCard},
-		{"bad month", CardDetails{Number: "4242424242424242", ExpMonth: 13, ExpYear: 2030, CVC: "123"}, CodeInvalidExpiryMonth},
-		{"cvc too short", CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: 2030, CVC: "12"}, CodeInvalidCVC},
-		{"amex needs 4", CardDetails{Number: "378282246310005", ExpMonth: 12, ExpYear: 2030, CVC: "123"}, CodeInvalidCVC},
-		{"visa with 4", CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: 2030, CVC: "1234"}, CodeInvalidCVC},
-		{"letters", CardDetails{Number: "4242-4242-4242-42x2", ExpMonth: 12, ExpYear: 2030, CVC: "123"}, CodeInvalidCardNumberCharacters},
+		{"luhn", CardDetails{Number: "4242424242424241", ExpMonth: 12, ExpYear: testExpYear, CVC: "123"}, CodeInvalidCardNumber},
+		{"expired", CardDetails{Number: "4242424242424242", ExpMonth: 2, ExpYear: testNow.Year(), CVC: "123"}, CodeExpiredCard},
+		{"bad month", CardDetails{Number: "4242424242424242", ExpMonth: 13, ExpYear: testExpYear, CVC: "123"}, CodeInvalidExpiryMonth},
+		{"cvc too short", CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: testExpYear, CVC: "12"}, CodeInvalidCVC},
+		{"amex needs 4", CardDetails{Number: "378282246310005", ExpMonth: 12, ExpYear: testExpYear, CVC: "123"}, CodeInvalidCVC},
+		{"visa with 4", CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: testExpYear, CVC: "1234"}, CodeInvalidCVC},
+		{"letters", CardDetails{Number: "4242-4242-4242-42x2", ExpMonth: 12, ExpYear: testExpYear, CVC: "123"}, CodeInvalidCardNumberCharacters},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,13 +104,13 @@ func TestSandboxTokenizeRejects(t *testing.T) {
 func TestSandboxFingerprintAndTokens(t *testing.T) {
 	ctx := context.Background()
 	sb := newTestSandbox(t, fixedClock(testNow))
-	card := CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: 2030, CVC: "123"}
+	card := CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: testExpYear, CVC: "123"}
 	a, err := sb.TokenizeCard(ctx, card)
 	if err != nil {
 		t.Fatal(err)
 	}
 	card.Number = "4242 4242 4242 4242"
-	card.ExpYear = 31
+	card.ExpYear = (testExpYear + 1) % 100
 	b, err := sb.TokenizeCard(ctx, card)
 	if err != nil {
 		t.Fatal(err)
@@ -117,10 +121,10 @@ func TestSandboxFingerprintAndTokens(t *testing.T) {
 	if a.Token == b.Token {
 		t.Fatal("tokens must be random")
 	}
-	if b.ExpYear != 2031 {
+	if b.ExpYear != testExpYear+1 {
 		t.Fatalf("two-digit year not normalised: %d", b.ExpYear)
 	}
-	other, _ := sb.TokenizeCard(ctx, CardDetails{Number: "5555555555554444", ExpMonth: 12, ExpYear: 2030, CVC: "123"})
+	other, _ := sb.TokenizeCard(ctx, CardDetails{Number: "5555555555554444", ExpMonth: 12, ExpYear: testExpYear, CVC: "123"})
 	if other.Fingerprint == a.Fingerprint {
 		t.Fatal("different cards share a fingerprint")
 	}
@@ -155,11 +159,11 @@ func TestSandboxCardExpiresAfterSaving(t *testing.T) {
 	ctx := context.Background()
 	now := testNow
 	sb := newTestSandbox(t, func() time.Time { return now })
-	tok, err := sb.TokenizeCard(ctx, CardDetails{Number: "4242424242424242", ExpMonth: 4, ExpYear: 2026, CVC: "123"})
+	tok, err := sb.TokenizeCard(ctx, CardDetails{Number: "4242424242424242", ExpMonth: 4, ExpYear: testNow.Year(), CVC: "123"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	now = time.Date(2026, time.May, 1, 0, 0, 0, 0, time.UTC)
+	now = time.Date(testNow.Year(), time.May, 1, 0, 0, 0, 0, time.UTC)
 	res, err := sb.Charge(ctx, ChargeRequest{Amount: 100, Currency: "ARS", Method: MethodRef{Type: MethodCard, Token: tok.Token}})
 	if err != nil || res.Status != ChargeFailed || res.Failure.Code != CodeExpiredCard {
 		t.Fatalf("charge on expired saved card = %+v %v", res, err)

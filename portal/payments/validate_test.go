@@ -81,19 +81,20 @@ func TestSandboxCardsAreValid(t *testing.T) {
 
 func TestCheckExpiry(t *testing.T) {
 	now := time.Date(2026, time.March, 15, 12, 0, 0, 0, time.UTC)
+	y := now.Year() // expiry years are relative to the clock, as CheckExpiry reads them
 	tests := []struct {
 		month, year int
 		wantCode    string
 	}{
-		{3, 2026, ""}, // valid through the end of its month
-		{4, 2026, ""},
-		{1, 2027, ""},
-		{12, 30, ""}, // two-digit year
-		{2, 2026, CodeExpiredCard},
-		{12, 2025, CodeExpiredCard},
-		{2, 26, CodeExpiredCard},
-		{0, 2027, CodeInvalidExpiryMonth},
-		{13, 2027, CodeInvalidExpiryMonth},
+		{3, y, ""}, // valid through the end of its month
+		{4, y, ""},
+		{1, y + 1, ""},
+		{12, (y + 4) % 100, ""}, // two-digit year
+		{2, y, CodeExpiredCard},
+		{12, y - 1, CodeExpiredCard},
+		{2, y % 100, CodeExpiredCard},
+		{0, y + 1, CodeInvalidExpiryMonth},
+		{13, y + 1, CodeInvalidExpiryMonth},
 		{5, 20277, CodeInvalidExpiryYear},
 		{5, 1999, CodeInvalidExpiryYear},
 		{5, -1, CodeInvalidExpiryYear},
@@ -105,11 +106,11 @@ func TestCheckExpiry(t *testing.T) {
 		}
 	}
 	// The last instant of the expiry month is still valid; the first of the next is not.
-	if err := CheckExpiry(3, 2026, time.Date(2026, time.March, 31, 23, 59, 59, 0, time.UTC)); err != nil {
-		t.Errorf("card expiring 03/2026 rejected on 31 March: %v", err)
+	if err := CheckExpiry(3, y, time.Date(y, time.March, 31, 23, 59, 59, 0, time.UTC)); err != nil {
+		t.Errorf("card expiring 03/%d rejected on 31 March: %v", y, err)
 	}
-	if err := CheckExpiry(3, 2026, time.Date(2026, time.April, 1, 0, 0, 0, 0, time.UTC)); CodeOf(err) != CodeExpiredCard {
-		t.Errorf("card expiring 03/2026 accepted on 1 April: %v", err)
+	if err := CheckExpiry(3, y, time.Date(y, time.April, 1, 0, 0, 0, 0, time.UTC)); CodeOf(err) != CodeExpiredCard {
+		t.Errorf("card expiring 03/%d accepted on 1 April: %v", y, err)
 	}
 }
 
@@ -292,6 +293,8 @@ func TestErrorMessages(t *testing.T) {
 		CodeCardDeclined, CodeInsufficientFunds, CodeIncorrectCVC, CodeProcessingError,
 		CodeUnsupportedCurrency, CodeUnsupportedMethod, CodeInvalidAmount, CodeInvalidToken,
 		CodeInvalidReference, CodeInvalidPaymentMethod, CodeSubscriptionCanceled,
+		CodeAuthenticationRequired, CodeSetupIncomplete, CodePaymentMethodInUse,
+		CodeProcessorUnavailable, CodeCardLimitExceeded,
 	}
 	fallbackEN, _ := messages("no_such_code")
 	seen := map[string]string{}
@@ -308,7 +311,7 @@ func TestErrorMessages(t *testing.T) {
 }
 
 func TestCardDetailsRedacted(t *testing.T) {
-	c := CardDetails{Number: "4242 4242 4242 4242", ExpMonth: 12, ExpYear: 2030, CVC: "987"}
+	c := CardDetails{Number: "4242 4242 4242 4242", ExpMonth: 12, ExpYear: testExpYear, CVC: "987"}
 	for _, s := range []string{c.String(), c.GoString(), c.LogValue().String()} {
 		if strings.Contains(strings.ReplaceAll(s, " ", ""), "424242424242") || strings.Contains(s, "987") {
 			t.Fatalf("card details leaked: %s", s)
