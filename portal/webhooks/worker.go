@@ -1,0 +1,339 @@
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portero-dev/portero/portal/ledger"
+)
+
+// Schedule is the wait before each retry after a failed attempt: the first attempt goes at
+// once, then these (each with ±20% jitter, so a recovering receiver is not hit by every portal
+// at the same second). After the last one fails the delivery is failed: eight attempts over
+// about 27 hours, as Svix and Stripe do.
+var Schedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+}
+
+// MaxAttempts is how many times one event is sent to one endpoint before it is failed.
+var MaxAttempts = len(Schedule) + 1
+
+// Endpoint is a merchant endpoint as the worker sends to it.
+type Endpoint struct {
+	// Name is the endpoint's name in spec.webhooks (a DNS label).
+	Name string
+	URL  string
+	// Keys sign each attempt: the current secret first, the previous one while it rotates.
+	Keys [][]byte
+	// Events are the types it wants; empty: every type.
+	Events []string
+	// Disabled endpoints keep their deliveries pending, unsent, until enabled.
+	Disabled bool
+}
+
+// Store is the part of the ledger the worker uses.
+type Store interface {
+	ClaimDeliveries(ctx context.Context, owner, endpoint string, lease time.Duration, limit int) ([]ledger.DueDelivery, error)
+	RecordAttempt(ctx context.Context, owner string, d ledger.DueDelivery, o ledger.AttemptOutcome) error
+	DeliveryBacklog(ctx context.Context) (ledger.Backlog, error)
+	PendingEndpoints(ctx context.Context) ([]string, error)
+	AbandonDeliveries(ctx context.Context, endpoint, reason string) (int, error)
+}
+
+// Options configure a Worker.
+type Options struct {
+	Store Store
+	// Endpoints returns the endpoints configured now (read at every pass: changes apply live).
+	Endpoints func() []Endpoint
+	// Owner names this worker in delivery leases (pod name and a random suffix).
+	Owner string
+	// Client sends the requests; nil is a client with Timeout, following no redirect.
+	Client *http.Client
+	// Timeout bounds one attempt (default 10 s).
+	Timeout time.Duration
+	// PerEndpoint bounds the attempts in flight to one endpoint (default 4), so one slow endpoint
+	// holds at most that many of the worker's goroutines and never delays another endpoint.
+	PerEndpoint int
+	// Lease is how long a claimed delivery is this worker's (default 1 min, above Timeout).
+	Lease time.Duration
+	// Poll is the longest the worker sleeps without being woken (default 2 s): it picks up
+	// retries falling due and other replicas' events.
+	Poll time.Duration
+	// Now is the clock (default time.Now); the ledger must use the same one.
+	Now func() time.Time
+	// Jitter returns a factor in [0.8, 1.2) for a retry delay; nil is random.
+	Jitter  func() float64
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer
+}
+
+// Worker sends due deliveries. Run it once per portal process; several replicas on one
+// PostgreSQL share the work through the ledger's leases.
+type Worker struct {
+	o       Options
+	wake    chan struct{}
+	m       *metrics
+	mu      sync.Mutex
+	flying  map[string]int // attempts in flight per endpoint
+	wg      sync.WaitGroup
+	missing map[string]time.Time // endpoints with pending deliveries but no configuration, since
+}
+
+// abandonAfter is how long an endpoint must stay out of the configuration before its pending
+// deliveries are failed (a brief gap while a spec is rewritten loses nothing).
+const abandonAfter = time.Minute
+
+// New returns a worker; start it with Run.
+func New(o Options) (*Worker, error) {
+	if o.Store == nil || o.Endpoints == nil {
+		return nil, errors.New("webhooks: Store and Endpoints are required")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{
+			Timeout: o.Timeout,
+			// A redirect is not a delivery: the merchant fixes the URL.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if o.PerEndpoint <= 0 {
+		o.PerEndpoint = 4
+	}
+	if o.Lease <= 0 {
+		o.Lease = time.Minute
+	}
+	if o.Poll <= 0 {
+		o.Poll = 2 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Jitter == nil {
+		o.Jitter = func() float64 { return 0.8 + 0.4*rand.Float64() }
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Owner == "" {
+		o.Owner = "portal-" + strconv.FormatUint(rand.Uint64(), 36)
+	}
+	m, err := newMetrics(o.Metrics, o.Store)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{o: o, wake: make(chan struct{}, 1), m: m, flying: map[string]int{}, missing: map[string]time.Time{}}, nil
+}
+
+// Notify wakes the worker: events were just committed (ledger.EventOptions.Written).
+func (w *Worker) Notify() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends deliveries until ctx ends, then waits for the attempts in flight.
+func (w *Worker) Run(ctx context.Context) {
+	defer w.wg.Wait()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-t.C:
+		}
+		w.pass(ctx)
+		t.Reset(w.o.Poll)
+	}
+}
+
+// Drain sends everything due now and waits for the attempts to end: what a pass of Run does,
+// synchronously (tests on a simulated clock, and shutdown).
+func (w *Worker) Drain(ctx context.Context) {
+	for w.pass(ctx) > 0 {
+		w.wg.Wait()
+	}
+	w.wg.Wait()
+}
+
+// pass claims what is due for every endpoint with room, starts the attempts and returns how many.
+func (w *Worker) pass(ctx context.Context) int {
+	started := 0
+	configured := map[string]bool{}
+	for _, ep := range w.o.Endpoints() {
+		configured[ep.Name] = true
+		if ep.Disabled {
+			continue
+		}
+		w.mu.Lock()
+		room := w.o.PerEndpoint - w.flying[ep.Name]
+		w.mu.Unlock()
+		if room <= 0 {
+			continue
+		}
+		due, err := w.o.Store.ClaimDeliveries(ctx, w.o.Owner, ep.Name, w.o.Lease, room)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.o.Logger.Warn("claim webhook deliveries", "endpoint", ep.Name, "error", err)
+			}
+			continue
+		}
+		for _, d := range due {
+			w.mu.Lock()
+			w.flying[ep.Name]++
+			w.mu.Unlock()
+			w.wg.Add(1)
+			started++
+			go func(ep Endpoint, d ledger.DueDelivery) {
+				defer w.wg.Done()
+				defer func() {
+					w.mu.Lock()
+					w.flying[ep.Name]--
+					w.mu.Unlock()
+					w.Notify() // room freed: the endpoint may have more due
+				}()
+				w.attempt(ctx, ep, d)
+			}(ep, d)
+		}
+	}
+	w.abandonRemoved(ctx, configured)
+	return started
+}
+
+// abandonRemoved fails the pending deliveries of endpoints that left the configuration more
+// than abandonAfter ago, so they do not sit in the backlog for ever.
+func (w *Worker) abandonRemoved(ctx context.Context, configured map[string]bool) {
+	pending, err := w.o.Store.PendingEndpoints(ctx)
+	if err != nil {
+		return
+	}
+	now := w.o.Now()
+	seen := map[string]bool{}
+	for _, name := range pending {
+		if configured[name] {
+			continue
+		}
+		seen[name] = true
+		since, ok := w.missing[name]
+		if !ok {
+			w.missing[name] = now
+			continue
+		}
+		if now.Sub(since) < abandonAfter {
+			continue
+		}
+		n, err := w.o.Store.AbandonDeliveries(ctx, name, "endpoint no longer in spec.webhooks")
+		if err == nil {
+			w.o.Logger.Info("abandoned deliveries of a removed webhook endpoint", "endpoint", name, "deliveries", n)
+			delete(w.missing, name)
+		}
+	}
+	for name := range w.missing {
+		if !seen[name] {
+			delete(w.missing, name)
+		}
+	}
+}
+
+// attempt sends one delivery and records its outcome.
+func (w *Worker) attempt(ctx context.Context, ep Endpoint, d ledger.DueDelivery) {
+	start := time.Now()
+	code, err := w.send(ctx, ep, d)
+	w.m.attemptDuration.Observe(time.Since(start).Seconds())
+	var o ledger.AttemptOutcome
+	switch {
+	case err == nil && code >= 200 && code < 300:
+		o.Delivered = true
+		o.StatusCode = code
+	case err != nil:
+		o.Error = err.Error()
+	default:
+		o.StatusCode = code
+		o.Error = "endpoint answered " + strconv.Itoa(code) + " " + http.StatusText(code)
+	}
+	outcome := "delivered"
+	if !o.Delivered {
+		if d.Attempt < MaxAttempts {
+			delay := time.Duration(float64(Schedule[d.Attempt-1]) * w.o.Jitter())
+			o.RetryAt = w.o.Now().Add(delay)
+			outcome = "retrying"
+		} else {
+			outcome = "failed"
+		}
+	}
+	// Record even if ctx ended (shutdown): the attempt happened.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := w.o.Store.RecordAttempt(rctx, w.o.Owner, d, o); err != nil {
+		w.o.Logger.Warn("record webhook attempt", "event", d.EventID, "endpoint", ep.Name, "error", err)
+		return
+	}
+	w.m.deliveries.WithLabelValues(ep.Name, outcome).Inc()
+	if o.Delivered {
+		w.m.latency.Observe(w.o.Now().Sub(d.EventCreatedAt).Seconds())
+	}
+	w.o.Logger.Debug("webhook attempt", "event", d.EventID, "type", d.Type, "endpoint", ep.Name,
+		"attempt", d.Attempt, "status", o.StatusCode, "outcome", outcome)
+}
+
+// send makes one signed POST and returns the status code. The error names what failed
+// (timeout, refused connection) without the URL's query or any secret.
+func (w *Worker) send(ctx context.Context, ep Endpoint, d ledger.DueDelivery) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(d.Body))
+	if err != nil {
+		return 0, errors.New("invalid endpoint url")
+	}
+	ts := w.o.Now().Unix()
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "Portero-Webhooks/1")
+	h.Set("webhook-id", d.EventID)
+	h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	h.Set("webhook-signature", Sign(ep.Keys, d.EventID, ts, d.Body))
+	resp, err := w.o.Client.Do(req)
+	if err != nil {
+		return 0, describe(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, nil
+}
+
+// describe turns a transport error into a short sentence for the merchant.
+func describe(err error) error {
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errors.New("timed out waiting for the endpoint")
+	}
+	if errors.Is(err, context.Canceled) {
+		return errors.New("portal shutting down")
+	}
+	return fmt.Errorf("could not reach the endpoint: %s", rootCause(err))
+}
+
+func rootCause(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
