@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -102,7 +103,16 @@ func (a *API) addPaymentMethod(w http.ResponseWriter, r *http.Request) *apiError
 	if !p.Spec.PaymentMethods.Allows(billingv1alpha1.PaymentMethodType(in.Type)) {
 		return methodTypeNotAllowed(p.Spec.PaymentMethods.Effective())
 	}
+	// The merchant's adds count against the same cap as the customer's: the cap bounds what a
+	// customer keeps, whoever added it.
+	in.Limit = p.Spec.PaymentMethods.Max()
 	m, err := a.store.AddPaymentMethod(r.Context(), id, in)
+	var le *ledger.Error
+	if errors.As(err, &le) && le.Code == ledger.CodePaymentMethodLimit {
+		// 422, not the 409 of other state conflicts: it is a rule of this portal's, like a type
+		// it does not accept, and retrying will not help until a method is removed.
+		return &apiError{status: http.StatusUnprocessableEntity, code: le.Code, message: le.Message}
+	}
 	if err != nil {
 		return a.storeError(r, err)
 	}

@@ -46,7 +46,7 @@ func ErrorCodes() []string {
 		// The ledger's.
 		ledger.CodeNotFound, ledger.CodeInvalidField, ledger.CodeRequired,
 		ledger.CodeLastMethodWithActiveSubscription, ledger.CodeSubscriptionCanceled,
-		ledger.CodePaymentState, ledger.CodeMethodNotUsable,
+		ledger.CodePaymentState, ledger.CodeMethodNotUsable, ledger.CodePaymentMethodLimit,
 		// The processor's validation codes and refusals.
 		payments.CodeInvalidCardNumberCharacters, payments.CodeInvalidCardNumberLength,
 		payments.CodeInvalidCardNumber, payments.CodeInvalidExpiryMonth, payments.CodeInvalidExpiryYear,
