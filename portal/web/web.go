@@ -47,19 +47,29 @@ type RateLimits struct {
 	// CodeVerificationsPerIP limits code guesses from one IP (each challenge has its own
 	// maxAttempts on top).
 	CodeVerificationsPerIP auth.Limit
-	// CodesPerEmailPerHour caps the codes one address receives.
+	// CodesPerEmailPerHour caps the codes one address receives from all clients together
+	// (browsers that signed in to it before have their own quota; see auth.CodePolicy).
 	CodesPerEmailPerHour int
+	// CodesPerEmailPerClientPerHour caps the codes one client IP (IPv6: /64) gets sent to one
+	// address, so no one client uses up the address's cap.
+	CodesPerEmailPerClientPerHour int
 	// LinkExchangesPerIP limits /s/<token> exchanges from one IP.
 	LinkExchangesPerIP auth.Limit
+	// MethodAddsPerSession and MethodAddsPerIP limit attempts to add a payment method that
+	// reach the processor: card adds in a loop would test stolen cards.
+	MethodAddsPerSession, MethodAddsPerIP auth.Limit
 }
 
 // DefaultRateLimits are generous for people and tight for scripts.
 func DefaultRateLimits() RateLimits {
 	return RateLimits{
-		CodeRequestsPerIP:      auth.Limit{Hits: 20, Window: 10 * time.Minute},
-		CodeVerificationsPerIP: auth.Limit{Hits: 40, Window: 10 * time.Minute},
-		CodesPerEmailPerHour:   5,
-		LinkExchangesPerIP:     auth.Limit{Hits: 60, Window: 10 * time.Minute},
+		CodeRequestsPerIP:             auth.Limit{Hits: 20, Window: 10 * time.Minute},
+		CodeVerificationsPerIP:        auth.Limit{Hits: 40, Window: 10 * time.Minute},
+		CodesPerEmailPerHour:          15,
+		CodesPerEmailPerClientPerHour: 3,
+		LinkExchangesPerIP:            auth.Limit{Hits: 60, Window: 10 * time.Minute},
+		MethodAddsPerSession:          auth.Limit{Hits: 10, Window: time.Hour},
+		MethodAddsPerIP:               auth.Limit{Hits: 30, Window: time.Hour},
 	}
 }
 
