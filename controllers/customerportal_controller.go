@@ -80,19 +80,6 @@ type CustomerPortalReconciler struct {
 // are active, and a compromised portal from reading older links.
 const linkGrantWindow = 5 * time.Minute
 
-// +kubebuilder:rbac:groups=billing.portero.dev,resources=customerportals,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=billing.portero.dev,resources=customerportals/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=billing.portero.dev,resources=customerportals/finalizers,verbs=update
-// +kubebuilder:rbac:groups=billing.portero.dev,resources=portalsessions,verbs=get;list;watch;create;update;patch
-// +kubebuilder:rbac:groups=billing.portero.dev,resources=portalsessions/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=services;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-
 // portalScope carries one reconcile's state between its phases.
 type portalScope struct {
 	portal *billingv1alpha1.CustomerPortal

@@ -122,13 +122,6 @@ type PortalSessionReconciler struct {
 	ownDeletes sync.Map
 }
 
-// +kubebuilder:rbac:groups=billing.portero.dev,resources=portalsessions,verbs=get;list;watch;update;patch;delete
-// +kubebuilder:rbac:groups=billing.portero.dev,resources=portalsessions/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=billing.portero.dev,resources=portalsessions/finalizers,verbs=update
-// +kubebuilder:rbac:groups=billing.portero.dev,resources=customerportals,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-
 // sessionReconcilers is how many sessions are reconciled at once: reconciles wait on the API
 // server far more than they compute.
 const sessionReconcilers = 16
