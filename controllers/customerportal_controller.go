@@ -72,6 +72,9 @@ type CustomerPortalReconciler struct {
 	Metrics *PortalMetrics
 	// Clock decides when a link Secret's grant ends (linkGrantWindow); nil is the real clock.
 	Clock clock.PassiveClock
+	// Namespaces limits the watch of referenced Secrets to the namespaces the manager's cache
+	// holds (ManagerOptions); empty watches every namespace.
+	Namespaces []string
 }
 
 // linkGrantWindow is how long after a portal-created session's creation its portal may read the
@@ -182,6 +185,8 @@ func (r *CustomerPortalReconciler) checkSecrets(ctx context.Context, s *portalSc
 	if spec.Storage != nil && spec.Storage.Postgres != nil {
 		refs = append(refs, ref{"spec.storage.postgres.secretRef", spec.Storage.Postgres.SecretRef.Name, secretKey(spec.Storage.Postgres.SecretRef.Key, "dsn")})
 	}
+	// The Secrets hold passwords and keys: client-go must not dump them at -v=8.
+	ctx = withoutBodyDumps(ctx)
 	for _, rf := range refs {
 		sec := &corev1.Secret{}
 		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: s.portal.Namespace, Name: rf.name}, sec)
@@ -512,15 +517,17 @@ func (r *CustomerPortalReconciler) setup(mgr ctrl.Manager, rec reconcile.Reconci
 
 	// A separate, metadata-only cache for Secrets: the main cache holds only Portero's own Secrets
 	// (by label), but the Secrets a portal references are the user's. Portero's own Secrets (one
-	// link Secret per session: tens of thousands) are left out of it, and managedFields stripped.
+	// link Secret per session: tens of thousands) are left out of it, and of the others it keeps
+	// the name and version only (secretName), never labels or annotations.
 	notOurs, err := labels.Parse(LabelManagedBy + "!=" + ManagedByValue)
 	if err != nil {
 		return err
 	}
 	secretMeta, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(),
+		DefaultNamespaces:    namespaceConfigs(r.Namespaces),
 		DefaultLabelSelector: notOurs,
-		DefaultTransform:     cache.TransformStripManagedFields(),
+		DefaultTransform:     secretName,
 	})
 	if err != nil {
 		return fmt.Errorf("secret metadata cache: %w", err)

@@ -45,11 +45,15 @@ const (
 	CreatedByPortal = "portal"
 )
 
-// CacheOptions restricts the manager's cache to objects the operator owns (by label). Secrets the
-// user references are not cached: the CustomerPortal controller watches their metadata only.
-func CacheOptions() cache.Options {
+// CacheOptions restricts the manager's cache to objects the operator owns (by label), in the
+// namespaces given (every namespace when none are). Secrets the user references are not cached:
+// the CustomerPortal controller watches their names only.
+func CacheOptions(namespaces ...string) cache.Options {
 	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedByValue})}
 	return cache.Options{
+		// A namespaced install holds a Role in these namespaces only: an informer on any other
+		// namespace, or on all of them, would be refused.
+		DefaultNamespaces: namespaceConfigs(namespaces),
 		// managedFields are for the API server's server-side apply, never read here: dropping
 		// them from the cache saves a large share of the manager's memory.
 		DefaultTransform: stripForCache,
@@ -69,6 +73,18 @@ func CacheOptions() cache.Options {
 			&billingv1alpha1.PortalSession{}: {Transform: compactSession},
 		},
 	}
+}
+
+// namespaceConfigs is cache.Options.DefaultNamespaces for namespaces: nil (all) when empty.
+func namespaceConfigs(namespaces []string) map[string]cache.Config {
+	if len(namespaces) == 0 {
+		return nil
+	}
+	m := make(map[string]cache.Config, len(namespaces))
+	for _, ns := range namespaces {
+		m[ns] = cache.Config{}
+	}
+	return m
 }
 
 // cachedDataWriterAnnotation is set, in the manager's cache only (never on the API server), on a
@@ -281,6 +297,25 @@ func noteDataWriters(in any) (any, error) {
 	return in, nil
 }
 
+// secretName keeps of a Secret that is not Portero's only what tells the CustomerPortal controller
+// it exists and changed: name, namespace, UID, resourceVersion, deletion. The metadata-only watch
+// of such Secrets receives their labels and annotations too, and `kubectl apply` keeps a copy of
+// the whole Secret, data included, in its last-applied annotation: without this, the manager
+// would hold the values of every such Secret it watches.
+func secretName(in any) (any, error) {
+	m, ok := in.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return stripForCache(in)
+	}
+	return &metav1.PartialObjectMetadata{
+		TypeMeta: m.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+			DeletionTimestamp: m.DeletionTimestamp,
+		},
+	}, nil
+}
+
 // ControllerOptions are the manager-wide controller settings. Tests run several managers in one
 // process and so skip the controller-name uniqueness check.
 func ControllerOptions(skipNameValidation bool) config.Controller {
@@ -289,11 +324,12 @@ func ControllerOptions(skipNameValidation bool) config.Controller {
 
 // ManagerOptions are the manager settings every Portero manager shares — cmd/manager and the
 // tests that run the reconcilers against a real API server: the scheme, the label-selected cache
-// and the controller settings. Callers add metrics, probes and leader election.
-func ManagerOptions(scheme *runtime.Scheme, skipNameValidation bool) manager.Options {
+// (limited to namespaces, if any are given) and the controller settings. Callers add metrics,
+// probes and leader election.
+func ManagerOptions(scheme *runtime.Scheme, skipNameValidation bool, namespaces ...string) manager.Options {
 	return manager.Options{
 		Scheme:                 scheme,
-		Cache:                  CacheOptions(),
+		Cache:                  CacheOptions(namespaces...),
 		Controller:             ControllerOptions(skipNameValidation),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",

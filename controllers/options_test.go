@@ -170,3 +170,22 @@ func TestSlimOwnedKeepsWhatTheControllerReads(t *testing.T) {
 		t.Errorf("cached Role = %+v, want its metadata without rules", got)
 	}
 }
+
+// A referenced Secret is watched for its name only: what `kubectl apply` copies of it into an
+// annotation (its data, base64) must not stay in the manager's memory.
+func TestSecretNameKeepsNoValues(t *testing.T) {
+	m := secretMetadata()
+	m.Namespace, m.Name, m.UID, m.ResourceVersion = "shop", "acme-smtp", "u1", "42"
+	m.Labels = map[string]string{"team": "billing"}
+	m.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: `{"apiVersion":"v1","kind":"Secret","data":{"password":"aHVudGVyMg=="}}`}
+	m.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}
+	out, err := secretName(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*metav1.PartialObjectMetadata)
+	want := metav1.ObjectMeta{Namespace: "shop", Name: "acme-smtp", UID: "u1", ResourceVersion: "42"}
+	if !reflect.DeepEqual(got.ObjectMeta, want) || got.Kind != "Secret" {
+		t.Errorf("cached %+v %+v, want only %+v", got.TypeMeta, got.ObjectMeta, want)
+	}
+}
