@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,6 +17,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -55,6 +59,14 @@ const (
 	ReasonIngressHostTaken      = "IngressHostTaken"
 	ReasonInvalidSpec           = "InvalidSpec"
 	ReasonApplyFailed           = "ApplyFailed"
+)
+
+// ConditionInsecureLinks is present (True, reason ReasonPlainHTTP) while the portal's URL is
+// plain http on a host other than this machine: every session link carries its token in the
+// clear. It is a warning beside the kstatus conditions, not one of them: Ready does not change.
+const (
+	ConditionInsecureLinks = "InsecureLinks"
+	ReasonPlainHTTP        = "PlainHTTP"
 )
 
 // CustomerPortalReconciler turns each CustomerPortal into a running portal: ServiceAccount, Role,
@@ -419,12 +431,41 @@ func (r *CustomerPortalReconciler) computeStatus(s *portalScope, o outcome) {
 		p.Status.ReadyReplicas = s.deploy.Status.ReadyReplicas
 	}
 	applyConditions(&p.Status.Conditions, p.Generation, o)
+	if plainHTTP(p.Status.URL) {
+		meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
+			Type: ConditionInsecureLinks, Status: metav1.ConditionTrue, Reason: ReasonPlainHTTP, ObservedGeneration: p.Generation,
+			Message: fmt.Sprintf("the portal's URL %s is plain http, so its session links carry their token unencrypted: "+
+				"set spec.exposure.tlsSecretName (with exposure.host), or an https spec.exposure.publicURL", p.Status.URL),
+		})
+	} else {
+		meta.RemoveStatusCondition(&p.Status.Conditions, ConditionInsecureLinks)
+	}
+}
+
+// plainHTTP reports an http URL whose host is not a loopback address: links to it cross a network
+// unencrypted. Loopback (make run, a port-forward) never leaves the machine.
+func plainHTTP(u string) bool {
+	parsed, err := url.Parse(u)
+	if err != nil || parsed.Scheme != "http" {
+		return false
+	}
+	host := parsed.Hostname()
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
 }
 
 // emitTransitions records events for changes a person should notice.
 func (r *CustomerPortalReconciler) emitTransitions(before *billingv1alpha1.CustomerPortalStatus, p *billingv1alpha1.CustomerPortal) {
 	if r.Recorder == nil {
 		return
+	}
+	if !meta.IsStatusConditionTrue(before.Conditions, ConditionInsecureLinks) {
+		if c := meta.FindStatusCondition(p.Status.Conditions, ConditionInsecureLinks); c != nil && c.Status == metav1.ConditionTrue {
+			r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, ConditionInsecureLinks, "Reconcile", "%s", c.Message)
+		}
 	}
 	was, now := readyCondition(before.Conditions), readyCondition(p.Status.Conditions)
 	if now == nil || (was != nil && was.Status == now.Status && was.Reason == now.Reason) {

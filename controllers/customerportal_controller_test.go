@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -689,4 +690,103 @@ func canI(t *testing.T, user, ns, verb, resource, subresource string) bool {
 		t.Fatal(err)
 	}
 	return sar.Status.Allowed
+}
+
+// portalEvents lists the events.k8s.io Events about one CustomerPortal.
+func portalEvents(ns, name string) ([]eventsv1.Event, error) {
+	var list eventsv1.EventList
+	if err := k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	var out []eventsv1.Event
+	for _, e := range list.Items {
+		if e.Regarding.Kind == "CustomerPortal" && e.Regarding.Name == name {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// TestInsecureLinksWhilePlainHTTP: a portal exposed on a host without TLS mints http:// links, whose
+// token crosses the network in the clear. It says so in an InsecureLinks condition (and a Warning
+// event) until tlsSecretName is set; Ready and kstatus are computed as before.
+func TestInsecureLinksWhilePlainHTTP(t *testing.T) {
+	ns := newNamespace(t)
+	startPortalController(t)
+	createSecret(t, ns, "smtp", map[string]string{"host": "smtp.example"})
+	p := minimalPortal(ns, "plain")
+	p.Spec.Exposure = &billingv1alpha1.Exposure{Host: "billing.plain.example"}
+	if err := k8s.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	makeDeploymentAvailable(t, ns, namesFor(p).deployment)
+	eventually(t, "Ready, with InsecureLinks", func() error {
+		got := getPortal(t, p)
+		if r := condition(got, ConditionReady); r == nil || r.Status != metav1.ConditionTrue {
+			return fmt.Errorf("not ready: %+v", got.Status.Conditions)
+		}
+		c := condition(got, ConditionInsecureLinks)
+		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonPlainHTTP || c.ObservedGeneration != got.Generation {
+			return fmt.Errorf("InsecureLinks %+v", c)
+		}
+		for _, want := range []string{"http://billing.plain.example/", "unencrypted", "spec.exposure.tlsSecretName", "https spec.exposure.publicURL"} {
+			if !strings.Contains(c.Message, want) {
+				return fmt.Errorf("message %q does not say %q", c.Message, want)
+			}
+		}
+		return nil
+	})
+	if s := kstatusOf(t, p); s != status.CurrentStatus {
+		t.Fatalf("kstatus of a ready portal with InsecureLinks = %s, want Current", s)
+	}
+	eventually(t, "InsecureLinks Warning event", func() error {
+		evs, err := portalEvents(ns, p.Name)
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if e.Type == corev1.EventTypeWarning && e.Reason == ConditionInsecureLinks && strings.Contains(e.Note, "unencrypted") {
+				return nil
+			}
+		}
+		return fmt.Errorf("not among %d events", len(evs))
+	})
+
+	update(t, p, func(p *billingv1alpha1.CustomerPortal) { p.Spec.Exposure.TLSSecretName = "plain-tls" })
+	eventually(t, "InsecureLinks gone once TLS is set", func() error {
+		got := getPortal(t, p)
+		if got.Status.ObservedGeneration != got.Generation || got.Status.URL != "https://billing.plain.example/" {
+			return fmt.Errorf("status %+v", got.Status)
+		}
+		if c := condition(got, ConditionInsecureLinks); c != nil {
+			return fmt.Errorf("InsecureLinks still there: %+v", c)
+		}
+		if r := condition(got, ConditionReady); r == nil || r.Status != metav1.ConditionTrue {
+			return fmt.Errorf("not ready: %+v", got.Status.Conditions)
+		}
+		return nil
+	})
+	if s := kstatusOf(t, p); s != status.CurrentStatus {
+		t.Fatalf("kstatus after TLS = %s, want Current", s)
+	}
+}
+
+// Which portal URLs make links that carry their token in the clear.
+func TestPlainHTTP(t *testing.T) {
+	for u, want := range map[string]bool{
+		"http://billing.acme.example/":               true,
+		"http://acme-portal.shop.svc.cluster.local/": true, // in-cluster traffic is a network too
+		"http://10.0.0.7:8080/":                      true,
+		"HTTP://billing.acme.example/":               true,
+		"https://billing.acme.example/":              false,
+		"http://127.0.0.1:41485/":                    false, // make run, a port-forward
+		"http://[::1]:8080/":                         false,
+		"http://localhost:8080/":                     false,
+		"http://portal.localhost/":                   false,
+		"":                                           false,
+	} {
+		if got := plainHTTP(u); got != want {
+			t.Errorf("plainHTTP(%q) = %v, want %v", u, got, want)
+		}
+	}
 }
