@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
@@ -654,12 +655,29 @@ func (r *PortalSessionReconciler) end(ctx context.Context, sc *sessionScope, pha
 	// Ended is terminal, so it is reported as stalled: kstatus reads a Ready=False that is neither
 	// Reconciling nor Stalled as "in progress", and tools waiting on the session would wait forever.
 	if phase == billingv1alpha1.SessionRevoked {
-		sc.outcome = outcome{stalled: true, reason: SessionReasonRevoked, message: "the session was revoked (spec.revoked: true); its link Secret was deleted and the link no longer works"}
+		sc.outcome = outcome{stalled: true, reason: SessionReasonRevoked, message: revokedMessage(s.Spec.RevocationReason)}
 	} else {
 		sc.outcome = outcome{stalled: true, reason: SessionReasonExpired, message: fmt.Sprintf(
 			"the session expired at %s; its link Secret was deleted", s.Status.ExpiresAt.UTC().Format(time.RFC3339))}
 	}
 	return nil
+}
+
+// revokedMessage is the Ready message (and the Revoked event's note) of a revoked session, led by
+// the reason its revoker gave, if any. Control characters become spaces: the reason is free text,
+// and a line break in it would split `kubectl describe` output and log lines.
+func revokedMessage(reason string) string {
+	const rest = "its link Secret was deleted and the link no longer works"
+	reason = strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, reason))
+	if reason == "" {
+		return "the session was revoked (spec.revoked: true); " + rest
+	}
+	return "Revoked: " + reason + " (spec.revocationReason); " + rest
 }
 
 // deleteLinkSecret deletes the session's link Secret if it exists and belongs to the session. A

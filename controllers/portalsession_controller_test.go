@@ -532,6 +532,44 @@ func TestSessionRevokedAndDeleted(t *testing.T) {
 	})
 }
 
+// TestSessionRevocationReasonShown: the reason a revoker gives (spec.revocationReason, e.g. the portal
+// when the customer signs out) leads the Ready message and the Revoked event, for the merchant to
+// read; without one the message stays as it was.
+func TestSessionRevocationReasonShown(t *testing.T) {
+	ns := newNamespace(t)
+	fc := testingclock.NewFakeClock(time.Now())
+	startSessionController(t, fc, nil)
+	createSessionPortal(t, ns, "acme", sessionPortalURL, nil)
+	s := createSession(t, newSession(ns, "signed-out", "acme", nil))
+	key := client.ObjectKeyFromObject(s)
+	waitSession(t, key, "active", isActive)
+
+	patchSession(t, key, func(s *billingv1alpha1.PortalSession) {
+		s.Spec.Revoked, s.Spec.RevocationReason = true, "customer signed out"
+	})
+	s = waitSession(t, key, "revoked", hasPhase(billingv1alpha1.SessionRevoked, SessionReasonRevoked))
+	const want = "Revoked: customer signed out"
+	if c := meta.FindStatusCondition(s.Status.Conditions, ConditionReady); !strings.HasPrefix(c.Message, want) || !strings.Contains(c.Message, "link no longer works") {
+		t.Errorf("Ready message %q does not start with %q and say the link is dead", c.Message, want)
+	}
+	if e := waitEvent(t, ns, s.Name, corev1.EventTypeNormal, SessionReasonRevoked); !strings.HasPrefix(e.Note, want) {
+		t.Errorf("Revoked event note %q does not start with %q", e.Note, want)
+	}
+}
+
+func TestRevokedMessage(t *testing.T) {
+	for reason, want := range map[string]string{
+		"":                    "the session was revoked (spec.revoked: true); its link Secret was deleted and the link no longer works",
+		"customer signed out": "Revoked: customer signed out (spec.revocationReason); its link Secret was deleted and the link no longer works",
+		"fraude\nsospechada ": "Revoked: fraude sospechada (spec.revocationReason); its link Secret was deleted and the link no longer works",
+		" \t ":                "the session was revoked (spec.revoked: true); its link Secret was deleted and the link no longer works",
+	} {
+		if got := revokedMessage(reason); got != want {
+			t.Errorf("revokedMessage(%q) = %q, want %q", reason, got, want)
+		}
+	}
+}
+
 func TestSessionTTLAbovePortalMaximumIsRefused(t *testing.T) {
 	ns := newNamespace(t)
 	fc := testingclock.NewFakeClock(time.Now())
