@@ -41,6 +41,13 @@ const (
 	CodeInvalidReference     = "invalid_reference"
 	CodeInvalidPaymentMethod = "invalid_payment_method"
 
+	// Outcomes of processor-hosted flows.
+	CodeAuthenticationRequired = "authentication_required"
+	CodeSetupIncomplete        = "setup_incomplete"
+	CodePaymentMethodInUse     = "payment_method_in_use"
+	CodeProcessorUnavailable   = "processor_unavailable"
+	CodeCardLimitExceeded      = "card_limit_exceeded"
+
 	// Not a processor's answer: the ledger closes the unpaid payments of a subscription
 	// canceled at once with this code. They are never charged or offered again.
 	CodeSubscriptionCanceled = "subscription_canceled"
@@ -191,6 +198,21 @@ func messages(code string) (en, es string) {
 	case CodeInvalidPaymentMethod:
 		return "The payment method is incomplete or not valid.",
 			"El medio de pago está incompleto o no es válido."
+	case CodeAuthenticationRequired:
+		return "Your bank asks you to confirm this payment; confirm it from the portal.",
+			"Tu banco pide que confirmes este pago; confirmalo desde el portal."
+	case CodeSetupIncomplete:
+		return "The card was not saved because the form was not completed; try again.",
+			"La tarjeta no se guardó porque no se completó el formulario; intentá de nuevo."
+	case CodePaymentMethodInUse:
+		return "This payment method belongs to another customer.",
+			"Este medio de pago pertenece a otro cliente."
+	case CodeProcessorUnavailable:
+		return "The payment processor is not answering; nothing was charged or saved, try again in a few minutes.",
+			"El procesador de pagos no responde; no se cobró ni se guardó nada, intentá de nuevo en unos minutos."
+	case CodeCardLimitExceeded:
+		return "The card's limit was exceeded; use another payment method or contact your bank.",
+			"Se superó el límite de la tarjeta; usá otro medio de pago o comunicate con tu banco."
 	}
 	return "The request could not be completed.", "No se pudo completar la solicitud."
 }

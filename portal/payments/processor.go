@@ -1,7 +1,11 @@
 // Package payments holds what Portero knows about money movement without a database: the
-// validators for Argentine and card identifiers (Luhn, CBU, CVU, CUIT/CUIL), the Processor
-// interface every payment service provider is reached through, and the built-in sandbox
-// processor used for development, demos and tests.
+// validators for Argentine and card identifiers (Luhn, CBU, CVU, CUIT/CUIL), the Adapter
+// contract every payment processor is reached through (and the Registry that maps a portal's
+// spec.processor.type to one), and the built-in sandbox's core. Each processor's adapter lives
+// in a folder of its own (sandbox/, stripe/) and passes the suite in processortest/.
+//
+// Processor is the older, narrower interface the ledger still calls until portal/charging
+// takes over driving processors; the sandbox implements both.
 //
 // Nothing in this package stores or logs a card number or security code: they exist only in a
 // CardDetails value on the way to TokenizeCard, and every error is a fixed, localised message.
@@ -82,6 +86,12 @@ type ChargeRequest struct {
 	Currency    string
 	Description string
 	Method      MethodRef
+	// Customer is the processor's customer id, for processors that charge a method through
+	// its customer (Stripe); empty for the sandbox.
+	Customer string
+	// Reference is the charge's processor reference when it is known already; LookupCharge
+	// uses it before the idempotency key.
+	Reference string
 }
 
 // ChargeStatus is the outcome of a charge.
