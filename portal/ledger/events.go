@@ -2,11 +2,15 @@ package ledger
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/base32"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -96,8 +100,8 @@ type EventOptions struct {
 	// Portal is "<namespace>/<name>", the envelope's portal field.
 	Portal string
 	// Render gives the JSON the merchant API returns for a ledger object (Customer,
-	// PaymentMethod, Subscription, Payment): the envelope's data.object. Nil marshals the
-	// object as it is (tests of the ledger alone).
+	// PaymentMethod, Subscription, Payment): the envelope's data.object. Nil logs the object's
+	// id alone (tests of the ledger alone).
 	Render func(obj any) (json.RawMessage, error)
 	// Subscribers are the endpoints configured now; read at each event, so a change applies to
 	// the next event. Nil: no endpoint, events are only logged.
@@ -105,6 +109,32 @@ type EventOptions struct {
 	// Written is called after a transaction that wrote events commits, with their types (to
 	// count them) and whether it made deliveries (to wake the worker).
 	Written func(types []string, deliveries bool)
+}
+
+// lastEventSeq is the sequence part of the last event id this process made.
+var lastEventSeq atomic.Uint64
+
+// newEventID returns "evt_" + 13 characters that sort in the order this process wrote its events
+// (the clock's nanoseconds, bumped past the previous id's) + 12 random characters (60 bits).
+// Events of one transaction share created_at; their ids keep them in order, so lists (ordered by
+// created_at, then id) and deliveries show a removal before the preference change it caused.
+func newEventID(now time.Time) string {
+	seq := uint64(now.UnixNano())
+	for {
+		last := lastEventSeq.Load()
+		if seq <= last {
+			seq = last + 1
+		}
+		if lastEventSeq.CompareAndSwap(last, seq) {
+			break
+		}
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], seq)
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	enc := base32.HexEncoding.WithPadding(base32.NoPadding)
+	return "evt_" + strings.ToLower(enc.EncodeToString(b[:])+enc.EncodeToString(r[:])[:12])
 }
 
 // eventEnvelope is the body of every delivery, fixed when the event is written.
@@ -127,16 +157,20 @@ func (s *Store) recordEvent(ctx context.Context, q querier, typ, customerID, obj
 	if q.tx == nil {
 		return errors.New("record event: not in a transaction")
 	}
-	render := s.events.Render
-	if render == nil {
-		render = func(obj any) (json.RawMessage, error) { return json.Marshal(obj) }
+	var data json.RawMessage
+	var err error
+	if s.events.Render != nil {
+		data, err = s.events.Render(obj)
+	} else {
+		// Without the API's representation only the id is safe to log: the ledger's own types
+		// carry card tokens.
+		data, err = json.Marshal(map[string]string{"id": objectID})
 	}
-	data, err := render(obj)
 	if err != nil {
 		return fmt.Errorf("record event %s: render: %w", typ, err)
 	}
 	now := s.nowMs()
-	ev := eventEnvelope{ID: newID("evt"), Type: typ, CreatedAt: now, Portal: s.events.Portal,
+	ev := eventEnvelope{ID: newEventID(now), Type: typ, CreatedAt: now, Portal: s.events.Portal,
 		Source: sourceOf(ctx), Data: eventEnvelopeData{Object: data}}
 	body, err := json.Marshal(ev)
 	if err != nil {

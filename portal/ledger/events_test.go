@@ -409,3 +409,70 @@ func TestListEvents(t *testing.T) {
 		}
 	})
 }
+
+// Payment method changes: added, preferred changed (first method, reorder, removal of the
+// first), removed, and the subscriptions a removal unpins.
+func TestPaymentMethodEvents(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		newEventsEnv(t, e)
+		c := e.customer(t, "methods-events@example.com")
+		first := e.addMethod(t, c.ID, card("4242424242424242"))
+		second := e.addMethod(t, c.ID, card("5555555555554444"))
+		sub, _, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Pro", Amount: 1000,
+			Currency: ARS, Interval: Month, PaymentMethodID: second.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := len(e.allEvents(t))
+		if _, err := e.store.MakePreferred(e.ctx, c.ID, second.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.MakePreferred(e.ctx, c.ID, second.ID); err != nil { // no change: no event
+			t.Fatal(err)
+		}
+		if err := e.store.RemovePaymentMethod(e.ctx, c.ID, second.ID); err != nil {
+			t.Fatal(err)
+		}
+		evs := e.allEvents(t)
+		type got struct{ typ, object string }
+		var tail []got
+		for _, ev := range evs[start:] {
+			tail = append(tail, got{ev.Type, ev.ObjectID})
+		}
+		want := []got{
+			{EventPaymentMethodPreferredChanged, second.ID},
+			{EventPaymentMethodRemoved, second.ID},
+			{EventPaymentMethodPreferredChanged, first.ID},
+			{EventSubscriptionPaymentMethodChanged, sub.ID},
+		}
+		if !slices.Equal(tail, want) {
+			t.Errorf("events = %v, want %v", tail, want)
+		}
+		var head []got
+		for _, ev := range evs[:start] {
+			if strings.HasPrefix(ev.Type, "payment_method.") {
+				head = append(head, got{ev.Type, ev.ObjectID})
+			}
+		}
+		if len(head) < 3 || head[0] != (got{EventPaymentMethodAdded, first.ID}) || head[1] != (got{EventPaymentMethodPreferredChanged, first.ID}) ||
+			head[2] != (got{EventPaymentMethodAdded, second.ID}) {
+			t.Errorf("events of the adds = %v", head)
+		}
+	})
+}
+
+// Without the API's representation the ledger logs only the object's id: its own types carry
+// card tokens.
+func TestEventsWithoutRenderCarryIDsOnly(t *testing.T) {
+	e := newEnv(t, SQLite)
+	c := e.customer(t, "ids-only@example.com")
+	e.addMethod(t, c.ID, card("4242424242424242"))
+	for _, ev := range e.allEvents(t) {
+		if strings.Contains(string(ev.Body), "tok_") || strings.Contains(string(ev.Body), "4242") {
+			t.Errorf("event %s carries card data: %s", ev.Type, ev.Body)
+		}
+		if !strings.Contains(string(ev.Body), `"object":{"id":"`+ev.ObjectID+`"}`) {
+			t.Errorf("event %s object: %s", ev.Type, ev.Body)
+		}
+	}
+}

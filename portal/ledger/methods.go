@@ -163,7 +163,16 @@ func (s *Store) AddPaymentMethod(ctx context.Context, customerID string, in NewP
 			m.ID, customerID, m.Position, string(m.Type), s.processor.Name(), card.Token,
 			string(card.Brand), card.Last4, card.ExpMonth, card.ExpYear, card.Fingerprint,
 			m.Account, m.Wallet, toMillis(m.CreatedAt))
-		return err
+		if err != nil {
+			return err
+		}
+		if err := s.recordEvent(ctx, q, EventPaymentMethodAdded, customerID, m.ID, m); err != nil {
+			return err
+		}
+		if m.Position == 0 { // the first method is the preferred one
+			return s.recordEvent(ctx, q, EventPaymentMethodPreferredChanged, customerID, m.ID, m)
+		}
+		return nil
 	})
 	if err != nil {
 		return PaymentMethod{}, fmt.Errorf("add payment method for customer %s: %w", customerID, err)
@@ -282,15 +291,15 @@ func (s *Store) RemovePaymentMethod(ctx context.Context, customerID, methodID st
 			return err
 		}
 		var rest []string
-		found := false
-		for _, m := range ms {
+		var removed *PaymentMethod
+		for i, m := range ms {
 			if m.ID == methodID {
-				found = true
+				removed = &ms[i]
 			} else {
 				rest = append(rest, m.ID)
 			}
 		}
-		if !found {
+		if removed == nil {
 			return notFound("payment_method")
 		}
 		if len(rest) == 0 {
@@ -307,17 +316,52 @@ func (s *Store) RemovePaymentMethod(ctx context.Context, customerID, methodID st
 		if _, err := q.exec(ctx, "UPDATE payment_methods SET detached_at = ?, ordinal = -1 WHERE id = ?", now, methodID); err != nil {
 			return err
 		}
+		unpinned, err := q.strings(ctx, `SELECT id FROM subscriptions WHERE payment_method_id = ? ORDER BY created_at, id`, methodID)
+		if err != nil {
+			return err
+		}
 		if _, err := q.exec(ctx, `UPDATE subscriptions SET payment_method_id = NULL, updated_at = ?
 			WHERE payment_method_id = ?`, now, methodID); err != nil {
 			return err
 		}
-		return writeOrder(ctx, q, rest)
+		if err := writeOrder(ctx, q, rest); err != nil {
+			return err
+		}
+		gone := *removed
+		gone.Position = -1
+		if err := s.recordEvent(ctx, q, EventPaymentMethodRemoved, customerID, methodID, gone); err != nil {
+			return err
+		}
+		if removed.Position == 0 && len(rest) > 0 {
+			if err := s.recordPreferred(ctx, q, customerID); err != nil {
+				return err
+			}
+		}
+		for _, id := range unpinned {
+			sub, err := getSubscription(ctx, q, customerID, id)
+			if err != nil {
+				return err
+			}
+			if err := s.recordEvent(ctx, q, EventSubscriptionPaymentMethodChanged, customerID, id, sub); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("remove payment method %s: %w", methodID, err)
 	}
 	s.log.Info("payment method removed", "customer", customerID, "payment_method", methodID)
 	return nil
+}
+
+// recordPreferred records that the customer's first method changed, with the new first one.
+func (s *Store) recordPreferred(ctx context.Context, q querier, customerID string) error {
+	ms, err := listMethods(ctx, q, customerID)
+	if err != nil || len(ms) == 0 {
+		return err
+	}
+	return s.recordEvent(ctx, q, EventPaymentMethodPreferredChanged, customerID, ms[0].ID, ms[0])
 }
 
 // writeOrder stores ids' positions as 0..n-1.
@@ -391,8 +435,13 @@ func (s *Store) reorder(ctx context.Context, customerID string, order func(curre
 		if err := writeOrder(ctx, q, next); err != nil {
 			return err
 		}
-		out, err = listMethods(ctx, q, customerID)
-		return err
+		if out, err = listMethods(ctx, q, customerID); err != nil {
+			return err
+		}
+		if len(out) > 0 && len(current) > 0 && out[0].ID != current[0] {
+			return s.recordEvent(ctx, q, EventPaymentMethodPreferredChanged, customerID, out[0].ID, out[0])
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reorder payment methods of customer %s: %w", customerID, err)
