@@ -94,6 +94,9 @@ func referencedSecrets(spec *billingv1alpha1.CustomerPortalSpec) []string {
 	if spec.Storage != nil && spec.Storage.Postgres != nil {
 		set[spec.Storage.Postgres.SecretRef.Name] = struct{}{}
 	}
+	for _, wh := range spec.Webhooks {
+		set[wh.SecretRef.Name] = struct{}{}
+	}
 	out := make([]string, 0, len(set))
 	for n := range set {
 		out = append(out, n)

@@ -39,6 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/portal/webhooks/signing"
 )
 
 const (
@@ -56,6 +57,7 @@ const (
 	ReasonDeploymentUnavailable = "DeploymentUnavailable"
 	ReasonSecretMissing         = "SecretMissing"
 	ReasonSecretKeyMissing      = "SecretKeyMissing"
+	ReasonSecretInvalid         = "SecretInvalid"
 	ReasonIngressHostTaken      = "IngressHostTaken"
 	ReasonInvalidSpec           = "InvalidSpec"
 	ReasonApplyFailed           = "ApplyFailed"
@@ -197,6 +199,9 @@ func (r *CustomerPortalReconciler) checkSecrets(ctx context.Context, s *portalSc
 	if spec.Storage != nil && spec.Storage.Postgres != nil {
 		refs = append(refs, ref{"spec.storage.postgres.secretRef", spec.Storage.Postgres.SecretRef.Name, secretKey(spec.Storage.Postgres.SecretRef.Key, "dsn")})
 	}
+	for i, wh := range spec.Webhooks {
+		refs = append(refs, ref{fmt.Sprintf("spec.webhooks[%d].secretRef", i), wh.SecretRef.Name, secretKey(wh.SecretRef.Key, "secret")})
+	}
 	// The Secrets hold passwords and keys: client-go must not dump them at -v=8.
 	ctx = withoutBodyDumps(ctx)
 	for _, rf := range refs {
@@ -212,6 +217,12 @@ func (r *CustomerPortalReconciler) checkSecrets(ctx context.Context, s *portalSc
 		if len(sec.Data[rf.key]) == 0 {
 			return &outcome{stalled: true, reason: ReasonSecretKeyMissing,
 				message: fmt.Sprintf("Secret %q named in %s has no %q key: add it", rf.name, rf.field, rf.key)}, nil
+		}
+		if strings.HasPrefix(rf.field, "spec.webhooks[") {
+			if _, err := signing.ParseSecret(string(sec.Data[rf.key])); err != nil {
+				return &outcome{stalled: true, reason: ReasonSecretInvalid,
+					message: fmt.Sprintf("Secret %q named in %s: key %q: %v", rf.name, rf.field, rf.key, err)}, nil
+			}
 		}
 	}
 	return nil, nil

@@ -105,6 +105,15 @@ type CustomerPortalSpec struct {
 	// +optional
 	Exposure *Exposure `json:"exposure,omitempty"`
 
+	// Webhooks are the merchant's endpoints that receive the portal's events (customers, payment
+	// methods, subscriptions, payments), signed per the Standard Webhooks specification. Applied
+	// live: a change applies to the next event.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Webhooks []WebhookEndpoint `json:"webhooks,omitempty"`
+
 	// Replicas is the number of portal server pods. More than one requires storage.postgres.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=50
@@ -440,6 +449,52 @@ type Exposure struct {
 	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="exposure.trustedProxies entries must be CIDRs like 10.0.0.0/8 or fd00::/8"
 	// +optional
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
+}
+
+// WebhookEventType is the type of an event the portal sends to webhook endpoints.
+// +kubebuilder:validation:Enum=customer.created;customer.updated;payment_method.added;payment_method.removed;payment_method.preferred_changed;subscription.created;subscription.payment_method_changed;subscription.canceled;payment.created;payment.incomplete;payment.pending;payment.succeeded;payment.failed
+type WebhookEventType string
+
+// WebhookEndpoint is one merchant endpoint.
+type WebhookEndpoint struct {
+	// Name identifies the endpoint in deliveries, metrics and redeliveries: a DNS label, unique
+	// in the list.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="webhooks[].name must be a DNS label: lower-case letters, digits and '-'"
+	Name string `json:"name"`
+	// URL receives the events: https, or plain http only for loopback and cluster-local hosts
+	// (*.svc, *.svc.cluster.local), where nothing crosses a network in clear.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '127.0.0.1', '::1'] || url(self).getHostname().endsWith('.svc') || url(self).getHostname().endsWith('.svc.cluster.local'))))",message="webhooks[].url must be an absolute https:// URL (plain http:// only for localhost, 127.0.0.1, ::1 and cluster-local *.svc hosts)"
+	URL string `json:"url"`
+	// SecretRef names the Secret (and key, default "secret") holding the endpoint's signing
+	// secret: "whsec_" followed by the base64 of 24 to 64 random bytes. While the Secret also
+	// holds the key "previous", every delivery is signed under both (rotation without downtime).
+	SecretRef WebhookSecretReference `json:"secretRef"`
+	// Events are the types the endpoint receives; empty: every type, including types added later.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Events []WebhookEventType `json:"events,omitempty"`
+	// Disabled keeps the endpoint's deliveries waiting, unsent, until it is enabled again.
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// WebhookSecretReference names the Secret (and key, default secret) holding a webhook signing secret.
+type WebhookSecretReference struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="name must be a valid Kubernetes object name: lower-case letters, digits, '-' and '.'"
+	Name string `json:"name"`
+	// Key within the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:default=secret
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // CustomerPortalStatus is the observed state of a CustomerPortal.

@@ -11,6 +11,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +38,7 @@ import (
 	"github.com/portero-dev/portero/portal/rules"
 	"github.com/portero-dev/portero/portal/server"
 	"github.com/portero-dev/portero/portal/web"
+	"github.com/portero-dev/portero/portal/webhooks"
 )
 
 // config is the portal process's flags.
@@ -103,7 +106,11 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	// The billing loops (renewals, completion links for incomplete payments) hook into the ledger,
 	// so they exist before it opens and run once the rules are known.
 	loops := billing.New(billing.Options{Log: log.With("component", "billing"), Registry: srv.Registry()})
-	store, err := ledger.Open(ctx, dsn, ledger.Options{Processor: processor, Logger: log.With("component", "ledger"), Hooks: loops.Hooks()})
+	// The event log's endpoints come from the rules and its worker needs the ledger: both are
+	// reached through these, set below before anything writes an event.
+	var hooks webhookHooks
+	store, err := ledger.Open(ctx, dsn, ledger.Options{Processor: processor, Logger: log.With("component", "ledger"), Hooks: loops.Hooks(),
+		Events: ledger.EventOptions{Portal: key.String(), Render: api.RenderEvent, Subscribers: hooks.subscribers, Written: hooks.written}})
 	if err != nil {
 		return err
 	}
@@ -117,6 +124,17 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	whConfig := webhooks.NewConfig(rl, rl.Client, log.With("component", "webhooks"))
+	worker, err := webhooks.New(webhooks.Options{Store: store, Endpoints: whConfig.Endpoints, Owner: podName(),
+		Logger: log.With("component", "webhooks"), Metrics: srv.Registry()})
+	if err != nil {
+		return err
+	}
+	hooks.set(whConfig, worker)
+	workerCtx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); worker.Run(workerCtx) }()
+	defer func() { stopWorker(); <-workerDone }()
 
 	ctx, cancel := context.WithCancel(ctx)
 	loopsDone := make(chan struct{})
@@ -280,4 +298,41 @@ func newLogger(level string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// webhookHooks connects the ledger, opened first, to the webhook configuration and worker,
+// which need the rules and the ledger: until set, events are logged with no deliveries.
+type webhookHooks struct {
+	state atomic.Pointer[webhookState]
+}
+
+type webhookState struct {
+	config *webhooks.Config
+	worker *webhooks.Worker
+}
+
+func (h *webhookHooks) set(c *webhooks.Config, w *webhooks.Worker) {
+	h.state.Store(&webhookState{config: c, worker: w})
+}
+
+func (h *webhookHooks) subscribers() []ledger.Subscriber {
+	if s := h.state.Load(); s != nil {
+		return s.config.Subscribers()
+	}
+	return nil
+}
+
+func (h *webhookHooks) written(types []string, deliveries bool) {
+	if s := h.state.Load(); s != nil {
+		s.worker.Written(types, deliveries)
+	}
+}
+
+// podName names this process in delivery leases: the pod's name (its hostname) and a random
+// suffix, so a restarted pod never mistakes its predecessor's leases for its own.
+func podName() string {
+	h, _ := os.Hostname()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return h + "-" + hex.EncodeToString(b[:])
 }

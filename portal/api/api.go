@@ -110,6 +110,10 @@ func (a *API) registerRoutes() {
 	a.handle("POST /api/v1/portal_sessions", false, a.createSession)
 	a.handle("GET /api/v1/portal_sessions/{id}", false, a.getSession)
 	a.handle("POST /api/v1/portal_sessions/{id}/revoke", false, a.revokeSession)
+
+	a.handle("GET /api/v1/events", false, a.listEvents)
+	a.handle("GET /api/v1/events/{id}", false, a.getEvent)
+	a.handle("POST /api/v1/events/{id}/redeliver", false, a.redeliverEvent)
 }
 
 // handlerFunc is an endpoint: it writes a success response itself or returns the error to write.

@@ -287,13 +287,14 @@ const (
 	docSubscription = "sub_5tq2wn7xk3mz4vb6hd2rc7ya"
 	docPayment      = "pay_2xk7qm4vz6tw3nb5hc2dr7ya"
 	docSession      = "api-0f3c9a2b7d4e6f8a1c2e"
+	docEvent        = "evt_33n7kobigbas08gl1d6mj3v44"
 )
 
 // TestOpenAPIExamplesAreAccepted sends every operation's documented example — path parameters,
 // headers and body — to the handler, against real objects, and checks the answer is a success
 // whose body matches the documented response schema.
 func TestOpenAPIExamplesAreAccepted(t *testing.T) {
-	f := newFixture(t, nil)
+	f := newFixture(t, withWebhook(t, "backend", "https://hooks.acme.example/portero"))
 	d := f.checker
 	// The objects the examples' ids stand for: a customer who pays by bank transfer (so the
 	// example payment is pending and can be confirmed) with a subscription.
@@ -305,7 +306,12 @@ func TestOpenAPIExamplesAreAccepted(t *testing.T) {
 		"plan": "Doc", "amount": 1000, "currency": "ARS", "interval": "month"}}, 201, "").json(t, &sub)
 	var session sessionJSON
 	f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_id": c.ID}}, 201, "").json(t, &session)
-	ids := strings.NewReplacer(docCustomer, c.ID, docSubscription, sub.ID, docPayment, pending.ID, docSession, session.ID)
+	events, err := f.store.ListEvents(f.ctx, ledger.ListEventsParams{})
+	if err != nil || len(events.Items) == 0 {
+		t.Fatalf("no event to stand for the examples' (%v)", err)
+	}
+	ids := strings.NewReplacer(docCustomer, c.ID, docSubscription, sub.ID, docPayment, pending.ID, docSession, session.ID,
+		docEvent, events.Items[0].ID)
 
 	paths := d.doc["paths"].(map[string]any)
 	// Reads first, then writes, cancel, confirm and revoke last: the order a merchant would follow.

@@ -20,6 +20,15 @@ const (
 	BrandUnknown    Brand = "unknown"
 )
 
+// Brands a processor may report for cards typed on its own pages; DetectBrand never returns
+// them.
+const (
+	BrandDiscover Brand = "discover"
+	BrandDiners   Brand = "diners"
+	BrandJCB      Brand = "jcb"
+	BrandUnionPay Brand = "unionpay"
+)
+
 // DisplayName is the brand as printed on cards and receipts.
 func (b Brand) DisplayName() string {
 	switch b {
@@ -33,6 +42,14 @@ func (b Brand) DisplayName() string {
 		return "Cabal"
 	case BrandNaranja:
 		return "Naranja"
+	case BrandDiscover:
+		return "Discover"
+	case BrandDiners:
+		return "Diners Club"
+	case BrandJCB:
+		return "JCB"
+	case BrandUnionPay:
+		return "UnionPay"
 	}
 	return "Card"
 }

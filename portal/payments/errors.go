@@ -43,6 +43,7 @@ const (
 
 	// Outcomes of processor-hosted flows.
 	CodeAuthenticationRequired = "authentication_required"
+	CodeAuthenticationFailed   = "authentication_failed"
 	CodeSetupIncomplete        = "setup_incomplete"
 	CodePaymentMethodInUse     = "payment_method_in_use"
 	CodeProcessorUnavailable   = "processor_unavailable"
@@ -201,6 +202,9 @@ func messages(code string) (en, es string) {
 	case CodeAuthenticationRequired:
 		return "Your bank asks you to confirm this payment; confirm it from the portal.",
 			"Tu banco pide que confirmes este pago; confirmalo desde el portal."
+	case CodeAuthenticationFailed:
+		return "Your bank could not confirm the payment; try again or use another payment method.",
+			"Tu banco no pudo confirmar el pago; intentá de nuevo o usá otro medio de pago."
 	case CodeSetupIncomplete:
 		return "The card was not saved because the form was not completed; try again.",
 			"La tarjeta no se guardó porque no se completó el formulario; intentá de nuevo."

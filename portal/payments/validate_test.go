@@ -294,7 +294,7 @@ func TestErrorMessages(t *testing.T) {
 		CodeUnsupportedCurrency, CodeUnsupportedMethod, CodeInvalidAmount, CodeInvalidToken,
 		CodeInvalidReference, CodeInvalidPaymentMethod, CodeSubscriptionCanceled,
 		CodeAuthenticationRequired, CodeSetupIncomplete, CodePaymentMethodInUse,
-		CodeProcessorUnavailable, CodeCardLimitExceeded,
+		CodeProcessorUnavailable, CodeCardLimitExceeded, CodeAuthenticationFailed,
 	}
 	fallbackEN, _ := messages("no_such_code")
 	seen := map[string]string{}

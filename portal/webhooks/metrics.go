@@ -11,6 +11,7 @@ import (
 // metrics are the delivery series. The endpoint label is a name from spec.webhooks (at most
 // ten, DNS labels): bounded by the CustomerPortal, never by a request.
 type metrics struct {
+	events          *prometheus.CounterVec
 	deliveries      *prometheus.CounterVec
 	latency         prometheus.Histogram
 	attemptDuration prometheus.Histogram
@@ -18,6 +19,10 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer, store Store) (*metrics, error) {
 	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_portal_events_total",
+			Help: "Events written to the merchant's event log, by type (a fixed list).",
+		}, []string{"type"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portero_portal_webhook_deliveries_total",
 			Help: "Webhook delivery attempts by endpoint and outcome: delivered, retrying (failed, will retry), failed (gave up).",
@@ -36,7 +41,7 @@ func newMetrics(reg prometheus.Registerer, store Store) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.deliveries, m.latency, m.attemptDuration, backlogCollector{store}} {
+	for _, c := range []prometheus.Collector{m.events, m.deliveries, m.latency, m.attemptDuration, backlogCollector{store}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register webhook metrics: %w", err)
 		}

@@ -1,3 +1,12 @@
+// Package webhooks delivers the merchant's events to the endpoints of CustomerPortal.spec.webhooks,
+// signed per the Standard Webhooks specification (https://www.standardwebhooks.com/): headers
+// webhook-id (the event id, the same on every retry, so receivers deduplicate on it),
+// webhook-timestamp (unix seconds of this attempt) and webhook-signature ("v1,<base64
+// HMAC-SHA256 of id.timestamp.body>", one per secret, space-separated while a secret rotates).
+//
+// The events themselves are rows of the ledger's outbox (ledger/events.go), written in the
+// transaction of the change they report; this package only sends them, at least once, and
+// records each attempt.
 package webhooks
 
 import (
@@ -16,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/webhooks/signing"
 )
 
 // Schedule is the wait before each retry after a failed attempt: the first attempt goes at
@@ -135,6 +145,17 @@ func New(o Options) (*Worker, error) {
 		return nil, err
 	}
 	return &Worker{o: o, wake: make(chan struct{}, 1), m: m, flying: map[string]int{}, missing: map[string]time.Time{}}, nil
+}
+
+// Written is the ledger's EventOptions.Written: it counts the events a transaction committed
+// and wakes the worker when they made deliveries.
+func (w *Worker) Written(types []string, deliveries bool) {
+	for _, t := range types {
+		w.m.events.WithLabelValues(t).Inc()
+	}
+	if deliveries {
+		w.Notify()
+	}
 }
 
 // Notify wakes the worker: events were just committed (ledger.EventOptions.Written).
@@ -306,7 +327,7 @@ func (w *Worker) send(ctx context.Context, ep Endpoint, d ledger.DueDelivery) (i
 	h.Set("User-Agent", "Portero-Webhooks/1")
 	h.Set("webhook-id", d.EventID)
 	h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	h.Set("webhook-signature", Sign(ep.Keys, d.EventID, ts, d.Body))
+	h.Set("webhook-signature", signing.Sign(ep.Keys, d.EventID, ts, d.Body))
 	resp, err := w.o.Client.Do(req)
 	if err != nil {
 		return 0, describe(err)

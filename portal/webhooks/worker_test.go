@@ -19,6 +19,7 @@ import (
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/ledger/ledgertest"
 	"github.com/portero-dev/portero/portal/payments"
+	"github.com/portero-dev/portero/portal/webhooks/signing"
 )
 
 var testPG ledgertest.Postgres
@@ -36,7 +37,7 @@ const (
 
 func key(t testing.TB, s string) []byte {
 	t.Helper()
-	k, err := ParseSecret(s)
+	k, err := signing.ParseSecret(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestSignatureVerifiesWithStandardWebhooksLibrary(t *testing.T) {
 	h := http.Header{}
 	h.Set("webhook-id", "evt_1")
 	h.Set("webhook-timestamp", fmt.Sprint(now.Unix()))
-	h.Set("webhook-signature", Sign([][]byte{key(t, secret), key(t, previous)}, "evt_1", now.Unix(), body))
+	h.Set("webhook-signature", signing.Sign([][]byte{key(t, secret), key(t, previous)}, "evt_1", now.Unix(), body))
 	if n := len(strings.Fields(h.Get("webhook-signature"))); n != 2 {
 		t.Fatalf("two secrets gave %d signatures", n)
 	}
@@ -180,9 +181,9 @@ func TestSignatureVerifiesWithStandardWebhooksLibrary(t *testing.T) {
 func TestParseSecret(t *testing.T) {
 	for _, s := range []string{"", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_", "whsec_!!!", "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 23)),
 		"whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 65))} {
-		if _, err := ParseSecret(s); err == nil {
-			t.Errorf("ParseSecret(%q) accepted", s)
-		} else if len(s) > len(SecretPrefix)+4 && strings.Contains(err.Error(), s) {
+		if _, err := signing.ParseSecret(s); err == nil {
+			t.Errorf("signing.ParseSecret(%q) accepted", s)
+		} else if len(s) > len(signing.SecretPrefix)+4 && strings.Contains(err.Error(), s) {
 			t.Errorf("error repeats the secret: %v", err)
 		}
 	}
@@ -206,7 +207,7 @@ func TestCheckURL(t *testing.T) {
 		"http://127.0.0.1.nip.io/hooks":           false,
 		"http://svc.attacker.example/hooks":       false,
 	} {
-		if err := CheckURL(u); (err == nil) != ok {
+		if err := signing.CheckURL(u); (err == nil) != ok {
 			t.Errorf("CheckURL(%q) = %v, want ok=%v", u, err, ok)
 		}
 	}

@@ -92,7 +92,11 @@ func Factory(cfg payments.Config) (payments.Adapter, error) {
 	if len(secret) == 0 {
 		return nil, fmt.Errorf("sandbox processor: the processor Secret has no %q key", SecretKey)
 	}
-	return New(secret, cfg.Now)
+	a, err := New(secret, cfg.Now)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return a, nil
 }
 
 // New returns a sandbox adapter. now nil means time.Now.

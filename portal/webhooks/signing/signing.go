@@ -1,13 +1,7 @@
-// Package webhooks delivers the merchant's events to the endpoints of CustomerPortal.spec.webhooks,
-// signed per the Standard Webhooks specification (https://www.standardwebhooks.com/): headers
-// webhook-id (the event id, the same on every retry, so receivers deduplicate on it),
-// webhook-timestamp (unix seconds of this attempt) and webhook-signature ("v1,<base64
-// HMAC-SHA256 of id.timestamp.body>", one per secret, space-separated while a secret rotates).
-//
-// The events themselves are rows of the ledger's outbox (ledger/events.go), written in the
-// transaction of the change they report; this package only sends them, at least once, and
-// records each attempt.
-package webhooks
+// Package signing holds what the sender and the operator share about Standard Webhooks
+// secrets and signatures, with nothing but the standard library: the operator checks secrets
+// with it without linking the portal's ledger.
+package signing
 
 import (
 	"crypto/hmac"
