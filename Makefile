@@ -46,9 +46,10 @@ envtest-assets: ## Build kube-apiserver, etcd, kubectl and Mailpit from the Go m
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager and the portal server into bin/.
+build: ## Build the manager, the portal server and the kubectl plugin (kubectl portero) into bin/.
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/manager ./cmd/manager
 	$(GO) build -o bin/portal ./cmd/portal
+	$(GO) build -o bin/kubectl-portero ./cmd/kubectl-portero
 
 PLATFORMS ?= linux/amd64,linux/arm64
 IMAGE_TAR ?= bin/portero-image.tar

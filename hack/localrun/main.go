@@ -62,7 +62,7 @@ func run(assets, binDir string) error {
 		fmt.Fprintf(&env, "export %s=%q\n", k, v)
 	}
 	abs, _ := filepath.Abs(assets)
-	fmt.Fprintf(&env, "export PATH=%q:\"$PATH\"  # kubectl v1.37.2\n", abs)
+	fmt.Fprintf(&env, "export PATH=%q:%q:\"$PATH\"  # kubectl v1.37.2, and kubectl portero from bin/\n", abs, binDir)
 	if err := os.WriteFile(envFile, []byte(env.String()), 0o600); err != nil {
 		return err
 	}
@@ -80,11 +80,13 @@ Portero is running — no cluster needed: a local kube-apiserver + etcd, the ope
   In another terminal:
     source %s
     kubectl get cportal,psession -A
+    kubectl portero share %s --portal %s
     curl -s -H "Authorization: Bearer $MERCHANT_API_KEY" "$MERCHANT_API_URL/customers"
 
   State lives in %s (make clean-local wipes it). Press Ctrl-C to stop everything.
 ==> ready
-`, sys.Portals[0].URL, sys.Portals[1].URL, sys.DemoSessionURL, sys.MailpitURL, sys.MerchantAPIURL, envFile, state)
+`, sys.Portals[0].URL, sys.Portals[1].URL, sys.DemoSessionURL, sys.MailpitURL, sys.MerchantAPIURL, envFile,
+		sys.DemoCustomerID, sys.Portals[0].Name, state)
 
 	<-ctx.Done()
 	return nil
