@@ -40,9 +40,11 @@ type fakeStripe struct {
 	piOrder   []string
 	idem      map[string]stored
 	cut       map[string]bool // idempotency keys whose answers are lost (a network partition)
-	faults    []fault
-	collected int
-	requests  []recorded
+	// healAfterCut loses a charge's answer once only, as a blip rather than a partition.
+	healAfterCut bool
+	faults       []fault
+	collected    int
+	requests     []recorded
 }
 
 type fault int
@@ -375,7 +377,9 @@ func (f *fakeStripe) createPaymentIntent(w http.ResponseWriter, r *http.Request,
 		obj := f.renderPI(pi)
 		save(http.StatusOK, obj)
 		if fl == faultTimeoutAfterCollect {
-			f.cut[key] = true // the charge happened; every answer about it is lost
+			if !f.healAfterCut {
+				f.cut[key] = true // the charge happened; every answer about it is lost
+			}
 			hangUp(w)
 			return
 		}
