@@ -96,9 +96,16 @@ func New(opts Options) *Loops {
 }
 
 // Hooks are the ledger hooks the loops need: an incomplete payment is queued for its completion
-// link. They only enqueue, as the ledger asks of hooks, and never block a request.
+// link, and every outcome is counted. They only enqueue and count, as the ledger asks of hooks,
+// and never block a request.
 func (l *Loops) Hooks() ledger.Hooks {
-	return ledger.Hooks{PaymentIncomplete: func(_ context.Context, p ledger.Payment) { l.enqueue(p) }}
+	return ledger.Hooks{
+		PaymentIncomplete: func(_ context.Context, p ledger.Payment) {
+			l.metrics.payment(ledger.PaymentIncomplete)
+			l.enqueue(p)
+		},
+		PaymentUpdated: func(_ context.Context, p ledger.Payment) { l.metrics.payment(p.Status) },
+	}
 }
 
 func (l *Loops) enqueue(p ledger.Payment) {

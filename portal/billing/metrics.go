@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portero-dev/portero/portal/ledger"
 )
 
 // metrics are the loops' Prometheus series.
@@ -14,6 +16,9 @@ type metrics struct {
 	linksCreated prometheus.Counter
 	notifyErrors prometheus.Counter
 	queueFull    prometheus.Counter
+	// payments counts payment outcomes as the ledger reports them (its hooks), for the
+	// dashboard's payments panel and the failure-ratio alert (config/prometheus).
+	payments *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -42,6 +47,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "portero_billing_completion_queue_full_total",
 			Help: "Incomplete payments not queued because the queue was full (the sweep sends their link).",
 		}),
+		payments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portero_payments_total",
+			Help: "Charge attempts by outcome (succeeded, failed, pending), and payments left incomplete for want of a payment method (incomplete).",
+		}, []string{"outcome"}),
 	}
 	if reg != nil {
 		m.renewalRuns = register(reg, m.renewalRuns)
@@ -50,8 +59,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.linksCreated = register(reg, m.linksCreated)
 		m.notifyErrors = register(reg, m.notifyErrors)
 		m.queueFull = register(reg, m.queueFull)
+		m.payments = register(reg, m.payments)
 	}
 	return m
+}
+
+// payment counts one outcome. The label takes only the ledger's end states, so a status added
+// later cannot grow the series unnoticed.
+func (m *metrics) payment(status ledger.PaymentStatus) {
+	switch status {
+	case ledger.PaymentSucceeded, ledger.PaymentFailed, ledger.PaymentPending, ledger.PaymentIncomplete:
+		m.payments.WithLabelValues(string(status)).Inc()
+	default:
+		m.payments.WithLabelValues("other").Inc()
+	}
 }
 
 // register registers c, or returns the collector already registered under its name (a second
