@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 )
 
 // metrics are the portal UI's Prometheus series. Labels are bounded: route patterns, fixed
-// result words, status codes; never an address, id or token.
+// result words, known status codes and methods; never an address, id, token or anything else a
+// client can vary at will (each distinct value is a series held until the process exits).
 type metrics struct {
 	logins   *prometheus.CounterVec
 	codes    *prometheus.CounterVec
@@ -25,6 +27,8 @@ type metrics struct {
 	// pageCache counts overviews served from the page cache (hit) and rendered for it (miss).
 	pageCache                      *prometheus.CounterVec
 	pageCacheHits, pageCacheMisses prometheus.Counter
+	// methodRejected counts requests refused for their method (see knownMethods).
+	methodRejected prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -56,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"route", "method"}),
 		security: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portero_portal_security_rejections_total",
-			Help: "Requests refused for a missing or wrong CSRF token, or by a rate limit.",
+			Help: "Requests refused for a missing or wrong CSRF token, by a rate limit, or for a method the portal does not serve.",
 		}, []string{"reason"}),
 		pageCache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portero_portal_page_cache_requests_total",
@@ -64,6 +68,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"result"}),
 	}
 	m.pageCacheHits, m.pageCacheMisses = m.pageCache.WithLabelValues("hit"), m.pageCache.WithLabelValues("miss")
+	m.methodRejected = m.security.WithLabelValues("method")
 	if reg == nil {
 		return m, nil
 	}
@@ -142,10 +147,10 @@ func (h *Handler) instrument(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			h.metrics.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+			h.metrics.latency.WithLabelValues(route, httpMethodLabel(r.Method)).Observe(time.Since(start).Seconds())
 			switch {
 			case status >= 400:
-				h.metrics.errors.WithLabelValues(route, fmt.Sprint(status)).Inc()
+				h.metrics.errors.WithLabelValues(route, statusLabel(status)).Inc()
 			case status < 300 && r.Method == http.MethodGet:
 				h.metrics.pages.WithLabelValues(route).Inc()
 			}
@@ -160,20 +165,67 @@ func (h *Handler) instrument(next http.Handler) http.Handler {
 	})
 }
 
+// allowedMethods are the only methods the portal answers: its routes are GET (with HEAD) and
+// POST forms.
+const allowedMethods = "GET, HEAD, POST"
+
+// knownMethods answers any other method 405, before routing and before any metric. The
+// catch-all route takes every method, and a method is whatever token the client sends
+// ("AAAA0001 / HTTP/1.1" is a valid request line): were it to reach instrument, each made-up
+// one would be a series of its own, kept for the life of the process.
+func (h *Handler) knownMethods(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodPost:
+			next.ServeHTTP(w, r)
+			return
+		}
+		setSecurityHeaders(w, r)
+		w.Header().Set("Allow", allowedMethods)
+		h.metrics.methodRejected.Inc()
+		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+	})
+}
+
+// httpMethodLabel bounds the method label to GET (HEAD is served by the GET routes, whose
+// patterns the route label names anyway) and POST; knownMethods refuses the rest first, so
+// "other" should stay empty, but a label a client writes is never trusted.
+func httpMethodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead:
+		return http.MethodGet
+	case http.MethodPost:
+		return http.MethodPost
+	}
+	return "other"
+}
+
+// statusLabel bounds the code label to the statuses net/http knows (some sixty) and "other".
+func statusLabel(code int) string {
+	if code < 100 || code > 599 || http.StatusText(code) == "" {
+		return "other"
+	}
+	return strconv.Itoa(code)
+}
+
 // secure sets the security headers every response carries and limits the request body. Pages
 // replace the CSP with one that also allows the portal's logo origin.
 func (h *Handler) secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		for k, v := range securityHeaders {
-			hd[k] = v
-		}
-		if isHTTPS(r) {
-			hd["Strict-Transport-Security"] = hstsHeader
-		}
+		setSecurityHeaders(w, r)
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		next.ServeHTTP(w, r)
 	})
+}
+
+func setSecurityHeaders(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	for k, v := range securityHeaders {
+		hd[k] = v
+	}
+	if isHTTPS(r) {
+		hd["Strict-Transport-Security"] = hstsHeader
+	}
 }
 
 // securityHeaders are set on every response. The value slices are shared by all responses

@@ -163,7 +163,7 @@ func New(o Options) (*Handler, error) {
 	}
 	h.sendCtx, h.sendCancel = context.WithCancel(context.Background())
 	h.routes()
-	h.chain = h.instrument(h.secure(h.mux))
+	h.chain = h.knownMethods(h.instrument(h.secure(h.mux)))
 	return h, nil
 }
 
