@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -9,7 +10,10 @@ import (
 )
 
 // metrics are the API's Prometheus series. Routes are ServeMux patterns ("GET /api/v1/payments/{id}")
-// or "unmatched", so label cardinality is bounded by the route table, never by ids in paths.
+// or "unmatched", so label cardinality is bounded by the route table, never by ids in paths; the
+// method is in the pattern, so a made-up one is "unmatched" (405). Codes are the statuses net/http
+// knows, or "other". Nothing a caller can vary at will becomes a label value: each would be a
+// series held until the process exits.
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -50,6 +54,14 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 }
 
 func (m *metrics) observe(route string, status int, elapsed time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.requests.WithLabelValues(route, statusLabel(status)).Inc()
 	m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
+}
+
+// statusLabel bounds the code label to the statuses net/http knows (some sixty) and "other".
+func statusLabel(code int) string {
+	if code < 100 || code > 599 || http.StatusText(code) == "" {
+		return "other"
+	}
+	return strconv.Itoa(code)
 }
