@@ -287,7 +287,7 @@ func (r *PortalSessionReconciler) reconcileSession(ctx context.Context, req ctrl
 	if err := r.run(ctx, sc); err != nil {
 		return ctrl.Result{}, err
 	}
-	activeSessions.set(sc.key, s.Spec.PortalRef.Name, s.Status.Phase == billingv1alpha1.SessionActive)
+	activeSessions.set(sc.key, sessionPortal(s), s.Status.Phase == billingv1alpha1.SessionActive)
 	if sc.retry != nil {
 		return ctrl.Result{}, sc.retry
 	}
@@ -426,7 +426,7 @@ func (r *PortalSessionReconciler) finalize(ctx context.Context, s *billingv1alph
 	// Counted once the finalizer is gone, so a retried finalize does not count twice.
 	activeSessions.forget(key)
 	if wasActive {
-		sessionsRevoked.WithLabelValues(s.Namespace, s.Spec.PortalRef.Name).Inc()
+		sessionsRevoked.WithLabelValues(s.Namespace, sessionPortal(s)).Inc()
 		r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, SessionReasonRevoked, "Revoke",
 			"Session deleted: its link Secret was deleted and the link no longer works")
 		ctrl.LoggerFrom(ctx).Info("session deleted while active: link revoked")
@@ -740,7 +740,7 @@ func (r *PortalSessionReconciler) writeStatus(ctx context.Context, sc *sessionSc
 		return fmt.Errorf("write status: %w", err)
 	}
 
-	ns, portal := s.Namespace, s.Spec.PortalRef.Name
+	ns, portal := s.Namespace, sessionPortal(s)
 	if sc.before.Phase != s.Status.Phase {
 		switch s.Status.Phase {
 		case billingv1alpha1.SessionExpired:

@@ -6,12 +6,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 )
 
 // Session metrics, served on the manager's /metrics with controller-runtime's own. They are
 // package-level because a Prometheus registry takes each name once per process; labels are the
-// session's namespace and portal, both bounded by what the platform team creates. No metric ever
-// carries a token or a customer.
+// session's namespace and portal (see sessionPortal), both bounded by what the platform team
+// creates. No metric ever carries a token or a customer.
 var (
 	sessionsMinted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portero_sessions_minted_total",
@@ -38,6 +40,18 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(sessionsMinted, sessionsActiveGauge, sessionsExpired, sessionsRevoked, sessionLinkReady)
+}
+
+// sessionPortal is a session's portal label: the portal that minted its link, "" for a session
+// that never had one. Whoever creates PortalSessions (a merchant's backend, say) writes any name
+// in spec.portalRef, and a session naming no portal still expires or is revoked: counted under
+// that name, each made-up one would be a series kept for the life of the operator. A link is
+// minted only for a CustomerPortal that exists, and portalRef cannot change afterwards.
+func sessionPortal(s *billingv1alpha1.PortalSession) string {
+	if s.Status.TokenHash == "" {
+		return ""
+	}
+	return s.Spec.PortalRef.Name
 }
 
 // activeSessions keeps portero_sessions_active exact: every reconcile reports whether its session
