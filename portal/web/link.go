@@ -82,7 +82,7 @@ func (h *Handler) linkExchange(w http.ResponseWriter, v *visit) {
 	if !h.checkPreCSRF(w, v) {
 		return
 	}
-	if !h.allow(w, v, "link-exchanges:ip:"+clientIP(v.r), h.limits.LinkExchangesPerIP) {
+	if !h.allow(w, v, "link-exchanges:ip:"+v.clientIP(), h.limits.LinkExchangesPerIP) {
 		return
 	}
 	_, ps, ok := h.resolveLink(w, v)

@@ -89,7 +89,7 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, v *visit) {
 		h.renderPre(w, v, http.StatusUnprocessableEntity, "login", "title.login", loginData{}, f)
 		return
 	}
-	if !h.allow(w, v, "code-requests:ip:"+clientIP(v.r), h.limits.CodeRequestsPerIP) {
+	if !h.allow(w, v, "code-requests:ip:"+v.clientIP(), h.limits.CodeRequestsPerIP) {
 		return
 	}
 	// Known and unknown addresses take the same path to the same response; only whether an
@@ -215,7 +215,7 @@ func (h *Handler) codeSubmit(w http.ResponseWriter, v *visit) {
 		redirect(w, v, "/login")
 		return
 	}
-	if !h.allow(w, v, "code-verify:ip:"+clientIP(v.r), h.limits.CodeVerificationsPerIP) {
+	if !h.allow(w, v, "code-verify:ip:"+v.clientIP(), h.limits.CodeVerificationsPerIP) {
 		return
 	}
 	f := newForm(nil) // the code is never written back into the form
@@ -318,7 +318,7 @@ func (h *Handler) codeResend(w http.ResponseWriter, v *visit) {
 		redirect(w, v, "/login")
 		return
 	}
-	if !h.allow(w, v, "code-requests:ip:"+clientIP(v.r), h.limits.CodeRequestsPerIP) {
+	if !h.allow(w, v, "code-requests:ip:"+v.clientIP(), h.limits.CodeRequestsPerIP) {
 		return
 	}
 	iss, err := h.auth.Resend(v.ctx, v.key, handle, h.codePolicy(v.portal))

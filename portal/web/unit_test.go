@@ -46,29 +46,6 @@ func TestFormatMoney(t *testing.T) {
 	}
 }
 
-func TestClientIP(t *testing.T) {
-	tests := []struct {
-		remote, xff, want string
-	}{
-		{"203.0.113.7:1234", "", "203.0.113.7"},
-		{"203.0.113.7:1234", "198.51.100.1", "203.0.113.7"}, // a public peer cannot pick its address
-		{"10.0.0.5:1234", "198.51.100.1", "198.51.100.1"},   // an ingress on the pod network
-		{"10.0.0.5:1234", "198.51.100.66, 198.51.100.1, 10.0.0.9", "198.51.100.1"},
-		{"127.0.0.1:1234", "", "127.0.0.1"},
-		{"10.0.0.5:1234", "garbage", "10.0.0.5"},
-	}
-	for _, tt := range tests {
-		r := httptest.NewRequest("GET", "/", nil)
-		r.RemoteAddr = tt.remote
-		if tt.xff != "" {
-			r.Header.Set("X-Forwarded-For", tt.xff)
-		}
-		if got := clientIP(r); got != tt.want {
-			t.Errorf("clientIP(%s, %q) = %s, want %s", tt.remote, tt.xff, got, tt.want)
-		}
-	}
-}
-
 func TestFlowTargetFollowsPermissions(t *testing.T) {
 	off := new(bool)
 	p := &billingv1alpha1.CustomerPortal{}

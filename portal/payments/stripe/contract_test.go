@@ -20,7 +20,7 @@ const (
 // newAdapter returns an adapter against base. The library's own retries are off: they repeat
 // the same key and would answer a lost charge themselves, hiding the re-drive the contract
 // shows (TestLibraryRetryReplayedKey shows them).
-func newAdapter(t *testing.T, base string) *stripe.Adapter {
+func newAdapter(t testing.TB, base string) *stripe.Adapter {
 	t.Helper()
 	a, err := stripe.New(stripe.Options{SecretKey: testSecretKey, WebhookSecret: testWebhookSecret, APIBase: base,
 		MaxNetworkRetries: stripelib.Int64(0), HTTPClient: &http.Client{Timeout: 10 * time.Second}})
