@@ -1,6 +1,11 @@
 package web
 
-import "strings"
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
 
 // The portal speaks Spanish (Argentine usage, the default) and English. Every string a
 // customer reads is here; ledger and payment errors bring their own Message(locale).
@@ -29,6 +34,32 @@ func normalizeLocale(s string) string {
 		return l
 	}
 	return defaultLocale
+}
+
+// chooseLocale sets the visit's language: the switcher's ?lang= (remembered in a cookie), else
+// the remembered choice, else the portal's branding.locale. False means it answered already: the
+// switcher reloads the page without its parameter, so the address bar and bookmarks stay clean.
+func chooseLocale(w http.ResponseWriter, v *visit) bool {
+	r := v.r
+	if lang := r.URL.Query().Get("lang"); lang != "" && r.Method == http.MethodGet {
+		if l, ok := parseLocale(lang); ok {
+			v.locale = l
+			v.cookies.set(w, cookieLang, l, 365*24*time.Hour)
+			q := r.URL.Query()
+			q.Del("lang")
+			// The page's own path, which the visitor wrote: redirect keeps only a path on the
+			// portal ("/%2Fevil.example/" decodes to "//evil.example/", another site).
+			u := url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: q.Encode()}
+			redirect(w, v, u.RequestURI())
+			return false
+		}
+	}
+	if l, ok := parseLocale(v.cookies.get(r, cookieLang)); ok {
+		v.locale = l
+		return true
+	}
+	v.locale = normalizeLocale(v.portal.Spec.Branding.Locale)
+	return true
 }
 
 var catalog = map[string]map[string]string{

@@ -45,24 +45,11 @@ func takeNext(w http.ResponseWriter, v *visit) string {
 	return "/"
 }
 
-// localTarget accepts an absolute path on this portal (with its query) that is worth returning
-// to after sign-in, and refuses anything a browser could resolve to another origin ("//host",
-// "/\\host", schemes) as well as the sign-in pages themselves. The checks run on the decoded,
-// cleaned path and again on the exact value returned, since re-encoding can turn "/%2F…" into
-// "//…".
+// localTarget accepts a page worth returning to after sign-in: a path on this portal (see
+// localPath) other than the sign-in pages themselves.
 func localTarget(s string) (string, bool) {
-	if len(s) > 1024 || !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") ||
-		strings.ContainsAny(s, "\\\x00\r\n\t ") {
-		return "", false
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
-		strings.HasPrefix(u.Path, "//") || strings.ContainsAny(u.Path, "\\\x00\r\n\t") {
-		return "", false
-	}
-	// Only canonical paths: no dot segments, no doubled slashes (the portal's links have none).
-	clean := path.Clean(u.Path)
-	if u.Path != clean && u.Path != clean+"/" {
+	out, clean, ok := checkLocal(s)
+	if !ok {
 		return "", false
 	}
 	for _, skip := range []string{"/login", "/s", "/logout", "/static"} {
@@ -70,12 +57,62 @@ func localTarget(s string) (string, bool) {
 			return "", false
 		}
 	}
-	u.Fragment, u.RawFragment = "", ""
-	out := u.RequestURI()
-	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") || strings.HasPrefix(out, "/\\") {
-		return "", false
-	}
 	return out, true
+}
+
+// localPath accepts an absolute path on this portal (with its query, without its fragment)
+// and refuses anything a browser could resolve to another origin: "//host", "/\host" (browsers
+// read a backslash as a slash), schemes, control characters and spaces (browsers drop tabs and
+// newlines, so "/\t/host" is "//host" to them), raw or percent-encoded. Only canonical paths
+// pass: no dot segments, no doubled slashes, which the portal's own links never have. The checks
+// run on the decoded, cleaned path and again on the exact value returned, since re-encoding can
+// turn "/%2F…" into "//…". Every redirect the portal sends goes through it (see redirect).
+func localPath(s string) (string, bool) {
+	out, _, ok := checkLocal(s)
+	return out, ok
+}
+
+// checkLocal is localPath, also returning the cleaned, decoded path.
+func checkLocal(s string) (out, clean string, ok bool) {
+	if len(s) > 1024 || !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || hasUnsafeByte(s) {
+		return "", "", false
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		strings.HasPrefix(u.Path, "//") || hasUnsafeByte(u.Path) {
+		return "", "", false
+	}
+	clean = path.Clean(u.Path)
+	if u.Path != clean && u.Path != clean+"/" {
+		return "", "", false
+	}
+	u.Fragment, u.RawFragment = "", ""
+	out = u.RequestURI()
+	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") || strings.HasPrefix(out, "/\\") {
+		return "", "", false
+	}
+	return out, clean, true
+}
+
+// hasUnsafeByte reports a backslash, a space or a control character.
+func hasUnsafeByte(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+// redirect answers 303 See Other, the right status after a POST and harmless after a GET. The
+// target is always a path on the portal: one that is not (built from request data a visitor
+// shaped, such as the language switch's page, or from a merchant-set id) leads to the overview.
+func redirect(w http.ResponseWriter, v *visit, to string) {
+	local, ok := localPath(to)
+	if !ok {
+		local = "/"
+	}
+	http.Redirect(w, v.r, local, http.StatusSeeOther)
 }
 
 // forgetNext drops a remembered page: signing in through a link leads where the link says.

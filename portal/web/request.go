@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"time"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
@@ -103,21 +102,8 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (*visit, bool) {
 		return nil, false
 	}
 	v.key = v.portal.Namespace + "/" + v.portal.Name
-	v.locale = normalizeLocale(v.portal.Spec.Branding.Locale)
-	if l, ok := parseLocale(v.cookies.get(r, cookieLang)); ok {
-		v.locale = l
-	}
-	if lang := r.URL.Query().Get("lang"); lang != "" && r.Method == http.MethodGet {
-		// The switcher: remember the choice and reload the page without the parameter, so the
-		// address bar and bookmarks stay clean.
-		if l, ok := parseLocale(lang); ok {
-			v.cookies.set(w, cookieLang, l, 365*24*time.Hour)
-			q := r.URL.Query()
-			q.Del("lang")
-			u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
-			redirect(w, v, u.String())
-			return nil, false
-		}
+	if !chooseLocale(w, v) {
+		return nil, false
 	}
 	if v.isPost() {
 		if err := r.ParseForm(); err != nil {
@@ -241,11 +227,6 @@ func (h *Handler) allow(w http.ResponseWriter, v *visit, bucket string, l auth.L
 		return false
 	}
 	return true
-}
-
-// redirect answers 303 See Other, the right status after a POST and harmless after a GET.
-func redirect(w http.ResponseWriter, v *visit, to string) {
-	http.Redirect(w, v.r, to, http.StatusSeeOther)
 }
 
 // toSignIn sends an anonymous visitor to the e-mail login, or explains that this portal is
