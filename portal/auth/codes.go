@@ -5,14 +5,33 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/big"
 	"time"
 )
 
-// CodePolicy is the portal's otp settings as they are at the time of the request.
+// CodePolicy is the portal's otp settings as they are at the time of the request, and the caps
+// on code e-mails.
+//
+// The caps are shaped so that nobody else can keep an address's owner from signing in, while
+// codes still cannot flood an inbox or be guessed at leisure:
+//   - every guess counts against its challenge (one browser's login), never against the
+//     address, so a stranger's wrong guesses lock only the stranger's challenge;
+//   - the cooldown is per challenge too: a stranger asking again and again for the address
+//     does not keep the owner's browser waiting;
+//   - e-mails are capped per client (MaxSendsPerClientPerHour, counted per address and client
+//     network) and per address (MaxSendsPerHour, all clients together), which is the bound on
+//     the inbox; a browser that signed in to the address before (see RememberBrowser) has a
+//     quota of its own outside the address's, so even a stranger with many networks who uses
+//     up the address's e-mails cannot lock out the owner's browser;
+//   - asking again while the code is still good for at least half its lifetime sends the same
+//     code again instead of a new one, so a delayed e-mail still works and no new code to
+//     guess is minted.
+//
+// Guesses at an address are therefore bounded by MaxAttempts per e-mailed challenge, whatever
+// the number of clients; a new challenge matches nothing until a code is e-mailed for it.
 type CodePolicy struct {
 	// Length is the number of digits (6 to 10).
 	Length int
@@ -20,10 +39,14 @@ type CodePolicy struct {
 	TTL time.Duration
 	// MaxAttempts is how many tries a challenge gets; then it is locked.
 	MaxAttempts int
-	// ResendCooldown is the wait between two codes for the same address.
+	// ResendCooldown is the wait between two e-mails for the same challenge.
 	ResendCooldown time.Duration
-	// MaxSendsPerHour caps the codes one address receives, across browsers (default 5).
+	// MaxSendsPerHour caps the code e-mails one address receives from all clients together,
+	// except browsers that signed in to it before (default 15).
 	MaxSendsPerHour int
+	// MaxSendsPerClientPerHour caps the code e-mails one client gets sent to one address: a
+	// client network (Requester.Client), or a browser that signed in to it before (default 3).
+	MaxSendsPerClientPerHour int
 }
 
 func (p CodePolicy) normalized() CodePolicy {
@@ -40,9 +63,21 @@ func (p CodePolicy) normalized() CodePolicy {
 		p.ResendCooldown = 0
 	}
 	if p.MaxSendsPerHour < 1 {
-		p.MaxSendsPerHour = 5
+		p.MaxSendsPerHour = 15
+	}
+	if p.MaxSendsPerClientPerHour < 1 {
+		p.MaxSendsPerClientPerHour = 3
 	}
 	return p
+}
+
+// Requester is who asks for a code.
+type Requester struct {
+	// Client identifies the client's network for the per-client cap: its IP address, or the
+	// /64 of an IPv6 one (see the portal's clientIP). "" shares one bucket with every other "".
+	Client string
+	// Browser is the browser's known-browser cookie, "" when it has none (see RememberBrowser).
+	Browser string
 }
 
 // Errors of VerifyCode and Resend. None of them says whether the address is a customer's.
@@ -71,10 +106,13 @@ type Issue struct {
 	Handle string
 	// Email is the normalised address the challenge is for.
 	Email string
-	// Code is a fresh code to e-mail now, or "" when none is due (cooldown, hourly cap, lock).
-	// It is never stored or logged; only its HMAC is kept.
+	// Code is the code to e-mail now, or "" when none is due (cooldown, hourly caps, lock). It
+	// is never stored or logged (see codeFor).
 	Code string
-	// RetryAfter is how long until another code may be sent to the address.
+	// Again is true when Code is the challenge's current code sent once more, not a new one.
+	Again bool
+	// RetryAfter is how long until this challenge may be sent a code again (the cooldown, or
+	// the end of the hour of a cap it reached).
 	RetryAfter time.Duration
 }
 
@@ -114,12 +152,12 @@ func (s *Store) challenge(ctx context.Context, portal, id string) (challengeRow,
 // issues a code when one is due. It does exactly the same work whether or not the address
 // belongs to a customer; the caller decides whether to e-mail Issue.Code, so responses and
 // timing do not tell the two apart. current is the handle the browser already has, if any.
-func (s *Store) StartLogin(ctx context.Context, portal, email, current string, p CodePolicy) (Issue, error) {
+func (s *Store) StartLogin(ctx context.Context, portal, email, current string, from Requester, p CodePolicy) (Issue, error) {
 	p = p.normalized()
 	if current != "" {
 		if c, err := s.challenge(ctx, portal, hashHandle(current)); err == nil && c.email == email &&
 			c.attempts < p.MaxAttempts && c.expiresAt > s.nowMs() {
-			return s.issue(ctx, current, c, p)
+			return s.issue(ctx, current, c, from, p)
 		}
 	}
 	handle := newHandle()
@@ -132,12 +170,13 @@ func (s *Store) StartLogin(ctx context.Context, portal, email, current string, p
 		VALUES (?, ?, ?, ?, ?, ?)`, c.id, c.portal, c.email, c.salt, c.createdAt, c.expiresAt); err != nil {
 		return Issue{}, fmt.Errorf("create login challenge: %w", err)
 	}
-	return s.issue(ctx, handle, c, p)
+	return s.issue(ctx, handle, c, from, p)
 }
 
-// Resend issues a new code for the browser's challenge when one is due. A locked challenge
-// gets none (ErrLocked): the lock would be worthless if a resend lifted it.
-func (s *Store) Resend(ctx context.Context, portal, handle string, p CodePolicy) (Issue, error) {
+// Resend e-mails the browser's challenge its code again, or a new one, when one is due (see
+// issue). A locked challenge gets none (ErrLocked): the lock would be worthless if a resend
+// lifted it.
+func (s *Store) Resend(ctx context.Context, portal, handle string, from Requester, p CodePolicy) (Issue, error) {
 	p = p.normalized()
 	c, err := s.challenge(ctx, portal, hashHandle(handle))
 	if err != nil {
@@ -146,26 +185,24 @@ func (s *Store) Resend(ctx context.Context, portal, handle string, p CodePolicy)
 	if c.attempts >= p.MaxAttempts {
 		return Issue{Handle: handle, Email: c.email}, ErrLocked
 	}
-	return s.issue(ctx, handle, c, p)
+	return s.issue(ctx, handle, c, from, p)
 }
 
-// issue puts a fresh code on challenge c unless the address had one within the cooldown or
-// reached its hourly cap. Attempts are kept: a new code does not buy new guesses beyond the cap.
-func (s *Store) issue(ctx context.Context, handle string, c challengeRow, p CodePolicy) (Issue, error) {
+// issue e-mails challenge c a code unless the challenge had one within the cooldown or the
+// e-mail would go over a cap (see CodePolicy). While the current code is good for at least
+// half its lifetime the same code goes again; after that, a new one with a full lifetime
+// replaces it. Attempts are kept either way: a new code does not buy new guesses.
+func (s *Store) issue(ctx context.Context, handle string, c challengeRow, from Requester, p CodePolicy) (Issue, error) {
 	out := Issue{Handle: handle, Email: c.email}
 	now := s.nowMs()
-	var last sql.NullInt64
-	if err := s.queryRow(ctx, `SELECT MAX(sent_at) FROM auth_login_challenges WHERE portal = ? AND email = ?`,
-		c.portal, c.email).Scan(&last); err != nil {
-		return out, fmt.Errorf("read last code time: %w", err)
-	}
-	if last.Valid {
-		if wait := time.Duration(last.Int64+p.ResendCooldown.Milliseconds()-now) * time.Millisecond; wait > 0 {
+	cooldown := p.ResendCooldown.Milliseconds()
+	if c.sentAt.Valid {
+		if wait := time.Duration(c.sentAt.Int64+cooldown-now) * time.Millisecond; wait > 0 {
 			out.RetryAfter = wait
 			return out, nil
 		}
 	}
-	ok, retry, err := s.Allow(ctx, "code-sends:"+c.portal+":"+c.email, Limit{Hits: p.MaxSendsPerHour, Window: time.Hour})
+	ok, retry, err := s.allowSend(ctx, c, from, p)
 	if err != nil {
 		return out, err
 	}
@@ -173,36 +210,73 @@ func (s *Store) issue(ctx context.Context, handle string, c challengeRow, p Code
 		out.RetryAfter = retry
 		return out, nil
 	}
-	code, err := randomDigits(p.Length)
-	if err != nil {
-		return out, err
+	// The sent_at condition makes two resends racing past the cooldown check send once.
+	sentBefore := now - cooldown
+	again := c.codeHash != "" && c.expiresAt-now >= p.TTL.Milliseconds()/2
+	if again {
+		ok, err = s.execOne(ctx, `UPDATE auth_login_challenges SET sent_at = ?, sends = sends + 1
+			WHERE id = ? AND consumed_at IS NULL AND code_hash = ? AND (sent_at IS NULL OR sent_at <= ?)`,
+			now, c.id, c.codeHash, sentBefore)
+	} else {
+		salt := make([]byte, 16)
+		_, _ = rand.Read(salt)
+		c.salt = hex.EncodeToString(salt)
+		ok, err = s.execOne(ctx, `UPDATE auth_login_challenges SET salt = ?, code_hash = ?, sent_at = ?,
+			sends = sends + 1, expires_at = ? WHERE id = ? AND consumed_at IS NULL AND (sent_at IS NULL OR sent_at <= ?)`,
+			c.salt, s.codeHash(c, s.codeFor(c, p.Length)), now, now+p.TTL.Milliseconds(), c.id, sentBefore)
 	}
-	hash := s.codeHash(c, code)
-	ok, err = s.execOne(ctx, `UPDATE auth_login_challenges SET code_hash = ?, sent_at = ?, sends = sends + 1,
-		expires_at = ? WHERE id = ? AND consumed_at IS NULL`, hash, now, now+p.TTL.Milliseconds(), c.id)
 	if err != nil {
 		return out, fmt.Errorf("store login code: %w", err)
 	}
 	if !ok {
-		return out, ErrNoChallenge
+		// Consumed meanwhile, or another request sent it a moment ago.
+		out.RetryAfter = p.ResendCooldown
+		return out, nil
 	}
-	out.Code = code
+	out.Code, out.Again = s.codeFor(c, p.Length), again
 	out.RetryAfter = p.ResendCooldown
 	return out, nil
+}
+
+// allowSend counts one code e-mail for c's address against the caps of CodePolicy.
+func (s *Store) allowSend(ctx context.Context, c challengeRow, from Requester, p CodePolicy) (bool, time.Duration, error) {
+	perClient := Limit{Hits: p.MaxSendsPerClientPerHour, Window: time.Hour}
+	address := "code-sends:" + c.portal + ":" + c.email
+	if from.Browser != "" {
+		known, err := s.knownBrowser(ctx, c.portal, c.email, from.Browser)
+		if err != nil {
+			return false, 0, err
+		}
+		if known {
+			return s.Allow(ctx, address+":browser:"+hashHandle(from.Browser), perClient)
+		}
+	}
+	return s.AllowAll(ctx, []string{address + ":client:" + from.Client, address},
+		[]Limit{perClient, {Hits: p.MaxSendsPerHour, Window: time.Hour}})
 }
 
 func (s *Store) codeHash(c challengeRow, code string) string {
 	return hex.EncodeToString(mac(s.codeKey, []byte(c.salt+"|"+c.id+"|"+code)))
 }
 
-// randomDigits returns n uniformly random decimal digits (leading zeros kept).
-func randomDigits(n int) (string, error) {
-	limit := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)
-	v, err := rand.Int(rand.Reader, limit)
-	if err != nil {
-		return "", fmt.Errorf("generate code: %w", err)
+// codeFor is the code of challenge c's current salt: derived, not stored, so the same code can
+// be sent again. The derivation key comes from the same secret as the code's HMAC, so a copy
+// of the database reveals no more than it did when only the HMAC was kept (with the master key
+// beside it, a few million HMACs recover any short code either way; with Options.Pepper,
+// neither is possible).
+func (s *Store) codeFor(c challengeRow, length int) string {
+	sum := mac(mac(s.codeKey, []byte("portero auth login code derivation")), []byte(c.salt+"|"+c.id))
+	return digits(binary.BigEndian.Uint64(sum), length)
+}
+
+// digits renders v modulo 10^n as n decimal digits (leading zeros kept). For n ≤ 10 the
+// modulo bias on a uniform 64-bit v is below 10^-9.
+func digits(v uint64, n int) string {
+	mod := uint64(1)
+	for range n {
+		mod *= 10
 	}
-	return fmt.Sprintf("%0*s", n, v.String()), nil
+	return fmt.Sprintf("%0*d", n, v%mod)
 }
 
 // Challenge describes the browser's login in progress.
@@ -215,13 +289,8 @@ func (s *Store) Challenge(ctx context.Context, portal, handle string, p CodePoli
 	now := s.nowMs()
 	out := Challenge{Email: c.email, Sent: c.sentAt.Valid, Locked: c.attempts >= p.MaxAttempts,
 		Expired: c.expiresAt <= now, Remaining: max(p.MaxAttempts-c.attempts, 0)}
-	var last sql.NullInt64
-	if err := s.queryRow(ctx, `SELECT MAX(sent_at) FROM auth_login_challenges WHERE portal = ? AND email = ?`,
-		c.portal, c.email).Scan(&last); err != nil {
-		return out, fmt.Errorf("read last code time: %w", err)
-	}
-	if last.Valid {
-		out.RetryAfter = max(time.Duration(last.Int64+p.ResendCooldown.Milliseconds()-now)*time.Millisecond, 0)
+	if c.sentAt.Valid {
+		out.RetryAfter = max(time.Duration(c.sentAt.Int64+p.ResendCooldown.Milliseconds()-now)*time.Millisecond, 0)
 	}
 	return out, nil
 }

@@ -11,7 +11,11 @@ import (
 
 const testPortal = "default/acme"
 
-var policy = CodePolicy{Length: 6, TTL: 10 * time.Minute, MaxAttempts: 3, ResendCooldown: 30 * time.Second, MaxSendsPerHour: 4}
+var policy = CodePolicy{Length: 6, TTL: 10 * time.Minute, MaxAttempts: 3, ResendCooldown: 30 * time.Second,
+	MaxSendsPerHour: 6, MaxSendsPerClientPerHour: 4}
+
+// jane is the client most tests ask from.
+var jane = Requester{Client: "203.0.113.7"}
 
 func wrong(code string) string {
 	// The same length, never equal: shift every digit by one.
@@ -24,7 +28,7 @@ func wrong(code string) string {
 
 func TestCodeIsAcceptedOnceAndStoredHashed(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy)
+		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", jane, policy)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +59,7 @@ func TestCodeIsAcceptedOnceAndStoredHashed(t *testing.T) {
 
 func TestWrongCodesLockTheChallenge(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy)
+		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", jane, policy)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +78,7 @@ func TestWrongCodesLockTheChallenge(t *testing.T) {
 			t.Fatalf("right code after lock: err = %v, want ErrLocked", err)
 		}
 		e.clock.Step(time.Minute)
-		if iss2, err := e.store.Resend(e.ctx, testPortal, iss.Handle, policy); !errors.Is(err, ErrLocked) || iss2.Code != "" {
+		if iss2, err := e.store.Resend(e.ctx, testPortal, iss.Handle, jane, policy); !errors.Is(err, ErrLocked) || iss2.Code != "" {
 			t.Fatalf("resend after lock = %+v, %v", iss2, err)
 		}
 		c, err := e.store.Challenge(e.ctx, testPortal, iss.Handle, policy)
@@ -86,7 +90,7 @@ func TestWrongCodesLockTheChallenge(t *testing.T) {
 
 func TestParallelGuessesNeverExceedMaxAttempts(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy)
+		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", jane, policy)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +118,7 @@ func TestParallelGuessesNeverExceedMaxAttempts(t *testing.T) {
 
 func TestCodeExpires(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy)
+		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", jane, policy)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +127,7 @@ func TestCodeExpires(t *testing.T) {
 			t.Fatalf("expired code: err = %v", err)
 		}
 		// A resend puts a fresh code with a fresh lifetime on the same challenge.
-		iss2, err := e.store.Resend(e.ctx, testPortal, iss.Handle, policy)
+		iss2, err := e.store.Resend(e.ctx, testPortal, iss.Handle, jane, policy)
 		if err != nil || iss2.Code == "" || iss2.Handle != iss.Handle {
 			t.Fatalf("resend = %+v, %v", iss2, err)
 		}
@@ -133,33 +137,35 @@ func TestCodeExpires(t *testing.T) {
 	})
 }
 
-func TestCooldownAndHourlyCap(t *testing.T) {
+func TestCooldownAndHourlyCaps(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		first, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy)
-		if err != nil || first.Code == "" {
+		first, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", jane, policy)
+		if err != nil || first.Code == "" || first.Again {
 			t.Fatalf("first = %+v, %v", first, err)
 		}
 		// The same browser asking again within the cooldown keeps its challenge, gets no new code.
-		again, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", first.Handle, policy)
+		again, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", first.Handle, jane, policy)
 		if err != nil || again.Handle != first.Handle || again.Code != "" || again.RetryAfter != policy.ResendCooldown {
 			t.Fatalf("again = %+v, %v", again, err)
 		}
-		// Another browser within the cooldown: its own challenge, no code e-mailed.
-		other, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy)
-		if err != nil || other.Handle == first.Handle || other.Code != "" || other.RetryAfter <= 0 {
+		// The cooldown is the challenge's: another browser gets its own challenge and code, and
+		// neither code opens the other's challenge.
+		other, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", jane, policy)
+		if err != nil || other.Handle == first.Handle || other.Code == "" {
 			t.Fatalf("other = %+v, %v", other, err)
 		}
-		if _, err := e.store.VerifyCode(e.ctx, testPortal, other.Handle, first.Code, policy); !errors.Is(err, ErrWrongCode) {
+		if _, err := e.store.VerifyCode(e.ctx, testPortal, other.Handle, first.Code, policy); !errors.Is(err, ErrWrongCode) && first.Code != other.Code {
 			t.Fatalf("first browser's code in the second browser: err = %v", err)
 		}
 		// Another address is independent.
-		if iss, err := e.store.StartLogin(e.ctx, testPortal, "john@example.com", "", policy); err != nil || iss.Code == "" {
+		if iss, err := e.store.StartLogin(e.ctx, testPortal, "john@example.com", "", jane, policy); err != nil || iss.Code == "" {
 			t.Fatalf("other address = %+v, %v", iss, err)
 		}
-		sent := 1
-		for i := 0; i < 6; i++ {
+		// One client gets MaxSendsPerClientPerHour e-mails for an address, whatever it asks.
+		sent := 2
+		for i := 0; i < 4; i++ {
 			e.clock.Step(policy.ResendCooldown)
-			iss, err := e.store.Resend(e.ctx, testPortal, first.Handle, policy)
+			iss, err := e.store.Resend(e.ctx, testPortal, first.Handle, jane, policy)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,13 +173,59 @@ func TestCooldownAndHourlyCap(t *testing.T) {
 				sent++
 			}
 		}
+		if sent != policy.MaxSendsPerClientPerHour {
+			t.Fatalf("%d codes sent to one client in an hour, cap %d", sent, policy.MaxSendsPerClientPerHour)
+		}
+		// Other clients share what is left of the address's cap, and no more.
+		for i := 0; i < 4; i++ {
+			iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", Requester{Client: fmt.Sprintf("198.51.100.%d", i)}, policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if iss.Code != "" {
+				sent++
+			} else if iss.RetryAfter <= 0 || iss.RetryAfter > time.Hour {
+				t.Fatalf("refused without a sensible wait: %+v", iss)
+			}
+		}
 		if sent != policy.MaxSendsPerHour {
-			t.Fatalf("%d codes sent in an hour, cap %d", sent, policy.MaxSendsPerHour)
+			t.Fatalf("%d codes sent to the address in an hour, cap %d", sent, policy.MaxSendsPerHour)
 		}
 		// The next hour's window allows codes again, even on an expired challenge.
 		e.clock.Step(time.Hour)
-		if iss, err := e.store.Resend(e.ctx, testPortal, first.Handle, policy); err != nil || iss.Code == "" {
+		if iss, err := e.store.Resend(e.ctx, testPortal, first.Handle, jane, policy); err != nil || iss.Code == "" {
 			t.Fatalf("next hour: %+v, %v", iss, err)
+		}
+	})
+}
+
+// Asking again while the code is good for at least half its lifetime sends the same code (a
+// delayed first e-mail still works); later, a new code with a full lifetime replaces it.
+func TestResendSendsTheStillValidCode(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		first, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", jane, policy)
+		if err != nil || first.Code == "" {
+			t.Fatalf("first = %+v, %v", first, err)
+		}
+		e.clock.Step(policy.ResendCooldown)
+		same, err := e.store.Resend(e.ctx, testPortal, first.Handle, jane, policy)
+		if err != nil || same.Code != first.Code || !same.Again {
+			t.Fatalf("resend within half the lifetime = %+v, %v; want the same code again", same, err)
+		}
+		e.clock.Step(policy.TTL/2 - policy.ResendCooldown + time.Second)
+		fresh, err := e.store.Resend(e.ctx, testPortal, first.Handle, jane, policy)
+		if err != nil || fresh.Code == "" || fresh.Again {
+			t.Fatalf("resend past half the lifetime = %+v, %v; want a new code", fresh, err)
+		}
+		// The new code has a full lifetime; the one it replaced no longer works.
+		e.clock.Step(policy.TTL - time.Second)
+		if first.Code != fresh.Code {
+			if _, err := e.store.VerifyCode(e.ctx, testPortal, first.Handle, first.Code, policy); !errors.Is(err, ErrWrongCode) {
+				t.Fatalf("replaced code: err = %v", err)
+			}
+		}
+		if email, err := e.store.VerifyCode(e.ctx, testPortal, first.Handle, fresh.Code, policy); err != nil || email != "jane@example.com" {
+			t.Fatalf("new code near the end of its lifetime = %q, %v", email, err)
 		}
 	})
 }
@@ -182,7 +234,7 @@ func TestUnknownAddressesTakeTheSamePath(t *testing.T) {
 	// The store cannot know who is a customer: an address nobody has gets a challenge and a code
 	// (which the web layer then does not send) exactly like a customer's.
 	forEachEngine(t, func(t *testing.T, e *env) {
-		iss, err := e.store.StartLogin(e.ctx, testPortal, "nobody@example.com", "", policy)
+		iss, err := e.store.StartLogin(e.ctx, testPortal, "nobody@example.com", "", jane, policy)
 		if err != nil || iss.Code == "" {
 			t.Fatalf("issue = %+v, %v", iss, err)
 		}
@@ -192,21 +244,42 @@ func TestUnknownAddressesTakeTheSamePath(t *testing.T) {
 	})
 }
 
-func TestRandomDigits(t *testing.T) {
-	seen := map[string]bool{}
+func TestCodesAreUniformDigits(t *testing.T) {
 	for n := 6; n <= 10; n++ {
-		for i := 0; i < 50; i++ {
-			d, err := randomDigits(n)
-			if err != nil || len(d) != n {
-				t.Fatalf("randomDigits(%d) = %q, %v", n, d, err)
+		for _, v := range []uint64{0, 7, 1<<64 - 1} {
+			d := digits(v, n)
+			if _, ok := ParseCode(d, n); !ok || len(d) != n {
+				t.Fatalf("digits(%d, %d) = %q", v, n, d)
 			}
-			if _, ok := ParseCode(d, n); !ok {
-				t.Fatalf("randomDigits(%d) = %q does not parse", n, d)
-			}
-			seen[d] = true
 		}
 	}
-	if len(seen) < 240 {
-		t.Fatalf("only %d distinct codes in 250", len(seen))
+	if d := digits(42, 6); d != "000042" {
+		t.Fatalf("leading zeros: %q", d)
 	}
+	// Codes of distinct challenges are distinct in practice, and every digit turns up in
+	// every position.
+	forEachEngine(t, func(t *testing.T, e *env) {
+		seen := map[string]bool{}
+		var pos [6][10]int
+		for i := 0; i < 300; i++ {
+			iss, err := e.store.StartLogin(e.ctx, testPortal, fmt.Sprintf("u%d@example.com", i), "", jane, policy)
+			if err != nil || len(iss.Code) != 6 {
+				t.Fatalf("issue %d = %+v, %v", i, iss, err)
+			}
+			seen[iss.Code] = true
+			for j, c := range iss.Code {
+				pos[j][c-'0']++
+			}
+		}
+		if len(seen) < 295 {
+			t.Fatalf("only %d distinct codes in 300", len(seen))
+		}
+		for j := range pos {
+			for d, n := range pos[j] {
+				if n == 0 {
+					t.Fatalf("digit %d never appears in position %d", d, j)
+				}
+			}
+		}
+	})
 }

@@ -174,7 +174,7 @@ func TestSweepRemovesWhatExpired(t *testing.T) {
 		if _, _, err := e.store.CreateSession(e.ctx, NewSession{Portal: testPortal, CustomerID: "cus_1", Method: MethodCode}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", policy); err != nil {
+		if _, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", jane, policy); err != nil {
 			t.Fatal(err)
 		}
 		e.clock.Step(13 * time.Hour)

@@ -18,6 +18,8 @@ const (
 	cookiePre       = "portero-pre"   // pre-session CSRF nonce for the forms before sign-in
 	cookieChallenge = "portero-login" // the login challenge in progress
 	cookieLang      = "portero-lang"  // the chosen language
+	// cookieKnown marks a browser that signed in with an e-mailed code (auth.RememberBrowser).
+	cookieKnown = "portero-known"
 )
 
 // cookieMode says how this request's cookies are set: Secure with the __Host- prefix, or, for

@@ -16,7 +16,8 @@ import (
 func (h *Handler) codePolicy(p *billingv1alpha1.CustomerPortal) auth.CodePolicy {
 	o := p.Spec.OTP
 	pol := auth.CodePolicy{Length: int(o.Length), MaxAttempts: int(o.MaxAttempts),
-		TTL: 10 * time.Minute, ResendCooldown: 30 * time.Second, MaxSendsPerHour: h.limits.CodesPerEmailPerHour}
+		TTL: 10 * time.Minute, ResendCooldown: 30 * time.Second, MaxSendsPerHour: h.limits.CodesPerEmailPerHour,
+		MaxSendsPerClientPerHour: h.limits.CodesPerEmailPerClientPerHour}
 	if o.TTL != nil {
 		pol.TTL = o.TTL.Duration
 	}
@@ -99,7 +100,7 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, v *visit) {
 		h.internal(w, v, err)
 		return
 	}
-	iss, err := h.auth.StartLogin(v.ctx, v.key, email, v.cookies.get(v.r, cookieChallenge), h.codePolicy(v.portal))
+	iss, err := h.auth.StartLogin(v.ctx, v.key, email, v.cookies.get(v.r, cookieChallenge), h.requester(v), h.codePolicy(v.portal))
 	if err != nil {
 		h.internal(w, v, err)
 		return
@@ -107,6 +108,24 @@ func (h *Handler) loginSubmit(w http.ResponseWriter, v *visit) {
 	h.deliverCode(v, iss, len(customers) > 0)
 	v.cookies.set(w, cookieChallenge, iss.Handle, 0)
 	redirect(w, v, "/login/code")
+}
+
+// requester is who asks for a code: the client's network and, if it signed in with a code
+// before, the browser (see auth.RememberBrowser).
+func (h *Handler) requester(v *visit) auth.Requester {
+	return auth.Requester{Client: v.clientIP(), Browser: v.cookies.get(v.r, cookieKnown)}
+}
+
+// rememberBrowser marks the browser as one that signed in to email with a code, which keeps
+// it a quota of code e-mails for the address that strangers cannot use up. A failure costs
+// only that, so the sign-in goes on.
+func (h *Handler) rememberBrowser(w http.ResponseWriter, v *visit, email string) {
+	known, err := h.auth.RememberBrowser(v.ctx, v.key, email, v.cookies.get(v.r, cookieKnown))
+	if err != nil {
+		h.log.Warn("remember browser", "err", err)
+		return
+	}
+	v.cookies.set(w, cookieKnown, known, auth.KnownBrowserTTL)
 }
 
 // customersByEmail returns the customers with this address (several may share one).
@@ -259,6 +278,7 @@ func (h *Handler) codeSubmit(w http.ResponseWriter, v *visit) {
 		return
 	}
 	v.cookies.clear(w, cookieChallenge)
+	h.rememberBrowser(w, v, email)
 	customers, err := h.customersByEmail(v.ctx, email)
 	if err != nil {
 		h.internal(w, v, err)
@@ -321,7 +341,7 @@ func (h *Handler) codeResend(w http.ResponseWriter, v *visit) {
 	if !h.allow(w, v, "code-requests:ip:"+v.clientIP(), h.limits.CodeRequestsPerIP) {
 		return
 	}
-	iss, err := h.auth.Resend(v.ctx, v.key, handle, h.codePolicy(v.portal))
+	iss, err := h.auth.Resend(v.ctx, v.key, handle, h.requester(v), h.codePolicy(v.portal))
 	switch {
 	case errors.Is(err, auth.ErrNoChallenge):
 		v.cookies.clear(w, cookieChallenge)
