@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/portal/auth"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 )
@@ -164,7 +165,35 @@ func (h *Handler) addMethod(w http.ResponseWriter, v *visit, name, title string,
 		h.renderForm(w, v, http.StatusUnprocessableEntity, name, title, d, f)
 		return ledger.PaymentMethod{}, false
 	}
+	// Only attempts that get past the form's own checks count: those are the ones that reach
+	// the processor, and a person fixing a typo is not a card tester.
+	ok, retry, err := h.auth.AllowAll(v.ctx,
+		[]string{"method-adds:session:" + v.sess.ID, "method-adds:ip:" + v.clientIP()},
+		[]auth.Limit{h.limits.MethodAddsPerSession, h.limits.MethodAddsPerIP})
+	if err != nil {
+		h.internal(w, v, err)
+		return ledger.PaymentMethod{}, false
+	}
+	if !ok {
+		h.metrics.rateLimited("method-adds")
+		h.log.Warn("payment method adds rate limited", "customer", v.customer.ID)
+		w.Header().Set("Retry-After", retryAfterSeconds(retry))
+		f.Summary = "error.rate_limited"
+		h.renderForm(w, v, http.StatusTooManyRequests, name, title, d, f)
+		return ledger.PaymentMethod{}, false
+	}
+	in.Limit = v.portal.Spec.PaymentMethods.Max()
 	m, err := h.ledger.AddPaymentMethod(v.ctx, v.customer.ID, in)
+	var le *ledger.Error
+	if errors.As(err, &le) && le.Code == ledger.CodePaymentMethodLimit {
+		h.log.Info("payment method refused at the portal's cap", "customer", v.customer.ID, "limit", le.Limit)
+		f.Summary = le.Message(v.locale)
+		if field := primaryField(t); field != "" {
+			f.fail(field, f.Summary)
+		}
+		h.renderForm(w, v, http.StatusUnprocessableEntity, name, title, d, f)
+		return ledger.PaymentMethod{}, false
+	}
 	if err != nil {
 		if h.ledgerFormError(v, f, err) {
 			h.renderForm(w, v, http.StatusUnprocessableEntity, name, title, d, f)
@@ -175,6 +204,20 @@ func (h *Handler) addMethod(w http.ResponseWriter, v *visit, name, title string,
 	}
 	h.log.Info("payment method added in the portal", "customer", v.customer.ID, "payment_method", m.ID, "type", m.Type)
 	return m, true
+}
+
+// primaryField is the form field that holds the method of type t, where an error about the
+// method as a whole is marked; "" for types without one.
+func primaryField(t payments.MethodType) string {
+	switch t {
+	case payments.MethodCard:
+		return fieldNumber
+	case payments.MethodDirectDebit, payments.MethodCVU:
+		return fieldAccount
+	case payments.MethodWallet:
+		return fieldWallet
+	}
+	return ""
 }
 
 func (h *Handler) methodAdd(w http.ResponseWriter, v *visit) {
