@@ -119,6 +119,9 @@ func browser(t *testing.T) context.Context {
 			chromedp.DisableGPU,
 			chromedp.Flag("disable-component-update", true),
 			chromedp.Flag("disable-quic", true),
+			// The merchant's customers browse in Spanish. Headless Chromium asks for en-US
+			// whatever --lang says, and the portal follows Accept-Language on a first visit.
+			chromedp.Flag("accept-lang", "es-AR,es"),
 			chromedp.UserDataDir(t.TempDir()),
 			chromedp.WindowSize(1280, 900),
 		)...)

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/text/language"
 )
 
 // The portal speaks Spanish (Argentine usage, the default) and English. Every string a
@@ -37,10 +39,14 @@ func normalizeLocale(s string) string {
 }
 
 // chooseLocale sets the visit's language: the switcher's ?lang= (remembered in a cookie), else
-// the remembered choice, else the portal's branding.locale. False means it answered already: the
+// the remembered choice, else the browser's preferred language among the portal's
+// (Accept-Language), else the portal's branding.locale. False means it answered already: the
 // switcher reloads the page without its parameter, so the address bar and bookmarks stay clean.
 func chooseLocale(w http.ResponseWriter, v *visit) bool {
 	r := v.r
+	// Any page's language may come from the header (a first visit's does): say so, so that no
+	// cache on the way serves a page in one visitor's language to another.
+	w.Header().Add("Vary", "Accept-Language")
 	if lang := r.URL.Query().Get("lang"); lang != "" && r.Method == http.MethodGet {
 		if l, ok := parseLocale(lang); ok {
 			v.locale = l
@@ -58,8 +64,43 @@ func chooseLocale(w http.ResponseWriter, v *visit) bool {
 		v.locale = l
 		return true
 	}
+	if l, ok := acceptedLocale(r.Header.Values("Accept-Language")); ok {
+		v.locale = l
+		return true
+	}
 	v.locale = normalizeLocale(v.portal.Spec.Branding.Locale)
 	return true
+}
+
+// localeMatcher picks among the portal's languages, in the order of locales.
+var localeMatcher = func() language.Matcher {
+	tags := make([]language.Tag, len(locales))
+	for i, l := range locales {
+		tags[i] = language.MustParse(l)
+	}
+	return language.NewMatcher(tags)
+}()
+
+// acceptedLocale is the portal language that best serves an Accept-Language header, by its
+// q-values and CLDR's notion of which languages readers of another understand ("es-AR" and
+// "es-419" read es, "en-GB" en; "fr" reads neither): false when none does well enough.
+func acceptedLocale(headers []string) (string, bool) {
+	if len(headers) == 0 {
+		return "", false
+	}
+	h := strings.Join(headers, ",")
+	if len(h) > 1024 {
+		return "", false // no browser sends that much; not worth parsing
+	}
+	tags, _, err := language.ParseAcceptLanguage(h)
+	if err != nil || len(tags) == 0 {
+		return "", false
+	}
+	_, i, conf := localeMatcher.Match(tags...)
+	if conf < language.High {
+		return "", false
+	}
+	return locales[i], true
 }
 
 var catalog = map[string]map[string]string{
