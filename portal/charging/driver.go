@@ -53,6 +53,10 @@ func New(o Options) (*Driver, error) {
 // Adapter returns the processor the driver drives.
 func (d *Driver) Adapter() payments.Adapter { return d.adapter }
 
+// ErrOtherProcessor is the answer for an attempt another processor holds (the portal switched
+// processors after it began).
+var ErrOtherProcessor = errors.New("the attempt belongs to another processor")
+
 // ErrNotWaiting is the answer to authenticating or confirming a payment that does not wait for
 // it (it succeeded already, say).
 var ErrNotWaiting = errors.New("the payment is not waiting for this")
@@ -101,7 +105,7 @@ type SetupInput struct {
 // processorCustomer returns the customer with its processor id, creating it at the processor
 // the first time (lazily: customers who never add a processor-held method never get one).
 func (d *Driver) processorCustomer(ctx context.Context, customerID string) (Customer, error) {
-	c, err := d.rec.Customer(ctx, customerID)
+	c, err := d.rec.Customer(ctx, d.adapter.Type(), customerID)
 	if err != nil {
 		return Customer{}, fmt.Errorf("read customer %s: %w", customerID, err)
 	}
@@ -112,7 +116,7 @@ func (d *Driver) processorCustomer(ctx context.Context, customerID string) (Cust
 	if err != nil {
 		return Customer{}, fmt.Errorf("create customer %s at %s: %w", customerID, d.adapter.Type(), err)
 	}
-	if c.ProcessorCustomer, err = d.rec.SetProcessorCustomer(ctx, customerID, id); err != nil {
+	if c.ProcessorCustomer, err = d.rec.SetProcessorCustomer(ctx, d.adapter.Type(), customerID, id); err != nil {
 		return Customer{}, fmt.Errorf("store processor customer of %s: %w", customerID, err)
 	}
 	return c, nil
@@ -143,7 +147,7 @@ func (d *Driver) CompleteSetup(ctx context.Context, customerID, reference string
 	if reference == "" {
 		return MethodAdded{}, &payments.Error{Code: payments.CodeSetupIncomplete}
 	}
-	c, err := d.rec.Customer(ctx, customerID)
+	c, err := d.rec.Customer(ctx, d.adapter.Type(), customerID)
 	if err != nil {
 		return MethodAdded{}, fmt.Errorf("read customer %s: %w", customerID, err)
 	}
@@ -194,7 +198,7 @@ func (d *Driver) AddCard(ctx context.Context, customerID string, card payments.C
 	if !ok || d.adapter.Capabilities().HostedSetup {
 		return MethodAdded{}, fmt.Errorf("add a typed card: %w", payments.ErrUnsupported)
 	}
-	if _, err := d.rec.Customer(ctx, customerID); err != nil {
+	if _, err := d.rec.Customer(ctx, d.adapter.Type(), customerID); err != nil {
 		return MethodAdded{}, fmt.Errorf("read customer %s: %w", customerID, err)
 	}
 	t, err := tok.TokenizeCard(ctx, card)
@@ -238,7 +242,7 @@ func (d *Driver) RemoveMethod(ctx context.Context, customerID, methodID string) 
 		return fmt.Errorf("read method %s of customer %s: %w", methodID, customerID, err)
 	}
 	if m.ProcessorID != "" && m.Processor == d.adapter.Type() {
-		c, err := d.rec.Customer(ctx, customerID)
+		c, err := d.rec.Customer(ctx, d.adapter.Type(), customerID)
 		if err != nil {
 			return fmt.Errorf("read customer %s: %w", customerID, err)
 		}
@@ -255,6 +259,12 @@ func (d *Driver) RemoveMethod(ctx context.Context, customerID, methodID string) 
 // request builds the processor request for an attempt, creating the processor customer when
 // none is stored yet.
 func (d *Driver) request(ctx context.Context, a *Attempt) (payments.ChargeRequest, error) {
+	if a.Processor != "" && a.Processor != d.adapter.Type() {
+		// The portal switched processors after this attempt began: only its own processor can
+		// tell what became of it, so it is left for the operator rather than charged elsewhere.
+		return payments.ChargeRequest{}, fmt.Errorf("%w: attempt %s/%d belongs to processor %s, not %s",
+			ErrOtherProcessor, a.PaymentID, a.Number, a.Processor, d.adapter.Type())
+	}
 	if a.ProcessorCustomer == "" {
 		c, err := d.processorCustomer(ctx, a.CustomerID)
 		if err != nil {
@@ -334,7 +344,7 @@ func (d *Driver) record(ctx context.Context, a Attempt, res payments.ChargeResul
 // method, each exactly once however many callers race (each payment is claimed by one). One
 // payment's failure does not strand the others; the errors are joined.
 func (d *Driver) SettleIncomplete(ctx context.Context, customerID string) ([]Result, error) {
-	atts, err := d.rec.ClaimIncomplete(ctx, customerID)
+	atts, err := d.rec.ClaimIncomplete(ctx, d.adapter.Type(), customerID)
 	if err != nil {
 		return nil, fmt.Errorf("claim incomplete payments of customer %s: %w", customerID, err)
 	}

@@ -307,3 +307,51 @@ func TestAllowedTransitions(t *testing.T) {
 		}
 	}
 }
+
+// TestSwitchedProcessorLeavesTheOldOnesAlone: after a portal moves from Stripe to the sandbox,
+// a Stripe card is not handed to the sandbox, a Stripe attempt whose outcome was lost is not
+// re-driven through it, and the customer's Stripe id is not taken for the sandbox's.
+func TestSwitchedProcessorLeavesTheOldOnesAlone(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	if _, err := f.mem.SetProcessorCustomer(ctx, stripe.Type, f.cust, "cus_StripeOne"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.mem.AddMethod(ctx, f.cust, stripe.Type, payments.Method{Type: payments.MethodCard, ProcessorID: "pm_stripe"}); err != nil {
+		t.Fatal(err)
+	}
+	// A Stripe attempt left processing when the switch happened.
+	id, a := f.mem.CreatePayment(f.cust, 100, "ARS", "x")
+	if a == nil || a.Processor != stripe.Type {
+		t.Fatalf("attempt %+v", a)
+	}
+	f.mem.Advance(time.Hour)
+	if n, err := f.d.Redrive(ctx, time.Minute); err != nil || n != 1 {
+		t.Fatalf("Redrive = %d, %v", n, err)
+	}
+	if p := f.mem.Payment(id); p.Status != charging.AttemptProcessing || f.sb.Collected() != 0 {
+		t.Fatalf("%v, collected %d: the sandbox charged a Stripe attempt", p, f.sb.Collected())
+	}
+	// An incomplete payment waits for a method the sandbox can charge.
+	f2 := newFixture(t, nil)
+	if _, _, err := f2.mem.AddMethod(ctx, f2.cust, stripe.Type, payments.Method{Type: payments.MethodCard, ProcessorID: "pm_stripe"}); err != nil {
+		t.Fatal(err)
+	}
+	f2.mem.RemoveMethod(ctx, f2.cust, f2.mem.Methods(f2.cust)[0].ID)
+	pid, _ := f2.mem.CreatePayment(f2.cust, 100, "ARS", "x")
+	if _, _, err := f2.mem.AddMethod(ctx, f2.cust, stripe.Type, payments.Method{Type: payments.MethodCard, ProcessorID: "pm_stripe2"}); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := f2.d.SettleIncomplete(ctx, f2.cust); err != nil || len(rs) != 0 {
+		t.Fatalf("SettleIncomplete with only a Stripe card = %+v, %v", rs, err)
+	}
+	added, err := f2.d.AddCard(ctx, f2.cust, visa)
+	if err != nil || len(added.Settled) != 1 || f2.mem.Payment(pid).Status != charging.AttemptSucceeded {
+		t.Fatalf("AddCard = %+v, %v", added, err)
+	}
+	sbID, _ := f2.mem.Customer(ctx, sandbox.Type, f2.cust)
+	stID, _ := f2.mem.Customer(ctx, stripe.Type, f2.cust)
+	if sbID.ProcessorCustomer == "" || stID.ProcessorCustomer != "" {
+		t.Fatalf("processor customer ids: sandbox %q, stripe %q", sbID.ProcessorCustomer, stID.ProcessorCustomer)
+	}
+}

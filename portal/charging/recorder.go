@@ -12,13 +12,17 @@ import (
 // Recorder is the store the driver records into; the ledger implements it. Every method is one
 // transaction and never calls out. The exactly-once argument (see the package doc) rests on
 // the conditions each method states, so an implementation must keep them.
+//
+// Processor identities are kept per processor type: a portal may switch processors live
+// (spec.processor is a rule), and the sandbox's customer id or card token means nothing to
+// Stripe. Methods and attempts say which processor holds them.
 type Recorder interface {
-	// Customer returns what the processor needs to know about a customer, with the processor's
-	// customer id if one is stored. ErrNotFound for an unknown customer.
-	Customer(ctx context.Context, customerID string) (Customer, error)
-	// SetProcessorCustomer stores the processor's customer id unless one is stored already,
-	// and returns the stored one: the first writer wins, so racing replicas agree.
-	SetProcessorCustomer(ctx context.Context, customerID, processorCustomerID string) (string, error)
+	// Customer returns what the processor needs to know about a customer, with its customer id
+	// at that processor if one is stored. ErrNotFound for an unknown customer.
+	Customer(ctx context.Context, processor payments.ProcessorType, customerID string) (Customer, error)
+	// SetProcessorCustomer stores the customer's id at the processor unless one is stored
+	// already, and returns the stored one: the first writer wins, so racing replicas agree.
+	SetProcessorCustomer(ctx context.Context, processor payments.ProcessorType, customerID, processorCustomerID string) (string, error)
 
 	// AddMethod appends a processor-held method to the customer's list (the first becomes the
 	// preferred one). A method with the same processor and ProcessorID already on the list is
@@ -35,8 +39,9 @@ type Recorder interface {
 	RemoveProcessorMethod(ctx context.Context, processor payments.ProcessorType, processorMethodID string) (customerID string, removed bool, err error)
 
 	// ClaimIncomplete claims a new attempt on each of the customer's incomplete payments that
-	// now has a usable method, by a conditional update: a payment is claimed by one caller only.
-	ClaimIncomplete(ctx context.Context, customerID string) ([]Attempt, error)
+	// now has a method this processor can charge (one it holds, or one no processor holds), by
+	// a conditional update: a payment is claimed by one caller only.
+	ClaimIncomplete(ctx context.Context, processor payments.ProcessorType, customerID string) ([]Attempt, error)
 	// ClaimStale takes over at most limit attempts left processing for longer than olderThan,
 	// each by a compare-and-set on its last update, so two sweepers never take the same one.
 	// The attempt keeps its number (and so its idempotency key) and its method, even if the
@@ -123,7 +128,9 @@ type Attempt struct {
 	Description string
 	// Method is what the attempt charges (Token: the processor method id for cards).
 	Method payments.MethodRef
-	// ProcessorCustomer is the customer's processor id when stored; the driver fills it in
+	// Processor holds Method (the attempt's processor); "" for a method no processor holds.
+	Processor payments.ProcessorType
+	// ProcessorCustomer is the customer's id at Processor when stored; the driver fills it in
 	// otherwise.
 	ProcessorCustomer string
 	Status            AttemptStatus

@@ -70,7 +70,7 @@ func (d *Driver) applySetup(ctx context.Context, ev payments.Event) error {
 	if ev.PorteroCustomer == "" {
 		return nil // a set-up Portero did not start
 	}
-	c, err := d.rec.Customer(ctx, ev.PorteroCustomer)
+	c, err := d.rec.Customer(ctx, d.adapter.Type(), ev.PorteroCustomer)
 	if errors.Is(err, ErrNotFound) {
 		d.log.Warn("set-up event for an unknown customer; ignored", "event", ev.ID)
 		return nil

@@ -23,10 +23,12 @@ type Memory struct {
 	now       time.Time
 	seq       int
 	customers map[string]*charging.Customer
-	methods   map[string][]charging.StoredMethod // by customer, preferred first
-	payments  map[string]*Payment
-	order     []string // payment ids, oldest first
-	events    map[string]string
+	// processorIDs are the customers' ids at each processor: customer → processor → id.
+	processorIDs map[string]map[payments.ProcessorType]string
+	methods      map[string][]charging.StoredMethod // by customer, preferred first
+	payments     map[string]*Payment
+	order        []string // payment ids, oldest first
+	events       map[string]string
 }
 
 // Payment is a payment as the memory recorder holds it.
@@ -47,11 +49,12 @@ type Payment struct {
 // NewMemory returns an empty recorder.
 func NewMemory() *Memory {
 	return &Memory{
-		now:       time.Date(2026, time.March, 15, 12, 0, 0, 0, time.UTC),
-		customers: map[string]*charging.Customer{},
-		methods:   map[string][]charging.StoredMethod{},
-		payments:  map[string]*Payment{},
-		events:    map[string]string{},
+		now:          time.Date(2026, time.March, 15, 12, 0, 0, 0, time.UTC),
+		customers:    map[string]*charging.Customer{},
+		processorIDs: map[string]map[payments.ProcessorType]string{},
+		methods:      map[string][]charging.StoredMethod{},
+		payments:     map[string]*Payment{},
+		events:       map[string]string{},
 	}
 }
 
@@ -85,21 +88,28 @@ func (m *Memory) CreatePayment(customerID string, amount int64, currency, descri
 		Description: description, Status: PaymentIncomplete, updated: m.now}
 	m.payments[p.ID] = p
 	m.order = append(m.order, p.ID)
-	a := m.claimLocked(p)
+	a := m.claimLocked(p, "")
 	return p.ID, a
 }
 
-// claimLocked starts a new attempt on p with the preferred method, if there is one.
-func (m *Memory) claimLocked(p *Payment) *charging.Attempt {
-	ms := m.methods[p.CustomerID]
-	if len(ms) == 0 {
+// claimLocked starts a new attempt on p with the customer's first method that processor can
+// charge ("" for any), if there is one.
+func (m *Memory) claimLocked(p *Payment, processor payments.ProcessorType) *charging.Attempt {
+	var pm *charging.StoredMethod
+	for i, x := range m.methods[p.CustomerID] {
+		if processor == "" || x.Processor == processor || x.Processor == "" {
+			pm = &m.methods[p.CustomerID][i]
+			break
+		}
+	}
+	if pm == nil {
 		return nil
 	}
-	pm := ms[0]
 	a := charging.Attempt{PaymentID: p.ID, CustomerID: p.CustomerID, Number: len(p.Attempts) + 1,
 		Amount: p.Amount, Currency: p.Currency, Description: p.Description,
 		Method:            payments.MethodRef{Type: pm.Type, Token: pm.ProcessorID},
-		ProcessorCustomer: m.customers[p.CustomerID].ProcessorCustomer,
+		Processor:         pm.Processor,
+		ProcessorCustomer: m.processorIDs[p.CustomerID][pm.Processor],
 		Status:            charging.AttemptProcessing}
 	p.Attempts = append(p.Attempts, a)
 	p.Status, p.FailureCode, p.updated = charging.AttemptProcessing, "", m.now
@@ -124,28 +134,32 @@ func (m *Memory) Methods(customerID string) []charging.StoredMethod {
 }
 
 // Customer implements charging.Recorder.
-func (m *Memory) Customer(_ context.Context, id string) (charging.Customer, error) {
+func (m *Memory) Customer(_ context.Context, processor payments.ProcessorType, id string) (charging.Customer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.customers[id]
 	if !ok {
 		return charging.Customer{}, charging.ErrNotFound
 	}
-	return *c, nil
+	out := *c
+	out.ProcessorCustomer = m.processorIDs[id][processor]
+	return out, nil
 }
 
 // SetProcessorCustomer implements charging.Recorder: the first writer wins.
-func (m *Memory) SetProcessorCustomer(_ context.Context, id, processorID string) (string, error) {
+func (m *Memory) SetProcessorCustomer(_ context.Context, processor payments.ProcessorType, id, processorID string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c, ok := m.customers[id]
-	if !ok {
+	if _, ok := m.customers[id]; !ok {
 		return "", charging.ErrNotFound
 	}
-	if c.ProcessorCustomer == "" {
-		c.ProcessorCustomer = processorID
+	if m.processorIDs[id] == nil {
+		m.processorIDs[id] = map[payments.ProcessorType]string{}
 	}
-	return c.ProcessorCustomer, nil
+	if m.processorIDs[id][processor] == "" {
+		m.processorIDs[id][processor] = processorID
+	}
+	return m.processorIDs[id][processor], nil
 }
 
 // AddMethod implements charging.Recorder.
@@ -209,7 +223,7 @@ func (m *Memory) RemoveProcessorMethod(_ context.Context, processor payments.Pro
 }
 
 // ClaimIncomplete implements charging.Recorder.
-func (m *Memory) ClaimIncomplete(_ context.Context, customerID string) ([]charging.Attempt, error) {
+func (m *Memory) ClaimIncomplete(_ context.Context, processor payments.ProcessorType, customerID string) ([]charging.Attempt, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []charging.Attempt
@@ -218,7 +232,7 @@ func (m *Memory) ClaimIncomplete(_ context.Context, customerID string) ([]chargi
 		if p.CustomerID != customerID || p.Status != PaymentIncomplete {
 			continue
 		}
-		if a := m.claimLocked(p); a != nil {
+		if a := m.claimLocked(p, processor); a != nil {
 			out = append(out, *a)
 		}
 	}
@@ -237,9 +251,7 @@ func (m *Memory) ClaimStale(_ context.Context, olderThan time.Duration, limit in
 			continue
 		}
 		p.updated = m.now // the take-over: another sweep now finds it fresh
-		a := p.Attempts[len(p.Attempts)-1]
-		a.ProcessorCustomer = m.customers[p.CustomerID].ProcessorCustomer
-		out = append(out, a)
+		out = append(out, m.current(p))
 	}
 	return out, nil
 }
@@ -262,7 +274,7 @@ func (m *Memory) FindAttempt(_ context.Context, ref charging.AttemptRef) (chargi
 		for _, a := range p.Attempts {
 			if (ref.Reference != "" && a.Reference == ref.Reference) ||
 				(ref.Reference == "" && ref.IdempotencyKey != "" && a.IdempotencyKey() == ref.IdempotencyKey) {
-				a.ProcessorCustomer = m.customers[p.CustomerID].ProcessorCustomer
+				a.ProcessorCustomer = m.processorIDs[p.CustomerID][a.Processor]
 				return a, nil
 			}
 		}
@@ -272,7 +284,7 @@ func (m *Memory) FindAttempt(_ context.Context, ref charging.AttemptRef) (chargi
 
 func (m *Memory) current(p *Payment) charging.Attempt {
 	a := p.Attempts[len(p.Attempts)-1]
-	a.ProcessorCustomer = m.customers[p.CustomerID].ProcessorCustomer
+	a.ProcessorCustomer = m.processorIDs[p.CustomerID][a.Processor]
 	return a
 }
 

@@ -76,7 +76,7 @@ func TestSecretsNeverInErrorsOrLogs(t *testing.T) {
 			add(d.StartSetup(ctx, cust, charging.SetupInput{ReturnURL: "https://p.example/r", CancelURL: "https://p.example/c"}))
 			add(d.AttachProcessorMethod(ctx, cust, "pm_card_visa"))
 			// A charge through the driver: the unknown outcome is logged, not returned.
-			if _, err := mem.SetProcessorCustomer(ctx, cust, "cus_1"); err != nil {
+			if _, err := mem.SetProcessorCustomer(ctx, stripe.Type, cust, "cus_1"); err != nil {
 				t.Fatal(err)
 			}
 			if _, _, err := mem.AddMethod(ctx, cust, stripe.Type, payments.Method{Type: payments.MethodCard, ProcessorID: "pm_card_visa"}); err != nil {

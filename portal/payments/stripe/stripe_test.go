@@ -393,11 +393,11 @@ func TestUnreachableStripeIsRetryableAndChangesNothing(t *testing.T) {
 	if _, err := d.AttachProcessorMethod(ctx, cust, "pm_card_visa"); !payments.IsUnavailable(err) {
 		t.Fatalf("AttachProcessorMethod: %v, want unavailable", err)
 	}
-	if c, _ := mem.Customer(ctx, cust); c.ProcessorCustomer != "" || len(mem.Methods(cust)) != 0 {
+	if c, _ := mem.Customer(ctx, stripe.Type, cust); c.ProcessorCustomer != "" || len(mem.Methods(cust)) != 0 {
 		t.Fatalf("something was recorded: %+v %+v", c, mem.Methods(cust))
 	}
 	// A customer and a card recorded earlier, then Stripe goes away.
-	if _, err := mem.SetProcessorCustomer(ctx, cust, "cus_earlier"); err != nil {
+	if _, err := mem.SetProcessorCustomer(ctx, stripe.Type, cust, "cus_earlier"); err != nil {
 		t.Fatal(err)
 	}
 	mid, _, _ := mem.AddMethod(ctx, cust, stripe.Type, payments.Method{Type: payments.MethodCard, ProcessorID: "pm_earlier", Brand: payments.BrandVisa, Last4: "4242", ExpMonth: 1, ExpYear: 2030})
