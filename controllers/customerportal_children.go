@@ -82,6 +82,9 @@ func ownerRef(p *billingv1alpha1.CustomerPortal) *metav1ac.OwnerReferenceApplyCo
 		WithBlockOwnerDeletion(true)
 }
 
+// LocalURLAnnotation carries the URL `make run` serves a portal on (see --local-urls).
+const LocalURLAnnotation = "billing.portero.dev/local-url"
+
 // referencedSecrets returns the names of the Secrets the portal's spec names, sorted and unique.
 func referencedSecrets(spec *billingv1alpha1.CustomerPortalSpec) []string {
 	set := map[string]struct{}{}
@@ -290,7 +293,13 @@ func keepStorage(p *billingv1alpha1.CustomerPortal) bool {
 
 // portalURL is where customers reach the portal: exposure.publicURL verbatim, else the Ingress host,
 // else the Service's in-cluster address.
-func portalURL(p *billingv1alpha1.CustomerPortal, n childNames) string {
+//
+// With localURLs (`make run`, where portals are local processes and no Service or Ingress
+// reaches them) the URL the local runner published in the LocalURLAnnotation wins.
+func portalURL(p *billingv1alpha1.CustomerPortal, n childNames, localURLs bool) string {
+	if u := p.Annotations[LocalURLAnnotation]; localURLs && u != "" {
+		return u
+	}
 	if ex := p.Spec.Exposure; ex != nil {
 		if ex.PublicURL != "" {
 			return ex.PublicURL

@@ -82,6 +82,10 @@ type CustomerPortalReconciler struct {
 	Recorder  events.EventRecorder
 	// PortalImage is the portal server's container image.
 	PortalImage string
+	// LocalURLs publishes the URL in a portal's LocalURLAnnotation as its status.url: for
+	// `make run`, whose portals are local processes. Never set it in a cluster, where anyone who
+	// may annotate a portal could then point its links anywhere.
+	LocalURLs bool
 	// Metrics receives each portal's Ready state; nil disables the gauge.
 	Metrics *PortalMetrics
 	// Clock decides when a link Secret's grant ends (linkGrantWindow); nil is the real clock.
@@ -434,7 +438,7 @@ func deploymentOutcome(s *portalScope) outcome {
 // computeStatus fills the status from what this reconcile saw.
 func (r *CustomerPortalReconciler) computeStatus(s *portalScope, o outcome) {
 	p := s.portal
-	p.Status.URL = portalURL(p, s.names)
+	p.Status.URL = portalURL(p, s.names, r.LocalURLs)
 	p.Status.ObservedGeneration = p.Generation
 	p.Status.PaymentMethods = p.Spec.PaymentMethods.Effective()
 	if s.deploy != nil {

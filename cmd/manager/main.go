@@ -38,7 +38,7 @@ var defaultPortalImage = "ghcr.io/portero-dev/portero:latest"
 func main() {
 	var (
 		metricsAddr, probeAddr, portalImage, pprofAddr, watchNamespaces string
-		leaderElect, secureMetrics                                      bool
+		leaderElect, secureMetrics, localURLs                           bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
@@ -46,6 +46,7 @@ func main() {
 	flag.BoolVar(&secureMetrics, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address to serve Go pprof profiles on (off when empty); for benchmarks and debugging.")
 	flag.StringVar(&portalImage, "portal-image", defaultPortalImage, "Container image of the portal server run for each CustomerPortal.")
+	flag.BoolVar(&localURLs, "local-urls", false, "Publish the URL in a portal's "+controllers.LocalURLAnnotation+" annotation as its status.url (make run only: never in a cluster).")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to run portals in, for an install that holds a RoleBinding in each (config/namespaced); empty: every namespace, under the ClusterRoleBinding.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -58,7 +59,7 @@ func main() {
 		log.Error(err, "bad --watch-namespaces")
 		os.Exit(2)
 	}
-	if err := run(metricsAddr, probeAddr, portalImage, pprofAddr, namespaces, leaderElect, secureMetrics); err != nil {
+	if err := run(metricsAddr, probeAddr, portalImage, pprofAddr, namespaces, leaderElect, secureMetrics, localURLs); err != nil {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
@@ -138,7 +139,7 @@ func checkAccess(ctx context.Context, cfg *rest.Config, namespaces []string) err
 		"WATCH_NAMESPACES=… make deploy writes them), or leave them out of --watch-namespaces", strings.Join(missing, ", "))
 }
 
-func run(metricsAddr, probeAddr, portalImage, pprofAddr string, namespaces []string, leaderElect, secureMetrics bool) error {
+func run(metricsAddr, probeAddr, portalImage, pprofAddr string, namespaces []string, leaderElect, secureMetrics, localURLs bool) error {
 	cfg := ctrl.GetConfigOrDie()
 	ctx := ctrl.SetupSignalHandler()
 	if err := checkAccess(ctx, cfg, namespaces); err != nil {
@@ -170,6 +171,7 @@ func run(metricsAddr, probeAddr, portalImage, pprofAddr string, namespaces []str
 		Scheme:      mgr.GetScheme(),
 		Recorder:    mgr.GetEventRecorder("customerportal-controller"),
 		PortalImage: portalImage,
+		LocalURLs:   localURLs,
 		Metrics:     portalMetrics,
 		Namespaces:  namespaces,
 	}).SetupWithManager(mgr); err != nil {

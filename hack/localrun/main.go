@@ -74,8 +74,12 @@ Portero is running — no cluster needed: a local kube-apiserver + etcd, the ope
   Demo customer's session link (no login needed):     %s
   Mail catcher (one-time codes and links):            %s
   Merchant API (key in $MERCHANT_API_KEY):            %s
+  Webhook catcher (the general portal's events):      %s
+  Portal metrics (general, estrategicas):             %s
 
   Sign in on a portal's public link as ana.garcia@example.com; the code arrives in the mail catcher.
+  Any CustomerPortal you apply, in any namespace, is served too: its URL appears above and in
+  kubectl get cportal -A.
 
   In another terminal:
     source %s
@@ -85,7 +89,8 @@ Portero is running — no cluster needed: a local kube-apiserver + etcd, the ope
 
   State lives in %s (make clean-local wipes it). Press Ctrl-C to stop everything.
 ==> ready
-`, sys.Portals[0].URL, sys.Portals[1].URL, sys.DemoSessionURL, sys.MailpitURL, sys.MerchantAPIURL, envFile,
+`, sys.Portals[0].URL, sys.Portals[1].URL, sys.DemoSessionURL, sys.MailpitURL, sys.MerchantAPIURL,
+		sys.WebhookCatcherURL, sys.Portals[0].Metrics+" "+sys.Portals[1].Metrics, envFile,
 		sys.DemoCustomerID, sys.Portals[0].Name, state)
 
 	<-ctx.Done()

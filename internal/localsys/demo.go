@@ -34,7 +34,7 @@ func (p localPortal) url() string { return "http://127.0.0.1:" + p.port + "/" }
 
 // localPortals are the two profiles that show the point of portal configurations: a general one
 // allowing every method, and a strategic-accounts one allowing only bank transfer and direct debit.
-func localPortals(ports []string) []localPortal {
+func localPortals(ports []string, catcherURL string) []localPortal {
 	email := &billingv1alpha1.Email{SMTPSecretRef: billingv1alpha1.LocalObjectReference{Name: "portero-smtp"}, From: "Portero Demo <facturacion@portero.local>"}
 	api := &billingv1alpha1.MerchantAPI{KeySecretRef: billingv1alpha1.APIKeySecretReference{Name: "portero-api-key", Key: "key"}}
 	return []localPortal{
@@ -51,6 +51,8 @@ func localPortals(ports []string) []localPortal {
 			Email:          email,
 			MerchantAPI:    api,
 			Exposure:       &billingv1alpha1.Exposure{PublicURL: "http://127.0.0.1:" + ports[0] + "/"},
+			Webhooks: []billingv1alpha1.WebhookEndpoint{{Name: "catcher", URL: catcherURL,
+				SecretRef: billingv1alpha1.WebhookSecretReference{Name: "portero-webhooks"}}},
 		}},
 		{name: "estrategicas", port: ports[1], spec: billingv1alpha1.CustomerPortalSpec{
 			DisplayName: "Acme — Cuentas estratégicas",
@@ -67,12 +69,14 @@ func localPortals(ports []string) []localPortal {
 	}
 }
 
-// applyLocalPortals creates the SMTP and API-key Secrets and the portals, or updates their URLs on
-// a rerun (ports may change), leaving the rest of what a person changed alone.
-func applyLocalPortals(ctx context.Context, c client.Client, portals []localPortal, smtpPort, apiKey string) error {
+// applyLocalPortals creates the SMTP, API-key and webhook Secrets and the portals, or updates their
+// URLs on a rerun (a remembered port may have been taken), leaving the rest of what a person
+// changed alone.
+func applyLocalPortals(ctx context.Context, c client.Client, portals []localPortal, smtpPort, apiKey, webhookSecret string) error {
 	secrets := map[string]map[string]string{
-		"portero-smtp":    {"host": "127.0.0.1", "port": smtpPort, "tls": "none"},
-		"portero-api-key": {"key": apiKey},
+		"portero-smtp":     {"host": "127.0.0.1", "port": smtpPort, "tls": "none"},
+		"portero-api-key":  {"key": apiKey},
+		"portero-webhooks": {"secret": webhookSecret},
 	}
 	for name, data := range secrets {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}}
@@ -104,6 +108,15 @@ func applyLocalPortals(ctx context.Context, c client.Client, portals []localPort
 			return err
 		}
 		p.Spec.Exposure = lp.spec.Exposure
+		// The catcher's endpoint follows the catcher if its port moved; other endpoints a
+		// person added (or removed) stay as they are.
+		for i, wh := range p.Spec.Webhooks {
+			for _, want := range lp.spec.Webhooks {
+				if wh.Name == want.Name {
+					p.Spec.Webhooks[i].URL = want.URL
+				}
+			}
+		}
 		if err := c.Update(ctx, p); err != nil {
 			return fmt.Errorf("update portal %s URL: %w", lp.name, err)
 		}

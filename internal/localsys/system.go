@@ -7,6 +7,7 @@ package localsys
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,8 +48,9 @@ type Options struct {
 
 // Portal is one running sample portal.
 type Portal struct {
-	Name string
-	URL  string // with a trailing slash
+	Name    string
+	URL     string // with a trailing slash
+	Metrics string // its Prometheus /metrics, on a port of its own
 }
 
 // System is a running local Portero.
@@ -61,10 +64,14 @@ type System struct {
 	MerchantAPIKey string
 	DemoCustomerID string
 	DemoSessionURL string
+	// WebhookCatcherURL is the local receiver of the general portal's webhooks (trailing slash).
+	WebhookCatcherURL string
 
-	opts     Options
-	env      *envtest.Environment
-	children []*exec.Cmd
+	opts          Options
+	runner        *runner
+	webhookSecret string
+	env           *envtest.Environment
+	children      []*exec.Cmd
 }
 
 // Start brings the system up. On error it stops whatever it had started.
@@ -110,25 +117,39 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	if s.MerchantAPIKey, err = loadOrCreate(filepath.Join(o.State, "merchant-api-key"), func() string { return randomHex(32) }); err != nil {
 		return nil, err
 	}
-	portals := localPortals([]string{freePort(), freePort()})
-	s.step("applying the local portals: general (every method) and estrategicas (bank transfer and direct debit only)")
-	if err := applyLocalPortals(ctx, s.Client, portals, smtpPort, s.MerchantAPIKey); err != nil {
+	if s.runner, err = newRunner(s, s.Client, o.Progress); err != nil {
 		return nil, err
 	}
-	s.step("starting one portal server per portal")
-	ledgerDir := filepath.Join(o.State, "ledger") // both profiles serve the same customers
-	for _, p := range portals {
-		if err := s.startPortal(ctx, ledgerDir, p); err != nil {
+	s.step("starting the webhook catcher (the general portal's endpoint)")
+	if err := s.startCatcher(ctx); err != nil {
+		return nil, err
+	}
+	var ports []string
+	for _, name := range []string{"general", "estrategicas"} {
+		key := types.NamespacedName{Namespace: "default", Name: name}
+		s.runner.shared[key] = true // both profiles serve the same customers
+		port, err := s.runner.port(key.String())
+		if err != nil {
 			return nil, err
 		}
-		s.Portals = append(s.Portals, Portal{Name: p.name, URL: p.url()})
+		ports = append(ports, port)
+	}
+	portals := localPortals(ports, s.WebhookCatcherURL+"hooks")
+	s.step("applying the local portals: general (every method) and estrategicas (bank transfer and direct debit only)")
+	if err := applyLocalPortals(ctx, s.Client, portals, smtpPort, s.MerchantAPIKey, s.webhookSecret); err != nil {
+		return nil, err
+	}
+	s.step("serving every CustomerPortal, in any namespace, with a local portal process (apply one and it appears here)")
+	if err := s.runner.watch(ctx, s.Config); err != nil {
+		return nil, err
 	}
 	for _, p := range portals {
 		if err := WaitHTTP(ctx, p.url()+"readyz", 2*time.Minute); err != nil {
 			return nil, fmt.Errorf("portal %s did not become ready (see %s): %w", p.name, filepath.Join(o.State, p.name+".log"), err)
 		}
+		metrics, _ := s.runner.port("default/" + p.name + "#metrics")
+		s.Portals = append(s.Portals, Portal{Name: p.name, URL: p.url(), Metrics: "http://127.0.0.1:" + metrics + "/metrics"})
 	}
-	go playKubelet(ctx, s.Client, portals)
 
 	s.MerchantAPIURL = portals[0].url() + "api/v1"
 	api := merchant{base: portals[0].url(), key: s.MerchantAPIKey, http: &http.Client{Timeout: 30 * time.Second}}
@@ -151,9 +172,15 @@ func (s *System) Env() []string {
 	for i, p := range s.Portals {
 		urls[i] = p.URL
 	}
+	metrics := make([]string, len(s.Portals))
+	for i, p := range s.Portals {
+		metrics[i] = p.Metrics
+	}
 	return []string{
 		"KUBECONFIG=" + s.Kubeconfig,
 		"PORTAL_URLS=" + strings.Join(urls, ","),
+		"PORTAL_METRICS_URLS=" + strings.Join(metrics, ","),
+		"WEBHOOK_CATCHER_URL=" + s.WebhookCatcherURL,
 		"MAILPIT_URL=" + s.MailpitURL,
 		"MERCHANT_API_URL=" + s.MerchantAPIURL,
 		"MERCHANT_API_KEY=" + s.MerchantAPIKey,
@@ -161,8 +188,11 @@ func (s *System) Env() []string {
 	}
 }
 
-// Stop ends every process in reverse start order, then the control plane.
+// Stop ends the portals, every other process in reverse start order, then the control plane.
 func (s *System) Stop() {
+	if s.runner != nil {
+		s.runner.stopAll()
+	}
 	for i := len(s.children) - 1; i >= 0; i-- {
 		c := s.children[i]
 		if c.Process == nil || c.ProcessState != nil {
@@ -231,6 +261,7 @@ func (s *System) startControlPlane() error {
 func (s *System) startManager(ctx context.Context) error {
 	metrics, probes := freePort(), freePort()
 	cmd, err := s.spawn(ctx, "manager", []string{"KUBECONFIG=" + s.Kubeconfig}, filepath.Join(s.opts.Bin, "manager"),
+		"--local-urls", // portals are served by local processes (see runner), not through a Service
 		"--metrics-bind-address=127.0.0.1:"+metrics,
 		"--health-probe-bind-address=127.0.0.1:"+probes,
 		"--portal-image=portero-portal:local", // never pulled: the portals run as local processes
@@ -280,5 +311,30 @@ func applySamples(ctx context.Context, c client.Client, dir string) error {
 			}
 		}
 	}
+	return nil
+}
+
+// startCatcher runs the webhook catcher on its remembered port, with the signing secret kept in
+// the state directory.
+func (s *System) startCatcher(ctx context.Context) error {
+	secret, err := loadOrCreate(filepath.Join(s.opts.State, "webhook-secret"), func() string {
+		return "whsec_" + base64.StdEncoding.EncodeToString([]byte(randomHex(16)))
+	})
+	if err != nil {
+		return err
+	}
+	c, err := newCatcher(secret)
+	if err != nil {
+		return err
+	}
+	port, err := s.runner.port("webhook-catcher")
+	if err != nil {
+		return err
+	}
+	if err := c.serve(ctx, port); err != nil {
+		return fmt.Errorf("webhook catcher: %w", err)
+	}
+	s.webhookSecret = secret
+	s.WebhookCatcherURL = "http://127.0.0.1:" + port + "/"
 	return nil
 }
