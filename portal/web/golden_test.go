@@ -38,7 +38,7 @@ func TestPagesRenderAsGolden(t *testing.T) {
 		Branding:    billingv1alpha1.Branding{SupportEmail: "help@shop.example", PrimaryColor: "#0a7cff", LogoURL: "https://cdn.shop.example/logo.png"},
 	}}
 	portal.Namespace, portal.Name = "ns", "shop"
-	card := ledger.PaymentMethod{ID: "pm_1", Type: payments.MethodCard, Card: &ledger.CardInfo{Brand: "visa", Last4: "4242", ExpMonth: 3, ExpYear: 2029}}
+	card := ledger.PaymentMethod{ID: "pm_1", Type: payments.MethodCard, Card: &ledger.CardInfo{Brand: "visa", Last4: "4242", ExpMonth: 3, ExpYear: now.Year() + 3}}
 	debit := ledger.PaymentMethod{ID: "pm_2", Type: payments.MethodDirectDebit, Account: "0110599552000000123456"}
 	wallet := ledger.PaymentMethod{ID: "pm_3", Type: payments.MethodWallet, Wallet: "uala"}
 	methods := []ledger.PaymentMethod{card, debit, wallet}

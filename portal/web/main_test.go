@@ -245,7 +245,7 @@ func (f *fixture) addMethod(c ledger.Customer, in ledger.NewPaymentMethod) ledge
 }
 
 func cardInput(number string) ledger.NewPaymentMethod {
-	return ledger.NewPaymentMethod{Type: payments.MethodCard, Card: &payments.CardDetails{Number: number, ExpMonth: 12, ExpYear: 2040, CVC: "123"}}
+	return ledger.NewPaymentMethod{Type: payments.MethodCard, Card: &payments.CardDetails{Number: number, ExpMonth: 12, ExpYear: cardExpYear(), CVC: "123"}}
 }
 
 const (
@@ -350,20 +350,25 @@ func (b *browser) get(path string) *response {
 // that page's form would.
 func (b *browser) submit(path string, form url.Values) *response {
 	b.f.t.Helper()
-	if form == nil {
-		form = url.Values{}
-	}
+	form = cloneForm(form) // the caller's form stays without a token: a later forge of it is one
 	form.Set("csrf", b.csrf())
 	return b.do(http.MethodPost, path, form, nil)
 }
 
-// forge posts a hand-made form without any CSRF token.
+// forge posts a hand-made form without any CSRF token (one in form is dropped).
 func (b *browser) forge(path string, form url.Values) *response {
 	b.f.t.Helper()
-	if form == nil {
-		form = url.Values{}
-	}
+	form = cloneForm(form)
+	form.Del("csrf")
 	return b.do(http.MethodPost, path, form, nil)
+}
+
+func cloneForm(form url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range form {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)

@@ -2,21 +2,58 @@ package web
 
 import (
 	"bytes"
+	"database/sql"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 )
 
+// cardExpYear is an expiry year a few years ahead of the fixture's clock, which starts at the
+// real time: a year written out would make the cards expire, and the tests fail, once it passed.
+func cardExpYear() int { return time.Now().Year() + 4 }
+
 func cardForm(number, cvc string) url.Values {
-	return url.Values{"type": {"card"}, "number": {number}, "exp_month": {"12"}, "exp_year": {"2040"}, "cvc": {cvc}, "holder": {"Jane Doe"}}
+	return url.Values{"type": {"card"}, "number": {number}, "exp_month": {"12"}, "exp_year": {strconv.Itoa(cardExpYear())}, "cvc": {cvc}, "holder": {"Jane Doe"}}
 }
+
+// The refusals a test tells apart by their text: a form without the session's token, and a
+// section the portal switched off (checked before the token).
+const (
+	csrfRefused    = "El formulario venció o no vino de este portal."
+	sectionRefused = "Esta sección no está habilitada en este portal."
+)
+
+// wantRefused fails unless r is a 403 that says why.
+func wantRefused(t *testing.T, r *response, why string) {
+	t.Helper()
+	wantStatus(t, r, http.StatusForbidden)
+	wantBody(t, r, why)
+}
+
+// okPage is r after checking it is a page that rendered (200): an error page or a redirect lacks
+// whatever a negative check looks for, and would pass it.
+func okPage(t *testing.T, r *response) *response {
+	t.Helper()
+	wantStatus(t, r, http.StatusOK)
+	return r
+}
+
+// The CVC the card tests type where the leak search looks for it. A three-digit string occurs by
+// chance inside tokens, ids and binary data, so it is searched as a standalone number.
+const leakCVC = "989"
+
+var leakCVCPattern = regexp.MustCompile(`(^|[^0-9A-Za-z_.\-])` + leakCVC + `($|[^0-9A-Za-z_.\-])`)
 
 func (f *fixture) methods(c ledger.Customer) []ledger.PaymentMethod {
 	f.t.Helper()
@@ -39,11 +76,11 @@ func TestAddPaymentMethods(t *testing.T) {
 
 	t.Run("card", func(t *testing.T) {
 		b.get("/methods/new?type=card")
-		wantRedirect(t, b.submit("/methods", cardForm("4242 4242 4242 4242", "123")), "/methods")
+		wantRedirect(t, b.submit("/methods", cardForm("4242 4242 4242 4242", leakCVC)), "/methods")
 		r := b.get("/methods")
 		wantBody(t, r, "Visa •••• 4242", "Preferido", "Agregamos el medio de pago")
 		// The flash is shown once.
-		wantNoBody(t, b.get("/methods"), "Agregamos el medio de pago")
+		wantNoBody(t, okPage(t, b.get("/methods")), "Agregamos el medio de pago")
 	})
 
 	t.Run("card with errors", func(t *testing.T) {
@@ -60,7 +97,7 @@ func TestAddPaymentMethods(t *testing.T) {
 		wantNoBody(t, r, "4242 4242 4242 4241", `value="12"`)
 		// A card the processor refuses when saving: its error lands on its field.
 		b.get("/methods/new?type=card")
-		r = b.submit("/methods", cardForm("4000000000000127", "123"))
+		r = b.submit("/methods", cardForm("4000000000000127", leakCVC))
 		wantStatus(t, r, http.StatusUnprocessableEntity)
 		wantBody(t, r, "El código de seguridad es incorrecto")
 		if n := len(f.methods(c)); n != 1 {
@@ -98,28 +135,122 @@ func TestAddPaymentMethods(t *testing.T) {
 	})
 
 	t.Run("missing CSRF token", func(t *testing.T) {
-		wantStatus(t, b.forge("/methods", cardForm("5555555555554444", "123")), http.StatusForbidden)
-		r := b.do(http.MethodPost, "/methods", func() url.Values { v := cardForm("5555555555554444", "123"); v.Set("csrf", "x"); return v }(), nil)
-		wantStatus(t, r, http.StatusForbidden)
+		b.get("/methods/new?type=card") // a page with a valid token, which the forged forms do not carry
+		wantRefused(t, b.forge("/methods", cardForm("5555555555554444", leakCVC)), csrfRefused)
+		wrong := cardForm("5555555555554444", leakCVC)
+		wrong.Set("csrf", "x")
+		wantRefused(t, b.do(http.MethodPost, "/methods", wrong, nil), csrfRefused)
 		if n := len(f.methods(c)); n != 6 {
 			t.Fatalf("a forged form added a method: %d", n)
 		}
 	})
 
-	if strings.Contains(f.logs.String(), "4242424242424242") || strings.Contains(f.logs.String(), "4242 4242") {
-		t.Fatal("a card number is in the logs")
+	// No card number (as typed, with spaces, or all but its last four digits) is in the logs or
+	// in the database files, its WAL included: the processor tokenized the cards.
+	var needles []string
+	for _, n := range []string{"4242424242424242", "4242424242424241", "4000000000000127", "5555555555554444"} {
+		needles = append(needles, n, n[:12], n[:4]+" "+n[4:8]+" "+n[8:12]+" "+n[12:])
 	}
-	// Nor in the database (its WAL included): the processor tokenized the card.
-	files, _ := os.ReadDir(f.dbDir)
+	haystacks := map[string][]byte{"logs": []byte(f.logs.String())}
+	files, err := os.ReadDir(f.dbDir)
+	if err != nil {
+		t.Fatalf("read the database directory: %v", err)
+	}
+	var db []byte
 	for _, fi := range files {
 		b, err := os.ReadFile(filepath.Join(f.dbDir, fi.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(b, []byte("4242424242424242")) || bytes.Contains(b, []byte("4000000000000127")) {
-			t.Fatalf("a card number is stored in %s", fi.Name())
+		haystacks[fi.Name()] = b
+		db = append(db, b...)
+	}
+	rows := dumpSQLite(t, filepath.Join(f.dbDir, "ledger.db"))
+	// The search proves something only if it reads what the portal wrote.
+	for what, hay := range map[string][]byte{"the database files": db, "the rows": []byte(rows)} {
+		if !bytes.Contains(hay, []byte(c.Email)) || !bytes.Contains(hay, []byte("0110599552000000123456")) {
+			t.Fatalf("%s lack the customer's data; the search would prove nothing", what)
 		}
 	}
+	if !strings.Contains(f.logs.String(), "payment method added") {
+		t.Fatal("the captured logs lack the portal's own lines; the search would prove nothing")
+	}
+	for name, hay := range haystacks {
+		for _, n := range needles {
+			if i := bytes.Index(hay, []byte(n)); i >= 0 {
+				t.Errorf("%s holds the card number %q: …%q…", name, n, hay[max(0, i-40):min(len(hay), i+40)])
+			}
+		}
+	}
+	// Nor the CVC, searched in the logs and in every row rather than in the files' bytes, where
+	// record framing around a hex token starting or ending in its digits would look like it.
+	if !leakCVCPattern.MatchString("cvc="+leakCVC+"\n") || leakCVCPattern.MatchString("fp="+leakCVC+"ab tok_a"+leakCVC+" d=1."+leakCVC+"ms") {
+		t.Fatal("leakCVCPattern is wrong")
+	}
+	for name, hay := range map[string]string{"logs": f.logs.String(), "rows": rows} {
+		if loc := leakCVCPattern.FindStringIndex(hay); loc != nil {
+			t.Errorf("the %s hold the CVC: …%s…", name, hay[max(0, loc[0]-60):min(len(hay), loc[1]+60)])
+		}
+	}
+}
+
+// dumpSQLite renders every row of every table of the SQLite database at path as
+// "table.column=value" lines, read through SQLite (so the WAL's pages count).
+func dumpSQLite(t *testing.T, path string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var tables []string
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table'`)
+	if err != nil {
+		t.Fatalf("list tables: %v", err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	var buf strings.Builder
+	for _, table := range tables {
+		rows, err := db.Query(`SELECT * FROM "` + table + `"`)
+		if err != nil {
+			t.Fatalf("read %s: %v", table, err)
+		}
+		cols, err := rows.Columns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range vals {
+				if b, ok := v.([]byte); ok {
+					v = string(b)
+				}
+				fmt.Fprintf(&buf, "%s.%s=%v\n", table, cols[i], v)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	return buf.String()
 }
 
 func TestMethodTypesThePortalDoesNotAllow(t *testing.T) {
@@ -206,7 +337,7 @@ func TestReorderAndRemoveMethods(t *testing.T) {
 		t.Fatalf("after up/down: %s, want %s", got, want)
 	}
 	wantStatus(t, b.submit("/methods/"+visa.ID+"/move", url.Values{"to": {"sideways"}}), http.StatusBadRequest)
-	wantStatus(t, b.forge("/methods/"+visa.ID+"/move", url.Values{"to": {"top"}}), http.StatusForbidden)
+	wantRefused(t, b.forge("/methods/"+visa.ID+"/move", url.Values{"to": {"top"}}), csrfRefused)
 	if got, want := order(), master.ID+","+cbu.ID+","+visa.ID; got != want {
 		t.Fatalf("a forged move reordered: %s", got)
 	}
@@ -225,7 +356,10 @@ func TestReorderAndRemoveMethods(t *testing.T) {
 		r := b.get("/methods/" + master.ID + "/remove")
 		wantStatus(t, r, http.StatusOK)
 		wantBody(t, r, "¿Quitar Mastercard •••• 4444?", "si lo quitás, CBU •••• 3456 pasa a ser el preferido")
-		wantStatus(t, b.forge("/methods/"+master.ID+"/remove", nil), http.StatusForbidden)
+		wantRefused(t, b.forge("/methods/"+master.ID+"/remove", nil), csrfRefused)
+		if got, want := order(), master.ID+","+cbu.ID+","+visa.ID; got != want {
+			t.Fatalf("a forged remove changed the methods: %s", got)
+		}
 		wantRedirect(t, b.submit("/methods/"+master.ID+"/remove", nil), "/methods")
 		if got, want := order(), cbu.ID+","+visa.ID; got != want {
 			t.Fatalf("after remove: %s", got)
@@ -255,18 +389,18 @@ func TestMethodsSectionOff(t *testing.T) {
 	sub := f.subscribe(c, "Plan Pro")
 	b := f.browser()
 	b.signIn(c)
-	r := b.get("/")
+	r := okPage(t, b.get("/"))
 	wantNoBody(t, r, `href="/methods"`, "Medio de pago preferido")
 	// Changing a subscription's method belongs to the same permission.
 	r = b.get("/subscriptions/" + sub.ID)
 	wantStatus(t, r, http.StatusOK)
 	wantNoBody(t, r, "Cambiar el medio de pago", "/method\"")
-	wantStatus(t, b.submit("/subscriptions/"+sub.ID+"/method", url.Values{"method": {m.ID}}), http.StatusForbidden)
+	wantRefused(t, b.submit("/subscriptions/"+sub.ID+"/method", url.Values{"method": {m.ID}}), sectionRefused)
 	if f.sub(sub.ID).PaymentMethodID != "" {
 		t.Fatal("the subscription's method changed with the section off")
 	}
 	for _, path := range []string{"/methods", "/methods/new", "/methods/new?type=card", "/methods/" + m.ID + "/remove"} {
-		wantStatus(t, b.get(path), http.StatusForbidden)
+		wantRefused(t, b.get(path), sectionRefused)
 	}
 	b.get("/")
 	for path, form := range map[string]url.Values{
@@ -274,8 +408,10 @@ func TestMethodsSectionOff(t *testing.T) {
 		"/methods/" + m.ID + "/remove": nil,
 		"/methods/" + m.ID + "/move":   {"to": {"top"}},
 	} {
-		wantStatus(t, b.submit(path, form), http.StatusForbidden) // a valid token does not help
-		wantStatus(t, b.forge(path, form), http.StatusForbidden)
+		wantRefused(t, b.submit(path, form), sectionRefused) // a valid token does not help
+		// Without a token as well it is the switched-off section that answers: the permission
+		// is checked first.
+		wantRefused(t, b.forge(path, form), sectionRefused)
 	}
 	if len(f.methods(c)) != 1 {
 		t.Fatal("the switched-off section changed methods")

@@ -66,15 +66,18 @@ func TestCompleteAnIncompletePayment(t *testing.T) {
 	wantBody(t, b.get("/subscriptions"), "Tenés un pago que necesita tu atención", `href="/payments/due"`)
 	wantBody(t, b.get("/payments/due"), "Factura marzo")
 
-	wantStatus(t, b.get("/payments/"+p.ID+"/pay?type=direct_debit"), http.StatusForbidden)
+	wantRefused(t, b.get("/payments/"+p.ID+"/pay?type=direct_debit"), "Este portal no acepta ese medio de pago.")
 	r = b.get("/payments/" + p.ID + "/pay?type=card")
 	wantStatus(t, r, http.StatusOK)
 	wantBody(t, r, "Pagar $ 12.345,67", `action="/payments/`+p.ID+`/pay"`)
 	r = b.submit("/payments/"+p.ID+"/pay", cardForm("4242424242424241", "123"))
 	wantStatus(t, r, http.StatusUnprocessableEntity)
 	wantFieldError(t, r, "number")
-	wantStatus(t, b.forge("/payments/"+p.ID+"/pay", cardForm("4242424242424242", "123")), http.StatusForbidden)
-	wantStatus(t, b.submit("/payments/"+p.ID+"/pay", url.Values{"type": {"direct_debit"}, "account": {goodCBU}}), http.StatusForbidden)
+	wantRefused(t, b.forge("/payments/"+p.ID+"/pay", cardForm("4242424242424242", "123")), csrfRefused)
+	wantRefused(t, b.submit("/payments/"+p.ID+"/pay", url.Values{"type": {"direct_debit"}, "account": {goodCBU}}), "Este portal no acepta ese medio de pago.")
+	if got := f.payment(p.ID); got.Status != ledger.PaymentIncomplete || len(got.Attempts) != 0 || len(f.methods(c)) != 0 {
+		t.Fatalf("refused forms changed the payment (%s, %d attempts) or the methods (%d)", got.Status, len(got.Attempts), len(f.methods(c)))
+	}
 
 	wantRedirect(t, b.submit("/payments/"+p.ID+"/pay", cardForm("4242424242424242", "123")), "/payments/"+p.ID)
 	r = b.get("/payments/" + p.ID)
@@ -92,8 +95,8 @@ func TestCompleteAnIncompletePayment(t *testing.T) {
 		t.Fatalf("%d attempts after a second submit", len(got.Attempts))
 	}
 	// Paid, and history is off: the result was shown once; the payment is not browsable now.
-	wantStatus(t, b.get("/payments/"+p.ID), http.StatusForbidden)
-	wantNoBody(t, b.get("/"), "Necesitan tu atención")
+	wantRefused(t, b.get("/payments/"+p.ID), sectionRefused)
+	wantNoBody(t, okPage(t, b.get("/")), "Necesitan tu atención")
 }
 
 func TestPayByTransferShowsInstructions(t *testing.T) {
@@ -104,7 +107,7 @@ func TestPayByTransferShowsInstructions(t *testing.T) {
 	b.signIn(c)
 	b.get("/payments/" + p.ID + "/pay?type=bank_transfer")
 	wantRedirect(t, b.submit("/payments/"+p.ID+"/pay", url.Values{"type": {"bank_transfer"}}), "/payments/"+p.ID)
-	r := b.get("/payments/" + p.ID)
+	r := okPage(t, b.get("/payments/"+p.ID))
 	wantBody(t, r, "Esperando el pago", "Cómo pagar", "PORTERO.SANDBOX")
 	wantNoBody(t, r, `action="/payments/`+p.ID+`/pay"`, "<svg")
 	// Still waiting for the transfer: it stays in the banner.
@@ -139,8 +142,8 @@ func TestPayByQRShowsAScannableCode(t *testing.T) {
 		t.Fatalf("the page's code scans as %q, want %q", got, pending.Instructions)
 	}
 	// Nothing but the payment page draws it.
-	wantNoBody(t, b.get("/"), "<svg")
-	wantNoBody(t, b.get("/payments/due"), "<svg")
+	wantNoBody(t, okPage(t, b.get("/")), "<svg")
+	wantNoBody(t, okPage(t, b.get("/payments/due")), "<svg")
 
 	b.get("/payments/" + p.ID + "?lang=en")
 	r = b.get("/payments/" + p.ID)
@@ -152,7 +155,7 @@ func TestPayByQRShowsAScannableCode(t *testing.T) {
 	if _, err := f.ledger.ConfirmPayment(f.ctx, p.ID); err != nil {
 		t.Fatal(err)
 	}
-	r = b.get("/payments/" + p.ID)
+	r = okPage(t, b.get("/payments/"+p.ID))
 	wantBody(t, r, "This payment is paid.")
 	wantNoBody(t, r, "<svg", pending.Instructions)
 }
@@ -199,8 +202,8 @@ func TestPayingAFailedPaymentNeedsTheUpdatePermission(t *testing.T) {
 	wantStatus(t, r, http.StatusOK)
 	wantBody(t, r, "El pago fue rechazado.", "comunicate con nosotros")
 	wantNoBody(t, r, "Pagar con otro medio", `/pay?type=`)
-	wantStatus(t, b.get("/payments/"+p.ID+"/pay?type=card"), http.StatusForbidden)
-	wantStatus(t, b.submit("/payments/"+p.ID+"/pay", cardForm("5555555555554444", "123")), http.StatusForbidden)
+	wantRefused(t, b.get("/payments/"+p.ID+"/pay?type=card"), sectionRefused)
+	wantRefused(t, b.submit("/payments/"+p.ID+"/pay", cardForm("5555555555554444", "123")), sectionRefused)
 	if ms := f.methods(c); len(ms) != 1 || ms[0].ID != declined.ID {
 		t.Fatalf("methods changed: %+v", ms)
 	}
@@ -241,8 +244,8 @@ func TestCanceledSubscriptionsPaymentIsClosed(t *testing.T) {
 	wantRedirect(t, b.get("/payments/"+p.ID+"/pay?type=card"), "/payments/"+p.ID)
 	b.get("/payments")
 	wantStatus(t, b.submit("/payments/"+p.ID+"/pay", cardForm("4242424242424242", "123")), http.StatusConflict)
-	wantNoBody(t, b.get("/"), "Necesitan tu atención")
-	wantNoBody(t, b.get("/payments/due"), "Plan Pro")
+	wantNoBody(t, okPage(t, b.get("/")), "Necesitan tu atención")
+	wantNoBody(t, okPage(t, b.get("/payments/due")), "Plan Pro")
 	if got := f.payment(p.ID); !got.Closed() || len(got.Attempts) != 0 || len(f.methods(c)) != 0 {
 		t.Fatalf("payment = %+v, methods %d", got, len(f.methods(c)))
 	}
@@ -275,7 +278,7 @@ func TestPaymentHistory(t *testing.T) {
 	wantRedirect(t, b.get("/payments?after=bm9wZQ"), "/payments")
 
 	f.updatePortal(func(s *billingv1alpha1.CustomerPortalSpec) { s.Permissions.ViewPaymentHistory = new(bool) })
-	wantNoBody(t, b.get("/"), `href="/payments"`, "Últimos pagos")
-	wantStatus(t, b.get("/payments"), http.StatusForbidden)
-	wantStatus(t, b.get("/payments/"+ok.ID), http.StatusForbidden)
+	wantNoBody(t, okPage(t, b.get("/")), `href="/payments"`, "Últimos pagos")
+	wantRefused(t, b.get("/payments"), sectionRefused)
+	wantRefused(t, b.get("/payments/"+ok.ID), sectionRefused)
 }
