@@ -55,6 +55,12 @@ type CustomerPortalSpec struct {
 	// +optional
 	Permissions Permissions `json:"permissions,omitempty"`
 
+	// SubscriptionUpdate says which plan and quantity changes customers may make, and how they
+	// are billed. Applied live. Customers also need permissions.updateSubscriptions.
+	// +kubebuilder:default={}
+	// +optional
+	SubscriptionUpdate SubscriptionUpdate `json:"subscriptionUpdate,omitempty"`
+
 	// Cancellation says how subscriptions cancelled from the portal end.
 	// +kubebuilder:default={}
 	// +optional
@@ -140,6 +146,11 @@ type Permissions struct {
 	// +kubebuilder:default=false
 	// +optional
 	CancelSubscriptions *bool `json:"cancelSubscriptions,omitempty"`
+	// UpdateSubscriptions lets customers change a subscription's plan or quantity, within
+	// spec.subscriptionUpdate.
+	// +kubebuilder:default=false
+	// +optional
+	UpdateSubscriptions *bool `json:"updateSubscriptions,omitempty"`
 }
 
 // CanUpdateBillingInfo reports the effective updateBillingInfo permission (default true).
@@ -154,11 +165,67 @@ func (p Permissions) CanUpdatePaymentMethod() bool { return boolOr(p.UpdatePayme
 // CanCancelSubscriptions reports the effective cancelSubscriptions permission (default false).
 func (p Permissions) CanCancelSubscriptions() bool { return boolOr(p.CancelSubscriptions, false) }
 
+// CanUpdateSubscriptions reports the effective updateSubscriptions permission (default false).
+func (p Permissions) CanUpdateSubscriptions() bool { return boolOr(p.UpdateSubscriptions, false) }
+
 func boolOr(b *bool, def bool) bool {
 	if b == nil {
 		return def
 	}
 	return *b
+}
+
+// ProrationBehavior says how a plan or quantity change in the middle of a period is billed.
+// +kubebuilder:validation:Enum=CreateProrations;None;AlwaysCharge
+type ProrationBehavior string
+
+// Proration behaviours.
+const (
+	// ProrationCreate charges (or credits, for a downgrade) the difference for the rest of the
+	// period, to the second, at the change; a credit is consumed by the next charges.
+	ProrationCreate ProrationBehavior = "CreateProrations"
+	// ProrationNone changes the plan without charging or crediting anything now: the next
+	// period is billed at the new price.
+	ProrationNone ProrationBehavior = "None"
+	// ProrationAlwaysCharge charges the difference for an upgrade and credits nothing for a
+	// downgrade.
+	ProrationAlwaysCharge ProrationBehavior = "AlwaysCharge"
+)
+
+// UpdateEffective says when a plan or quantity change takes effect.
+// +kubebuilder:validation:Enum=Immediately;AtPeriodEnd
+type UpdateEffective string
+
+// When changes take effect.
+const (
+	UpdateImmediately UpdateEffective = "Immediately"
+	UpdateAtPeriodEnd UpdateEffective = "AtPeriodEnd"
+)
+
+// SubscriptionUpdate configures plan and quantity changes from the portal.
+// +kubebuilder:validation:XValidation:rule="!(has(self.enabled) && self.enabled) || (has(self.plans) && size(self.plans) > 0) || (has(self.quantity) && self.quantity)",message="subscriptionUpdate.enabled needs plans customers may switch between, or quantity: true"
+type SubscriptionUpdate struct {
+	// Enabled offers "change plan" on subscriptions.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+	// Plans are the ids of the plans (POST /api/v1/plans) customers may switch between; only
+	// plans of the subscription's currency are offered.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=50
+	// +kubebuilder:validation:items:MaxLength=128
+	// +optional
+	Plans []string `json:"plans,omitempty"`
+	// Quantity lets customers change how many units they subscribe to.
+	// +optional
+	Quantity bool `json:"quantity,omitempty"`
+	// Proration is how a change in the middle of a period is billed.
+	// +kubebuilder:default=CreateProrations
+	// +optional
+	Proration ProrationBehavior `json:"proration,omitempty"`
+	// Effective is when a change takes effect.
+	// +kubebuilder:default=Immediately
+	// +optional
+	Effective UpdateEffective `json:"effective,omitempty"`
 }
 
 // Cancellation configures subscription cancellation from the portal.
@@ -322,6 +389,17 @@ type Branding struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^#[0-9a-fA-F]{6}$')",message="branding.primaryColor must be a hex colour like #0a7cff"
 	// +optional
 	PrimaryColor string `json:"primaryColor,omitempty"`
+	// LegalName is the merchant's legal name ("razón social"), printed on payment receipts.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=200
+	// +optional
+	LegalName string `json:"legalName,omitempty"`
+	// TaxID is the merchant's CUIT, printed on payment receipts: 11 digits, with or without
+	// dashes (30-71234567-1), a valid type prefix and AFIP's check digit.
+	// +kubebuilder:validation:MaxLength=13
+	// +kubebuilder:validation:XValidation:rule="self.replace('-', '').matches('^(20|23|24|27|30|33|34)[0-9]{9}$') && (11 - (int(self.replace('-', '').substring(0, 1)) * 5 + int(self.replace('-', '').substring(1, 2)) * 4 + int(self.replace('-', '').substring(2, 3)) * 3 + int(self.replace('-', '').substring(3, 4)) * 2 + int(self.replace('-', '').substring(4, 5)) * 7 + int(self.replace('-', '').substring(5, 6)) * 6 + int(self.replace('-', '').substring(6, 7)) * 5 + int(self.replace('-', '').substring(7, 8)) * 4 + int(self.replace('-', '').substring(8, 9)) * 3 + int(self.replace('-', '').substring(9, 10)) * 2) % 11) != 10 && ((11 - (int(self.replace('-', '').substring(0, 1)) * 5 + int(self.replace('-', '').substring(1, 2)) * 4 + int(self.replace('-', '').substring(2, 3)) * 3 + int(self.replace('-', '').substring(3, 4)) * 2 + int(self.replace('-', '').substring(4, 5)) * 7 + int(self.replace('-', '').substring(5, 6)) * 6 + int(self.replace('-', '').substring(6, 7)) * 5 + int(self.replace('-', '').substring(7, 8)) * 4 + int(self.replace('-', '').substring(8, 9)) * 3 + int(self.replace('-', '').substring(9, 10)) * 2) % 11) == 11 ? 0 : (11 - (int(self.replace('-', '').substring(0, 1)) * 5 + int(self.replace('-', '').substring(1, 2)) * 4 + int(self.replace('-', '').substring(2, 3)) * 3 + int(self.replace('-', '').substring(3, 4)) * 2 + int(self.replace('-', '').substring(4, 5)) * 7 + int(self.replace('-', '').substring(5, 6)) * 6 + int(self.replace('-', '').substring(6, 7)) * 5 + int(self.replace('-', '').substring(7, 8)) * 4 + int(self.replace('-', '').substring(8, 9)) * 3 + int(self.replace('-', '').substring(9, 10)) * 2) % 11)) == int(self.replace('-', '').substring(10, 11))",message="branding.taxID must be a valid CUIT like 30-71234567-1: 11 digits, a prefix of 20, 23, 24, 27, 30, 33 or 34, and AFIP's check digit"
+	// +optional
+	TaxID string `json:"taxID,omitempty"`
 	// SupportEmail is shown to customers who need help.
 	// +kubebuilder:validation:MaxLength=254
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s<>]+@[^@\\\\s<>]+\\\\.[^@\\\\s<>]+$')",message="branding.supportEmail must be an e-mail address like soporte@example.com"

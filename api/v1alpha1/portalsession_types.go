@@ -5,7 +5,7 @@ import (
 )
 
 // FlowType is a deep link into one task of the portal.
-// +kubebuilder:validation:Enum=update_payment_method;complete_payment;cancel_subscription;update_billing_info
+// +kubebuilder:validation:Enum=update_payment_method;complete_payment;cancel_subscription;update_billing_info;update_subscription
 type FlowType string
 
 // The flows a session can deep-link to.
@@ -14,6 +14,7 @@ const (
 	FlowCompletePayment     FlowType = "complete_payment"
 	FlowCancelSubscription  FlowType = "cancel_subscription"
 	FlowUpdateBillingInfo   FlowType = "update_billing_info"
+	FlowUpdateSubscription  FlowType = "update_subscription"
 )
 
 // SessionPhase is where a PortalSession is in its life.
@@ -28,13 +29,15 @@ const (
 )
 
 // PortalSessionSpec asks for a temporary, pre-authenticated link for one customer on one portal.
-// Everything but revoked is immutable: a session is a credential, create a new one to change it.
+// Everything but revoked (with its reason) and afterExpiration is immutable: a session is a
+// credential, create a new one to change it.
 // +kubebuilder:validation:XValidation:rule="self.portalRef == oldSelf.portalRef",message="portalRef is immutable: create a new PortalSession instead"
 // +kubebuilder:validation:XValidation:rule="self.customer == oldSelf.customer",message="customer is immutable: create a new PortalSession instead"
 // +kubebuilder:validation:XValidation:rule="has(self.ttl) == has(oldSelf.ttl) && (!has(self.ttl) || self.ttl == oldSelf.ttl)",message="ttl is immutable: create a new PortalSession instead"
 // +kubebuilder:validation:XValidation:rule="has(self.returnURL) == has(oldSelf.returnURL) && (!has(self.returnURL) || self.returnURL == oldSelf.returnURL)",message="returnURL is immutable: create a new PortalSession instead"
 // +kubebuilder:validation:XValidation:rule="has(self.flow) == has(oldSelf.flow) && (!has(self.flow) || self.flow == oldSelf.flow)",message="flow is immutable: create a new PortalSession instead"
 // +kubebuilder:validation:XValidation:rule="has(self.delivery) == has(oldSelf.delivery) && (!has(self.delivery) || self.delivery == oldSelf.delivery)",message="delivery is immutable: create a new PortalSession instead"
+// +kubebuilder:validation:XValidation:rule="has(self.restrictions) == has(oldSelf.restrictions) && (!has(self.restrictions) || self.restrictions == oldSelf.restrictions)",message="restrictions are immutable: create a new PortalSession instead"
 // +kubebuilder:validation:XValidation:rule="has(self.ttlSecondsAfterExpired) == has(oldSelf.ttlSecondsAfterExpired) && (!has(self.ttlSecondsAfterExpired) || self.ttlSecondsAfterExpired == oldSelf.ttlSecondsAfterExpired)",message="ttlSecondsAfterExpired is immutable: create a new PortalSession instead"
 // +kubebuilder:validation:XValidation:rule="!(has(oldSelf.revoked) && oldSelf.revoked) || (has(self.revoked) && self.revoked)",message="revoked can only change from false to true: a revoked session cannot be restored, create a new PortalSession"
 // +kubebuilder:validation:XValidation:rule="!has(self.revocationReason) || (has(self.revoked) && self.revoked)",message="revocationReason goes with revoked: true"
@@ -67,6 +70,17 @@ type PortalSessionSpec struct {
 	// Delivery also sends the link to the customer.
 	// +optional
 	Delivery *Delivery `json:"delivery,omitempty"`
+
+	// Restrictions narrow what this one session may do inside its portal (a custom portal for one
+	// customer, without a portal of its own): the portal enforces the intersection with its own
+	// live rules on every request. They can only narrow.
+	// +optional
+	Restrictions *SessionRestrictions `json:"restrictions,omitempty"`
+
+	// AfterExpiration says what an expired or revoked link offers instead of the portal.
+	// +kubebuilder:default={}
+	// +optional
+	AfterExpiration AfterExpiration `json:"afterExpiration,omitempty"`
 
 	// Revoked ends the session at once. It can only go from false to true.
 	// +optional
@@ -114,6 +128,7 @@ type CustomerReference struct {
 // Flow deep-links a session into one task of the portal.
 // +kubebuilder:validation:XValidation:rule="self.type != 'complete_payment' || has(self.paymentID)",message="flow.type complete_payment needs flow.paymentID: the payment to complete"
 // +kubebuilder:validation:XValidation:rule="self.type != 'cancel_subscription' || has(self.subscriptionID)",message="flow.type cancel_subscription needs flow.subscriptionID: the subscription to cancel"
+// +kubebuilder:validation:XValidation:rule="self.type != 'update_subscription' || has(self.subscriptionID)",message="flow.type update_subscription needs flow.subscriptionID: the subscription to change"
 // +kubebuilder:validation:XValidation:rule="!has(self.paymentID) || self.type == 'complete_payment'",message="flow.paymentID is only used with flow.type complete_payment"
 type Flow struct {
 	// Type of the task.
@@ -123,11 +138,65 @@ type Flow struct {
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	PaymentID string `json:"paymentID,omitempty"`
-	// SubscriptionID is the subscription to act on (cancel_subscription; optional for update_payment_method).
+	// SubscriptionID is the subscription to act on (cancel_subscription, update_subscription;
+	// optional for update_payment_method).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	SubscriptionID string `json:"subscriptionID,omitempty"`
+}
+
+// SessionRestrictions narrow one session's rules. A field left out narrows nothing.
+type SessionRestrictions struct {
+	// PaymentMethods are the only method types this session offers and accepts (intersected with
+	// the portal's own).
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	PaymentMethods []PaymentMethodType `json:"paymentMethods,omitempty"`
+	// Permissions can only turn the portal's permissions off for this session: a permission set
+	// to true here is refused (it would widen what the portal allows, and the portal would not
+	// grant it anyway).
+	// +optional
+	Permissions *RestrictedPermissions `json:"permissions,omitempty"`
+}
+
+// RestrictedPermissions turns permissions off for one session.
+// +kubebuilder:validation:XValidation:rule="(!has(self.updateBillingInfo) || !self.updateBillingInfo) && (!has(self.viewPaymentHistory) || !self.viewPaymentHistory) && (!has(self.updatePaymentMethod) || !self.updatePaymentMethod) && (!has(self.cancelSubscriptions) || !self.cancelSubscriptions) && (!has(self.updateSubscriptions) || !self.updateSubscriptions)",message="restrictions.permissions can only turn permissions off (false): a session cannot be allowed more than its portal"
+type RestrictedPermissions struct {
+	// +optional
+	UpdateBillingInfo *bool `json:"updateBillingInfo,omitempty"`
+	// +optional
+	ViewPaymentHistory *bool `json:"viewPaymentHistory,omitempty"`
+	// +optional
+	UpdatePaymentMethod *bool `json:"updatePaymentMethod,omitempty"`
+	// +optional
+	CancelSubscriptions *bool `json:"cancelSubscriptions,omitempty"`
+	// +optional
+	UpdateSubscriptions *bool `json:"updateSubscriptions,omitempty"`
+}
+
+// RecoveryMode says what an expired or revoked link offers.
+// +kubebuilder:validation:Enum=Login;None
+type RecoveryMode string
+
+// Recovery modes.
+const (
+	// RecoveryLogin offers the e-mail code sign-in (when the portal's public access is on),
+	// pre-filled with the session's customer e-mail, and lands on the link's flow after it.
+	RecoveryLogin RecoveryMode = "Login"
+	// RecoveryNone shows only that the link ended.
+	RecoveryNone RecoveryMode = "None"
+)
+
+// AfterExpiration configures what an ended link offers.
+type AfterExpiration struct {
+	// Recovery is Login (the default) or None. Login needs the portal's public access; without
+	// it the link shows only that it ended.
+	// +kubebuilder:default=Login
+	// +optional
+	Recovery RecoveryMode `json:"recovery,omitempty"`
 }
 
 // Delivery says how the link reaches the customer besides the link Secret.
