@@ -185,8 +185,8 @@ func TestRefusedRequestsLoseNothing(t *testing.T) {
 			{"/api/v1/customers", map[string]any{"email": "x@example.com", "billing": map[string]any{"tax_id": "20-12345678-0", "tax_condition": "monotributista"}}, "invalid_cuit_check_digit", "billing.tax_id"},
 			{"/api/v1/customers", map[string]any{"email": "x@example.com", "billing": map[string]any{"address": map[string]any{"street": "x"}}}, CodeUnknownField, "billing.address.street"},
 			{"/api/v1/customers/" + c.ID + "/payment_methods", map[string]any{"type": "direct_debit", "account": "0110599552000000123450"}, "invalid_cbu_check_digit", "account"},
-			{"/api/v1/customers/" + c.ID + "/payment_methods", map[string]any{"type": "card", "card": map[string]any{"number": "4242424242424241", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}, "invalid_card_number", "card.number"},
-			{"/api/v1/customers/" + c.ID + "/payment_methods", map[string]any{"type": "card", "card": map[string]any{"number": "4242424242424242", "exp_month": 1, "exp_year": 2020, "cvc": "123"}}, "expired_card", "card.exp_year"},
+			{"/api/v1/customers/" + c.ID + "/payment_methods", map[string]any{"type": "card", "card": map[string]any{"number": "4242424242424241", "exp_month": 12, "exp_year": cardExpYear(), "cvc": "123"}}, "invalid_card_number", "card.number"},
+			{"/api/v1/customers/" + c.ID + "/payment_methods", map[string]any{"type": "card", "card": map[string]any{"number": "4242424242424242", "exp_month": 1, "exp_year": time.Now().Year() - 1, "cvc": "123"}}, "expired_card", "card.exp_year"},
 			{"/api/v1/customers/" + c.ID + "/payment_methods", map[string]any{"type": "card"}, "required", "card"},
 			{"/api/v1/customers/" + c.ID + "/payment_methods", map[string]any{"type": "cvu", "account": "0000003110000000123456", "card": map[string]any{"number": "4242424242424242"}}, "invalid_field", "card"},
 			{"/api/v1/customers/" + c.ID + "/payment_methods", map[string]any{"type": "crypto"}, "unsupported_payment_method", "type"},
@@ -290,7 +290,7 @@ func TestPaymentMethods(t *testing.T) {
 
 	// A card the processor refuses when saved answers 402 with the processor's reason.
 	res := f.expect(req{method: "POST", path: "/api/v1/customers/" + c.ID + "/payment_methods", body: map[string]any{
-		"type": "card", "card": map[string]any{"number": "4000000000000127", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}},
+		"type": "card", "card": map[string]any{"number": "4000000000000127", "exp_month": 12, "exp_year": cardExpYear(), "cvc": "123"}}},
 		http.StatusPaymentRequired, "incorrect_cvc")
 	if res.err(t).Field != "card.cvc" {
 		t.Errorf("field = %q", res.err(t).Field)
@@ -303,7 +303,7 @@ func TestPaymentMethods(t *testing.T) {
 		p.Spec.PaymentMethods = &billingv1alpha1.PaymentMethods{Allowed: []billingv1alpha1.PaymentMethodType{"bank_transfer", "direct_debit"}}
 	}, func(p *billingv1alpha1.CustomerPortal) bool { return !p.Spec.PaymentMethods.Allows("card") })
 	res = f.expect(req{method: "POST", path: "/api/v1/customers/" + c.ID + "/payment_methods", body: map[string]any{
-		"type": "card", "card": map[string]any{"number": "5555555555554444", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}},
+		"type": "card", "card": map[string]any{"number": "5555555555554444", "exp_month": 12, "exp_year": cardExpYear(), "cvc": "123"}}},
 		http.StatusUnprocessableEntity, CodeMethodTypeNotAllowed)
 	if !strings.Contains(res.err(t).Message, "direct_debit, bank_transfer") {
 		t.Errorf("message does not say what is accepted: %s", res.err(t).Message)
@@ -406,10 +406,14 @@ func TestPaymentIdempotency(t *testing.T) {
 	body2 := map[string]any{"customer_id": c.ID, "amount": 2500, "currency": "ARS", "description": "Order 2"}
 	var wg sync.WaitGroup
 	results := make([]response, 10)
+	errs := make([]error, len(results))
 	for i := range results {
-		wg.Go(func() { results[i] = f.do(req{method: "POST", path: "/api/v1/payments", body: body2, headers: key2}) })
+		wg.Go(func() {
+			results[i], errs[i] = f.send(req{method: "POST", path: "/api/v1/payments", body: body2, headers: key2})
+		})
 	}
 	wg.Wait()
+	failIfAny(t, errs)
 	created, replayed := 0, 0
 	ids := map[string]bool{}
 	for _, r := range results {
@@ -506,6 +510,7 @@ func testSubscriptionIdempotency(t *testing.T, f *fixture) {
 	key2 := map[string]string{"Idempotency-Key": "signup-2"}
 	body2 := map[string]any{"customer_id": c.ID, "plan": "Extra", "amount": 99000, "currency": "ARS", "interval": "year"}
 	results := make([]response, 10)
+	errs := make([]error, len(results))
 	var wg sync.WaitGroup
 	for i := range results {
 		target := f
@@ -513,10 +518,11 @@ func testSubscriptionIdempotency(t *testing.T, f *fixture) {
 			target = &replica
 		}
 		wg.Go(func() {
-			results[i] = target.do(req{method: "POST", path: "/api/v1/subscriptions", body: body2, headers: key2})
+			results[i], errs[i] = target.send(req{method: "POST", path: "/api/v1/subscriptions", body: body2, headers: key2})
 		})
 	}
 	wg.Wait()
+	failIfAny(t, errs)
 	created, replayed := 0, 0
 	ids, payments := map[string]bool{}, map[string]bool{}
 	for _, r := range results {
@@ -619,18 +625,19 @@ func testConcurrentAddMethod(t *testing.T, f *fixture) {
 	}
 	cards := []string{"4242424242424242", "5555555555554444", "4000056655665556", "2223003122003222"}
 	var wg sync.WaitGroup
-	statuses := make([]int, 50)
-	for i := range statuses {
+	results := make([]response, 50)
+	errs := make([]error, len(results))
+	for i := range results {
 		wg.Go(func() {
-			res := f.do(req{method: "POST", path: "/api/v1/customers/" + c.ID + "/payment_methods", body: map[string]any{
-				"type": "card", "card": map[string]any{"number": cards[i%len(cards)], "exp_month": 12, "exp_year": 2030, "cvc": "123"}}})
-			statuses[i] = res.status
+			results[i], errs[i] = f.send(req{method: "POST", path: "/api/v1/customers/" + c.ID + "/payment_methods", body: map[string]any{
+				"type": "card", "card": map[string]any{"number": cards[i%len(cards)], "exp_month": 12, "exp_year": cardExpYear(), "cvc": "123"}}})
 		})
 	}
 	wg.Wait()
-	for i, s := range statuses {
-		if s != 201 {
-			t.Fatalf("request %d: status %d", i, s)
+	failIfAny(t, errs)
+	for i, r := range results {
+		if r.status != 201 {
+			t.Fatalf("request %d: status %d: %s", i, r.status, r.body)
 		}
 	}
 	for _, p := range incomplete {
@@ -652,6 +659,22 @@ func testConcurrentAddMethod(t *testing.T, f *fixture) {
 		if m.Position != i {
 			t.Fatalf("positions are not 0..49: %d at %d", m.Position, i)
 		}
+	}
+}
+
+// failIfAny fails the test with every error its worker goroutines returned: they may not call
+// t.Fatal themselves (it would end the goroutine, not the test).
+func failIfAny(t *testing.T, errs []error) {
+	t.Helper()
+	var failed bool
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("request %d: %v", i, err)
+			failed = true
+		}
+	}
+	if failed {
+		t.FailNow()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // CVCs used by this test. Three digits occur by chance in ids, tokens and durations, so they are
@@ -45,23 +46,24 @@ func TestCardDataNeverLoggedStoredOrReturned(t *testing.T) {
 		return f.do(req{method: "POST", path: "/api/v1/customers/" + c.ID + "/payment_methods",
 			body: map[string]any{"type": "card", "card": card}})
 	}
+	exp := cardExpYear()
 	for _, n := range leakCards {
 		cvc := leakCVC
 		if strings.HasPrefix(n, "37") {
 			cvc = leakAmexCVC
 		}
-		if res := add(map[string]any{"number": n, "exp_month": 11, "exp_year": 2031, "cvc": cvc}); res.status != 201 {
+		if res := add(map[string]any{"number": n, "exp_month": 11, "exp_year": exp, "cvc": cvc}); res.status != 201 {
 			t.Fatalf("add %s…: %d %s", n[:4], res.status, res.body)
 		}
 		f.pay(c.ID, 1000) // charged to the preferred (first) card
 		for _, bad := range []map[string]any{
-			{"number": n, "exp_month": 11, "exp_year": 2031, "cvc": cvc + "9"},               // CVC too long
-			{"number": n, "exp_month": 1, "exp_year": 2020, "cvc": cvc},                      // expired
-			{"number": n[:len(n)-1] + "x", "exp_month": 11, "exp_year": 2031, "cvc": cvc},    // not digits
-			{"number": n, "exp_month": "11", "exp_year": 2031, "cvc": cvc},                   // wrong type
-			{"number": n, "exp_month": 11, "exp_year": 2031, "cvc": cvc, "pin": cvc},         // unknown field
-			{"number": n + "0", "exp_month": 11, "exp_year": 2031, "cvc": cvc, "cvv": "1"},   // unknown field, bad number
-			{"number": strings.Repeat(n, 10), "exp_month": 11, "exp_year": 2031, "cvc": cvc}, // too long
+			{"number": n, "exp_month": 11, "exp_year": exp, "cvc": cvc + "9"},               // CVC too long
+			{"number": n, "exp_month": 1, "exp_year": time.Now().Year() - 1, "cvc": cvc},    // expired
+			{"number": n[:len(n)-1] + "x", "exp_month": 11, "exp_year": exp, "cvc": cvc},    // not digits
+			{"number": n, "exp_month": "11", "exp_year": exp, "cvc": cvc},                   // wrong type
+			{"number": n, "exp_month": 11, "exp_year": exp, "cvc": cvc, "pin": cvc},         // unknown field
+			{"number": n + "0", "exp_month": 11, "exp_year": exp, "cvc": cvc, "cvv": "1"},   // unknown field, bad number
+			{"number": strings.Repeat(n, 10), "exp_month": 11, "exp_year": exp, "cvc": cvc}, // too long
 		} {
 			if res := add(bad); res.status < 400 {
 				t.Fatalf("bad card accepted: %d", res.status)

@@ -260,7 +260,7 @@ func (f *fixture) customer(email string) ledger.Customer {
 func (f *fixture) addCard(customerID string) {
 	f.t.Helper()
 	if _, err := f.store.AddPaymentMethod(f.ctx, customerID, ledger.NewPaymentMethod{Type: payments.MethodCard,
-		Card: &payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: 2030, CVC: "123"}}); err != nil {
+		Card: &payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: start.Year() + 4, CVC: "123"}}); err != nil {
 		f.t.Fatal(err)
 	}
 }
