@@ -138,7 +138,7 @@ func (a *API) handle(pattern string, public bool, h handlerFunc) {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	info := &requestInfo{}
-	r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
+	r = r.WithContext(context.WithValue(ledger.WithSource(r.Context(), ledger.SourceMerchantAPI), requestInfoKey{}, info))
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	_, pattern := a.mux.Handler(r)
 	route := pattern

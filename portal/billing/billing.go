@@ -132,6 +132,7 @@ type worker struct {
 // incomplete. Completion links talk to the API server, which may hang: they have a goroutine of
 // their own, so renewals and recovery never wait for them.
 func (l *Loops) Run(ctx context.Context, store *ledger.Store, rl *rules.Rules) error {
+	ctx = ledger.WithSource(ctx, ledger.SourceBilling) // renewals and settlements are the portal's own
 	w := &worker{Loops: l, store: store, rules: rl}
 	renew := l.clock.NewTicker(l.opts.RenewEvery)
 	defer renew.Stop()

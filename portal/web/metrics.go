@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portero-dev/portero/portal/ledger"
 )
 
 // metrics are the portal UI's Prometheus series. Labels are bounded: route patterns, fixed
@@ -125,7 +127,8 @@ const requestTimeout = 25 * time.Second
 func (h *Handler) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		// Every change a customer makes here is the portal's in the merchant's event log.
+		ctx, cancel := context.WithTimeout(ledger.WithSource(r.Context(), ledger.SourcePortal), requestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}
