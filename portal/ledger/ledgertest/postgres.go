@@ -71,6 +71,10 @@ type Postgres struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	dir    string
+	// What launch needs to start the server again on the same data (Restart).
+	binDir string
+	args   []string
+	cred   *syscall.Credential
 	logMu  sync.Mutex
 	log    bytes.Buffer
 }
@@ -250,21 +254,31 @@ func (p *Postgres) start() (string, error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("initdb: %w\n%s", err, out)
 	}
-	args := append([]string{"-D", data, "-k", p.dir, "-p", "5432",
+	p.binDir, p.cred = bin, cred
+	p.args = append([]string{"-D", data, "-k", p.dir, "-p", "5432",
 		"-c", "listen_addresses=", // unix socket only
 		"-c", "log_min_messages=warning"}, settings...)
-	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
-	// SIGQUIT (immediate shutdown) if the test binary dies without calling Stop.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
+	if err := p.launch(); err != nil {
 		return "", err
 	}
-	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start postgres: %w", err)
+	q := url.Values{"host": {p.dir}, "port": {"5432"}, "sslmode": {"disable"}}
+	return "postgres://portero@/postgres?" + q.Encode(), nil
+}
+
+// launch starts postgres on the initialised data directory and waits until it is ready.
+func (p *Postgres) launch() error {
+	cmd := exec.Command(filepath.Join(p.binDir, "postgres"), p.args...)
+	// SIGQUIT (immediate shutdown) if the test binary dies without calling Stop.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Pdeathsig: syscall.SIGQUIT}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
 	}
-	p.cmd = cmd
-	p.exited = make(chan struct{})
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	exited := make(chan struct{})
+	p.cmd, p.exited = cmd, exited
 	ready := make(chan struct{})
 	go func() {
 		// Readiness is the server saying so in its log, not a polling loop.
@@ -286,17 +300,37 @@ func (p *Postgres) start() (string, error) {
 	}()
 	go func() {
 		_ = cmd.Wait()
-		close(p.exited)
+		close(exited)
 	}()
 	select {
 	case <-ready:
-	case <-p.exited:
-		return "", fmt.Errorf("postgres exited during startup:\n%s", p.serverLog())
+		return nil
+	case <-exited:
+		return fmt.Errorf("postgres exited during startup:\n%s", p.serverLog())
 	case <-time.After(60 * time.Second):
-		return "", fmt.Errorf("postgres not ready after 60s:\n%s", p.serverLog())
+		return fmt.Errorf("postgres not ready after 60s:\n%s", p.serverLog())
 	}
-	q := url.Values{"host": {p.dir}, "port": {"5432"}, "sslmode": {"disable"}}
-	return "postgres://portero@/postgres?" + q.Encode(), nil
+}
+
+// Restart stops the server this package started with a fast shutdown (every session is cut,
+// open transactions roll back, as in a restart of a deployed server) and starts it again on the
+// same data, for tests of what survives a database restart. Connections pooled before it fail
+// once and are replaced. A server given by PORTERO_TEST_POSTGRES_DSN cannot be restarted.
+func (p *Postgres) Restart() error {
+	if _, _, err := p.get(); err != nil {
+		return err
+	}
+	if p.cmd == nil {
+		return fmt.Errorf("restart PostgreSQL: the server at %s was not started by the tests", EnvDSN)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
+	select {
+	case <-p.exited:
+	case <-time.After(60 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	return p.launch()
 }
 
 func (p *Postgres) serverLog() string {
