@@ -133,29 +133,43 @@ func TestJourney4StrategicProfileRefusesCards(t *testing.T) {
 	expectText(t, ctx, "Transferencia bancaria", "Débito automático")
 	expectNoText(t, ctx, "Tarjeta", "CVU", "QR")
 
-	// Hand-made: take the direct-debit form and change its type to card before submitting.
+	// Hand-made: take the direct-debit form and turn it into a complete, valid card submission
+	// (every card field filled), so the only thing wrong with it is the type the portal refuses.
 	do(t, ctx, "open the direct debit form", chromedp.Navigate(sys.Portals[estrategicas].URL+"methods/new?type=direct_debit"), chromedp.WaitVisible(`#account`))
-	do(t, ctx, "forge a card submission",
-		chromedp.SetAttributeValue(`input[name=type]`, "value", "card"),
-		chromedp.SendKeys(`#account`, "4242424242424242"))
-	clickAndLoad(t, ctx, "submit the forged form", `form:has(#account) button[type=submit]`)
+	forge := fmt.Sprintf(`(() => {
+		const f = document.querySelector("form:has(#account)");
+		f.querySelector("input[name=type]").value = "card";
+		const card = {number: "4242424242424242", exp_month: "12", exp_year: "%d", cvc: "123", holder: "Diego Paz"};
+		for (const [name, value] of Object.entries(card)) {
+			const i = document.createElement("input");
+			i.type = "hidden"; i.name = name; i.value = value;
+			f.appendChild(i);
+		}
+		return f.querySelectorAll("input[type=hidden]").length;
+	})()`, time.Now().Year()+4)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[int](forge)); err != nil {
+		t.Fatalf("forge a card submission: %v", err)
+	}
+	resp, err := chromedp.RunResponse(ctx, chromedp.Click(`form:has(#account) button[type=submit]`))
+	if err != nil {
+		t.Fatalf("submit the forged form: %v", err)
+	}
+	if resp.Status != 403 {
+		t.Fatalf("the forged card submission answered %d, want 403", resp.Status)
+	}
+	expectText(t, ctx, "Este portal no acepta ese medio de pago.")
 	var methods struct {
 		Data []struct {
 			Type string `json:"type"`
 		} `json:"data"`
 	}
 	merchant(t, estrategicas, "GET", "/customers/"+c.ID+"/payment_methods", nil, &methods)
-	for _, m := range methods.Data {
-		if m.Type == "card" {
-			t.Fatal("the strategic portal accepted a card")
-		}
+	if len(methods.Data) != 1 || methods.Data[0].Type != "direct_debit" {
+		t.Fatalf("methods after the forged request: %+v, want only the direct debit", methods.Data)
 	}
-	if len(methods.Data) != 1 {
-		t.Fatalf("methods after the forged request: %+v", methods.Data)
-	}
-	// The API refuses it as well.
-	if code := merchant(t, estrategicas, "POST", "/customers/"+c.ID+"/payment_methods", cardMethod("4242424242424242"), nil); code < 400 {
-		t.Fatalf("merchant API accepted a card on the strategic portal: %d", code)
+	// The API refuses it as well, and says why.
+	if code, e := merchantRefusal(t, estrategicas, "POST", "/customers/"+c.ID+"/payment_methods", cardMethod("4242424242424242")); code != 422 || e.Code != "payment_method_type_not_allowed" {
+		t.Fatalf("merchant API on a card for the strategic portal: %d %+v, want 422 payment_method_type_not_allowed", code, e)
 	}
 }
 
@@ -163,39 +177,77 @@ func TestJourney4StrategicProfileRefusesCards(t *testing.T) {
 func TestJourney5Subscriptions(t *testing.T) {
 	ctx := browser(t)
 	c := newCustomer(t, "Elena Vidal", directDebit, cardMethod("4242424242424242"))
-	var sub struct {
-		ID string `json:"id"`
-	}
-	merchant(t, general, "POST", "/subscriptions", map[string]any{"customer_id": c.ID, "plan": "Plan Familiar", "amount": 120000, "currency": "ARS", "interval": "month"}, &sub, "Idempotency-Key", "e2e-sub-"+c.ID)
+	cardID := methodID(t, general, c.ID, "card")
+	sub := subscribe(t, c.ID, "Plan Familiar", 120000)
+	// Never cancelled: what the strategic portal's page is checked on, as a subscription already
+	// set to end shows no cancel button whatever the portal allows.
+	kept := subscribe(t, c.ID, "Plan Individual", 80000)
 	openLink(t, ctx, sessionLink(t, general, c.ID))
 
-	do(t, ctx, "open the subscription", chromedp.Navigate(sys.Portals[general].URL+"subscriptions/"+sub.ID), chromedp.WaitVisible(`form[action$="/method"]`))
-	do(t, ctx, "choose the card", chromedp.Click(`form[action$="/method"] label.radio:last-of-type input`))
+	do(t, ctx, "open the subscription", chromedp.Navigate(sys.Portals[general].URL+"subscriptions/"+sub), chromedp.WaitVisible(`form[action$="/method"]`))
+	do(t, ctx, "choose the card", chromedp.Click(`form[action$="/method"] input[value="`+cardID+`"]`))
 	clickAndLoad(t, ctx, "assign the card to the subscription", `form[action$="/method"] button[type=submit]`)
 	var got struct {
 		PaymentMethodID string `json:"payment_method_id"`
 	}
-	merchant(t, general, "GET", "/subscriptions/"+sub.ID, nil, &got)
-	if got.PaymentMethodID == "" {
-		t.Fatal("the subscription has no pinned method after changing it")
+	merchant(t, general, "GET", "/subscriptions/"+sub, nil, &got)
+	if got.PaymentMethodID != cardID {
+		t.Fatalf("the subscription is pinned to %q after choosing the card %s", got.PaymentMethodID, cardID)
 	}
 
-	do(t, ctx, "cancel it", chromedp.Navigate(sys.Portals[general].URL+"subscriptions/"+sub.ID+"/cancel"), chromedp.WaitVisible(`#reason`))
+	do(t, ctx, "cancel it", chromedp.Navigate(sys.Portals[general].URL+"subscriptions/"+sub+"/cancel"), chromedp.WaitVisible(`#reason`))
 	do(t, ctx, "give a reason", chromedp.SendKeys(`#reason`, "Ya no lo uso"))
 	clickAndLoad(t, ctx, "confirm the cancellation", `form:has(#reason) button[type=submit]`)
 	expectText(t, ctx, "se cancela el")
+	// Where cancelling is allowed, the other subscription offers it.
+	do(t, ctx, "open the other subscription", chromedp.Navigate(sys.Portals[general].URL+"subscriptions/"+kept), chromedp.WaitVisible(`main`))
+	expectText(t, ctx, "Plan Individual", "Cancelar suscripción")
 
 	// The strategic portal does not allow cancelling: no button, and the page itself is refused.
 	openLink(t, ctx, sessionLink(t, estrategicas, c.ID))
-	do(t, ctx, "open the subscription there", chromedp.Navigate(sys.Portals[estrategicas].URL+"subscriptions/"+sub.ID), chromedp.WaitVisible(`main`))
+	do(t, ctx, "open the subscription there", chromedp.Navigate(sys.Portals[estrategicas].URL+"subscriptions/"+kept), chromedp.WaitVisible(`main`))
+	expectText(t, ctx, "Plan Individual")
 	expectNoText(t, ctx, "Cancelar suscripción")
-	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(sys.Portals[estrategicas].URL+"subscriptions/"+sub.ID+"/cancel"))
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(sys.Portals[estrategicas].URL+"subscriptions/"+kept+"/cancel"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if resp.Status != 403 {
 		t.Fatalf("cancel page on a portal that forbids it answered %d, want 403", resp.Status)
 	}
+}
+
+// subscribe creates a monthly ARS subscription through the merchant API and returns its id.
+func subscribe(t *testing.T, customerID, plan string, amount int) string {
+	t.Helper()
+	var sub struct {
+		ID string `json:"id"`
+	}
+	merchant(t, general, "POST", "/subscriptions", map[string]any{"customer_id": customerID, "plan": plan, "amount": amount, "currency": "ARS", "interval": "month"},
+		&sub, "Idempotency-Key", fmt.Sprintf("e2e-sub-%s-%d", customerID, amount))
+	return sub.ID
+}
+
+// methodID is the id of the customer's only method of type typ.
+func methodID(t *testing.T, portal int, customerID, typ string) string {
+	t.Helper()
+	var methods struct {
+		Data []struct {
+			ID   string `json:"id"`
+			Type string `json:"type"`
+		} `json:"data"`
+	}
+	merchant(t, portal, "GET", "/customers/"+customerID+"/payment_methods", nil, &methods)
+	var ids []string
+	for _, m := range methods.Data {
+		if m.Type == typ {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("customer %s has %d methods of type %s, want 1: %+v", customerID, len(ids), typ, methods.Data)
+	}
+	return ids[0]
 }
 
 // Journey 6 — a merchant session made with kubectl opens signed in; revoking it ends the browser

@@ -266,10 +266,16 @@ func merchant(t *testing.T, portal int, method, path string, body any, out any, 
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
-		b, _ := json.Marshal(body)
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, apiURL(portal)+path, rd)
+	req, err := http.NewRequest(method, apiURL(portal)+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Authorization", "Bearer "+sys.MerchantAPIKey)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -282,7 +288,10 @@ func merchant(t *testing.T, portal int, method, path string, body any, out any, 
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read the answer: %v", method, path, err)
+	}
 	if out != nil && resp.StatusCode < 300 {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
@@ -292,6 +301,45 @@ func merchant(t *testing.T, portal int, method, path string, body any, out any, 
 		t.Fatalf("%s %s: %s: %s", method, path, resp.Status, b)
 	}
 	return resp.StatusCode
+}
+
+// apiError is the merchant API's error body.
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field"`
+}
+
+// merchantRefusal sends a request the merchant API must refuse and returns its status and error.
+func merchantRefusal(t *testing.T, portal int, method, path string, body any) (int, apiError) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(method, apiURL(portal)+path, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+sys.MerchantAPIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read the answer: %v", method, path, err)
+	}
+	var e apiError
+	if resp.StatusCode < 400 {
+		return resp.StatusCode, e
+	}
+	if err := json.Unmarshal(raw, &e); err != nil {
+		t.Fatalf("%s %s: %s: the error is not JSON: %v\n%s", method, path, resp.Status, err, raw)
+	}
+	return resp.StatusCode, e
 }
 
 type customer struct {
