@@ -18,7 +18,7 @@ func TestPaymentMethodCapPerCustomer(t *testing.T) {
 		f.addMethod(c.ID, map[string]any{"type": "bank_transfer"})
 	}
 	add := req{method: "POST", path: path, body: map[string]any{"type": "card", "card": map[string]any{
-		"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}}
+		"number": "4242424242424242", "exp_month": 12, "exp_year": cardExpYear(), "cvc": "123"}}}
 	e := f.expect(add, 422, "payment_method_limit_reached").err(t)
 	if !strings.Contains(e.Message, "50") {
 		t.Errorf("message %q does not say the cap", e.Message)

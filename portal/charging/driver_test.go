@@ -19,7 +19,7 @@ import (
 
 var testNow = time.Date(2026, time.March, 15, 12, 0, 0, 0, time.UTC)
 
-var visa = payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: 2030, CVC: "123"}
+var visa = payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: testNow.Year() + 4, CVC: "123"}
 
 type fixture struct {
 	sb   *sandbox.Adapter
@@ -110,7 +110,7 @@ func TestAddCardSettlesIncompletePaymentsOnce(t *testing.T) {
 	if n := f.sb.Collected(); n != 3 {
 		t.Fatalf("collected %d times, want 3", n)
 	}
-	if _, err := f.d.AddCard(ctx, f.cust, payments.CardDetails{Number: "4242424242424241", ExpMonth: 12, ExpYear: 2030, CVC: "123"}); payments.CodeOf(err) != payments.CodeInvalidCardNumber {
+	if _, err := f.d.AddCard(ctx, f.cust, payments.CardDetails{Number: "4242424242424241", ExpMonth: 12, ExpYear: testNow.Year() + 4, CVC: "123"}); payments.CodeOf(err) != payments.CodeInvalidCardNumber {
 		t.Fatalf("a mistyped card: %v", err)
 	}
 	if _, err := f.d.AddCard(ctx, "cus_nobody", visa); !errors.Is(err, charging.ErrNotFound) {

@@ -28,7 +28,7 @@ type processor struct{ a *sandbox.Adapter }
 func (p processor) Adapter() payments.Adapter { return p.a }
 
 func (p processor) TestCard() payments.CardDetails {
-	return payments.CardDetails{Number: "4242 4242 4242 4242", ExpMonth: 12, ExpYear: 2030, CVC: "123"}
+	return payments.CardDetails{Number: "4242 4242 4242 4242", ExpMonth: 12, ExpYear: testNow.Year() + 4, CVC: "123"}
 }
 
 func (p processor) CompleteHostedSetup(t *testing.T, _ payments.SetupSession) string {
