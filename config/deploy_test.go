@@ -161,7 +161,7 @@ func (k *cluster) waitOperatorMay(verb, group, resource, ns string) {
 	k.t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); !k.operatorMay(verb, group, resource, ns); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			k.t.Fatalf("the operator may not %s %s.%s in namespace %q", verb, resource, group, ns)
+			k.t.Fatalf("the operator may not %s %s in namespace %q", verb, strings.TrimSuffix(resource+"."+group, "."), ns)
 		}
 	}
 }
@@ -312,7 +312,7 @@ func TestDeployAndRunUnderItsOwnRBAC(t *testing.T) {
 		{"create", "", "events"},
 	} {
 		if k.operatorMay(no.verb, no.group, no.resource, shopNS) {
-			t.Errorf("the operator may %s %s.%s: no reconciler does", no.verb, no.resource, no.group)
+			t.Errorf("the operator may %s %s: no reconciler does", no.verb, strings.TrimSuffix(no.resource+"."+no.group, "."))
 		}
 	}
 
@@ -415,7 +415,7 @@ func TestDeployNamespacedAndRunUnderItsOwnRBAC(t *testing.T) {
 		{"create", "rbac.authorization.k8s.io", "rolebindings", otherNS},
 	} {
 		if k.operatorMay(no.verb, no.group, no.resource, no.ns) {
-			t.Errorf("the namespaced operator may %s %s.%s in namespace %q", no.verb, no.resource, no.group, no.ns)
+			t.Errorf("the namespaced operator may %s %s in namespace %q", no.verb, strings.TrimSuffix(no.resource+"."+no.group, "."), no.ns)
 		}
 	}
 	// And in fact: impersonating it, a Secret of the other namespace cannot be read.
