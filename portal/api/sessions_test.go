@@ -59,6 +59,8 @@ func TestCreatePortalSession(t *testing.T) {
 		Flow:                   &billingv1alpha1.Flow{Type: billingv1alpha1.FlowCompletePayment, PaymentID: p.ID},
 		Delivery:               &billingv1alpha1.Delivery{Email: true},
 		TTLSecondsAfterExpired: ptr.To[int64](sessionRetention),
+		// Not set by the API: the CRD schema's default, filled in by the API server.
+		AfterExpiration: billingv1alpha1.AfterExpiration{Recovery: billingv1alpha1.RecoveryLogin},
 	}
 	if obj.Spec.TTL == nil || obj.Spec.TTL.Duration != 30*time.Minute || !equality.Semantic.DeepEqual(obj.Spec, want) {
 		t.Errorf("spec = %+v", obj.Spec)
