@@ -63,6 +63,12 @@ func StartMailpit(t testing.TB, opts MailpitOptions) *Mailpit {
 	return m
 }
 
+// StartMailpitIn is StartMailpit for a caller that is not a test (the fault suite's command):
+// the database goes in dir, and the caller stops it.
+func StartMailpitIn(dir string, opts MailpitOptions) (*Mailpit, error) {
+	return startMailpit(dir, opts)
+}
+
 func startMailpit(dir string, opts MailpitOptions) (*Mailpit, error) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
