@@ -70,14 +70,14 @@ func TestConstantPage(t *testing.T) {
 func TestPostForm(t *testing.T) {
 	page := `<html><body><form method="get" action="/search"><input name="q"></form>
 <form method="POST" action="/s/abc"><input type="hidden" name="csrf" value="tok"><button name="go" value="1">Continue</button></form></body></html>`
-	action, vals, err := postForm([]byte(page))
+	action, vals, err := PostForm([]byte(page))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if action != "/s/abc" || vals.Get("csrf") != "tok" || vals.Get("go") != "1" || vals.Has("q") {
 		t.Errorf("action %q values %v", action, vals)
 	}
-	if _, _, err := postForm([]byte("<p>no form</p>")); err == nil || !strings.Contains(err.Error(), "no POST form") {
+	if _, _, err := PostForm([]byte("<p>no form</p>")); err == nil || !strings.Contains(err.Error(), "no POST form") {
 		t.Errorf("postForm without a form: %v", err)
 	}
 }

@@ -267,7 +267,7 @@ func (c *Cluster) APIServerCPU() (time.Duration, error) {
 		if err != nil {
 			return 0, err
 		}
-		if c.apiServerPid, err = processListening("kube-apiserver", "--secure-port="+u.Port()); err != nil {
+		if c.apiServerPid, err = ProcessListening("kube-apiserver", "--secure-port="+u.Port()); err != nil {
 			return 0, err
 		}
 	}
@@ -288,7 +288,7 @@ func (c *Cluster) cpuUse() cpuUse {
 	u := cpuUse{at: time.Now()}
 	u.api, _ = c.APIServerCPU()
 	if c.etcdPid == 0 && c.env != nil && c.env.ControlPlane.Etcd != nil && c.env.ControlPlane.Etcd.URL != nil {
-		c.etcdPid, _ = processListening("etcd", "--listen-client-urls="+c.env.ControlPlane.Etcd.URL.String())
+		c.etcdPid, _ = ProcessListening("etcd", "--listen-client-urls="+c.env.ControlPlane.Etcd.URL.String())
 	}
 	if c.etcdPid != 0 {
 		u.etcd, _ = cpuTime(c.etcdPid)
@@ -311,4 +311,21 @@ func (u cpuUse) sub(v cpuUse) cpuUse {
 func (c *Cluster) apiServerURL() (*url.URL, error) {
 	u, _, err := rest.DefaultServerUrlFor(c.Config)
 	return u, err
+}
+
+// ControlPlanePids finds the process ids of the cluster's kube-apiserver and etcd (envtest does
+// not expose them), for a harness that signals them: the fault suite restarts both.
+func (c *Cluster) ControlPlanePids() (apiServer, etcd int, err error) {
+	u, err := c.apiServerURL()
+	if err != nil {
+		return 0, 0, err
+	}
+	if apiServer, err = ProcessListening("kube-apiserver", "--secure-port="+u.Port()); err != nil {
+		return 0, 0, err
+	}
+	if c.env == nil || c.env.ControlPlane.Etcd == nil || c.env.ControlPlane.Etcd.URL == nil {
+		return 0, 0, fmt.Errorf("the control plane has no etcd URL")
+	}
+	etcd, err = ProcessListening("etcd", "--listen-client-urls="+c.env.ControlPlane.Etcd.URL.String())
+	return apiServer, etcd, err
 }

@@ -258,7 +258,7 @@ func BenchmarkOverviewPage(b *testing.B) {
 	exp := metav1.NewTime(time.Now().Add(time.Hour))
 	rl := staticRules{
 		portal: &billingv1alpha1.CustomerPortal{ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: "shop"},
-			Spec: portalSpec("http://127.0.0.1/")},
+			Spec: PortalSpec("http://127.0.0.1/")},
 		session: &billingv1alpha1.PortalSession{ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: "overview"},
 			Spec:   billingv1alpha1.PortalSessionSpec{PortalRef: billingv1alpha1.PortalReference{Name: "shop"}, Customer: billingv1alpha1.CustomerReference{ID: id}},
 			Status: billingv1alpha1.PortalSessionStatus{Phase: billingv1alpha1.SessionActive, ExpiresAt: &exp, TokenHash: controllers.HashToken(tok)}},

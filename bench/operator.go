@@ -94,7 +94,7 @@ func operatorScale(ctx context.Context, c *Cluster, o OperatorOptions, sec *Sect
 			return err
 		}
 	}
-	if err := createPortalSecrets(ctx, c.Client, scaleNS, "", randomKey()); err != nil {
+	if err := CreatePortalSecrets(ctx, c.Client, scaleNS, "", randomKey()); err != nil {
 		return err
 	}
 
@@ -167,7 +167,7 @@ func applyPortals(ctx context.Context, c *Cluster, o OperatorOptions) (time.Dura
 
 	start := time.Now()
 	err = Parallel(ctx, o.Workers, o.Portals, func(i int) error {
-		_, err := createPortal(ctx, c.Client, scaleNS, portalName(i), "https://"+portalName(i)+".bench.example/")
+		_, err := CreatePortal(ctx, c.Client, scaleNS, portalName(i), "https://"+portalName(i)+".bench.example/")
 		return err
 	})
 	if err != nil {
@@ -440,13 +440,13 @@ func expiringSessions(ctx context.Context, c *Cluster, o OperatorOptions, sec *S
 			return err
 		}
 	}
-	if err := createPortalSecrets(ctx, c.Client, expiryNS, "", randomKey()); err != nil {
+	if err := CreatePortalSecrets(ctx, c.Client, expiryNS, "", randomKey()); err != nil {
 		return err
 	}
-	if _, err := createPortal(ctx, c.Client, expiryNS, "expiry", "https://expiry.bench.example/"); err != nil {
+	if _, err := CreatePortal(ctx, c.Client, expiryNS, "expiry", "https://expiry.bench.example/"); err != nil {
 		return err
 	}
-	if err := waitPortalURL(ctx, c.Client, expiryNS, "expiry"); err != nil {
+	if err := WaitPortalURL(ctx, c.Client, expiryNS, "expiry"); err != nil {
 		return err
 	}
 

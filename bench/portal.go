@@ -107,13 +107,13 @@ func portalThroughput(ctx context.Context, c *Cluster, o PortalThroughputOptions
 	if err := c.Namespace(ctx, ns); err != nil {
 		return res, err
 	}
-	if err := createPortalSecrets(ctx, c.Client, ns, "", randomKey()); err != nil {
+	if err := CreatePortalSecrets(ctx, c.Client, ns, "", randomKey()); err != nil {
 		return res, err
 	}
-	if _, err := createPortal(ctx, c.Client, ns, name, base); err != nil {
+	if _, err := CreatePortal(ctx, c.Client, ns, name, base); err != nil {
 		return res, err
 	}
-	if err := waitPortalURL(ctx, c.Client, ns, name); err != nil {
+	if err := WaitPortalURL(ctx, c.Client, ns, name); err != nil {
 		return res, err
 	}
 
@@ -338,7 +338,7 @@ func signIn(ctx context.Context, base, link string) (cookie string, page []byte,
 	if resp.StatusCode != http.StatusOK {
 		return "", nil, fmt.Errorf("GET /s/<token>: %s", resp.Status)
 	}
-	action, fields, err := postForm(body)
+	action, fields, err := PostForm(body)
 	if err != nil {
 		return "", nil, fmt.Errorf("link page: %w", err)
 	}
@@ -386,9 +386,9 @@ func signIn(ctx context.Context, base, link string) (cookie string, page []byte,
 	return cookie, page, nil
 }
 
-// postForm finds the first POST form in an HTML page and returns its action and the values of
+// PostForm finds the first POST form in an HTML page and returns its action and the values of
 // its inputs.
-func postForm(page []byte) (string, url.Values, error) {
+func PostForm(page []byte) (string, url.Values, error) {
 	doc, err := html.Parse(strings.NewReader(string(page)))
 	if err != nil {
 		return "", nil, err

@@ -197,9 +197,9 @@ func execOutput(bin string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// processListening finds the process whose command is named name and whose arguments include
+// ProcessListening finds the process whose command is named name and whose arguments include
 // flag (e.g. "--secure-port=6443"): envtest does not expose its processes' ids.
-func processListening(name, flag string) (int, error) {
+func ProcessListening(name, flag string) (int, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, err

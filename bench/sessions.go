@@ -59,13 +59,13 @@ func sessionLatency(ctx context.Context, c *Cluster, o SessionLatencyOptions) (p
 	if err := c.Namespace(ctx, ns); err != nil {
 		return p50, p99, err
 	}
-	if err := createPortalSecrets(ctx, c.Client, ns, "", strings.Repeat("k", 64)); err != nil {
+	if err := CreatePortalSecrets(ctx, c.Client, ns, "", strings.Repeat("k", 64)); err != nil {
 		return p50, p99, err
 	}
-	if _, err := createPortal(ctx, c.Client, ns, "latency", "http://127.0.0.1:9/"); err != nil {
+	if _, err := CreatePortal(ctx, c.Client, ns, "latency", "http://127.0.0.1:9/"); err != nil {
 		return p50, p99, err
 	}
-	if err := waitPortalURL(ctx, c.Client, ns, "latency"); err != nil {
+	if err := WaitPortalURL(ctx, c.Client, ns, "latency"); err != nil {
 		return p50, p99, err
 	}
 
@@ -183,9 +183,9 @@ func sleepUntil(ctx context.Context, t time.Time) {
 	}
 }
 
-// portalSpec is a CustomerPortal like the sample: every method, sessions up to 24h, SQLite.
+// PortalSpec is a CustomerPortal like the sample: every method, sessions up to 24h, SQLite.
 // publicURL is where its links point.
-func portalSpec(publicURL string) billingv1alpha1.CustomerPortalSpec {
+func PortalSpec(publicURL string) billingv1alpha1.CustomerPortalSpec {
 	return billingv1alpha1.CustomerPortalSpec{
 		DisplayName: "Bench Billing",
 		Permissions: billingv1alpha1.Permissions{
@@ -206,9 +206,9 @@ const (
 	apiKeySecret = "bench-api-key"
 )
 
-// createPortalSecrets creates the SMTP and merchant API key Secrets in ns. smtpPort may be "" when
+// CreatePortalSecrets creates the SMTP and merchant API key Secrets in ns. smtpPort may be "" when
 // nothing sends mail.
-func createPortalSecrets(ctx context.Context, c client.Client, ns, smtpPort, apiKey string) error {
+func CreatePortalSecrets(ctx context.Context, c client.Client, ns, smtpPort, apiKey string) error {
 	if smtpPort == "" {
 		smtpPort = "25"
 	}
@@ -224,17 +224,17 @@ func createPortalSecrets(ctx context.Context, c client.Client, ns, smtpPort, api
 	return nil
 }
 
-// createPortal creates a CustomerPortal.
-func createPortal(ctx context.Context, c client.Client, ns, name, publicURL string) (*billingv1alpha1.CustomerPortal, error) {
-	p := &billingv1alpha1.CustomerPortal{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: portalSpec(publicURL)}
+// CreatePortal creates a CustomerPortal.
+func CreatePortal(ctx context.Context, c client.Client, ns, name, publicURL string) (*billingv1alpha1.CustomerPortal, error) {
+	p := &billingv1alpha1.CustomerPortal{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: PortalSpec(publicURL)}
 	if err := c.Create(ctx, p); err != nil {
 		return nil, fmt.Errorf("create CustomerPortal %s: %w", name, err)
 	}
 	return p, nil
 }
 
-// waitPortalURL waits until the operator has published the portal's status.url.
-func waitPortalURL(ctx context.Context, c client.Client, ns, name string) error {
+// WaitPortalURL waits until the operator has published the portal's status.url.
+func WaitPortalURL(ctx context.Context, c client.Client, ns, name string) error {
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		p := &billingv1alpha1.CustomerPortal{}
