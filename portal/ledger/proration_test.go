@@ -11,12 +11,12 @@ import (
 func TestProrationTable(t *testing.T) {
 	art := func(y int, m time.Month, d, h int) time.Time { return time.Date(y, m, d, h, 0, 0, 0, ArgentinaTime) }
 	// Periods as the ledger's periodEnd makes them, in the billing zone.
-	feb26 := art(2026, time.January, 31, 12)  // → 28 Feb 2026: 28 days
-	feb28 := art(2028, time.January, 31, 12)  // → 29 Feb 2028: 29 days (leap year)
-	apr26 := art(2026, time.April, 1, 0)      // → 1 May: 30 days
-	mar26 := art(2026, time.March, 1, 0)      // → 1 Apr: 31 days
-	week := art(2026, time.March, 2, 9)       // → 9 Mar: 7 days
-	year28 := art(2028, time.January, 1, 0)   // → 1 Jan 2029: 366 days
+	feb26 := art(2026, time.January, 31, 12) // → 28 Feb 2026: 28 days
+	feb28 := art(2028, time.January, 31, 12) // → 29 Feb 2028: 29 days (leap year)
+	apr26 := art(2026, time.April, 1, 0)     // → 1 May: 30 days
+	mar26 := art(2026, time.March, 1, 0)     // → 1 Apr: 31 days
+	week := art(2026, time.March, 2, 9)      // → 9 Mar: 7 days
+	year28 := art(2028, time.January, 1, 0)  // → 1 Jan 2029: 366 days
 	day := 24 * time.Hour
 	const basic, pro = 250000, 400000 // $ 2.500,00 and $ 4.000,00 a period
 	const big = 100000000             // $ 1.000.000,00: enough to show a single second
@@ -110,11 +110,11 @@ func TestProrateRule(t *testing.T) {
 		{7, 1, 3, 2},   // 2.33
 		{8, 1, 3, 3},   // 2.67
 		{-8, 1, 3, -3},
-		{10, 3, 3, 10},  // the whole period
-		{10, 4, 3, 10},  // clamped
-		{10, 0, 3, 0},   // nothing left
-		{10, -1, 3, 0},  // past the end
-		{10, 1, 0, 0},   // no period
+		{10, 3, 3, 10}, // the whole period
+		{10, 4, 3, 10}, // clamped
+		{10, 0, 3, 0},  // nothing left
+		{10, -1, 3, 0}, // past the end
+		{10, 1, 0, 0},  // no period
 		{0, 1, 2, 0},
 		// No overflow: the product is far beyond int64.
 		{math.MaxInt64, 31622399, 31622400, 9223371745182668793},
