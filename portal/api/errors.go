@@ -56,6 +56,7 @@ func ErrorCodes() []string {
 		payments.CodeInvalidCVUPrefix, payments.CodeInvalidCVUCheckDigit,
 		payments.CodeInvalidCUITCharacters, payments.CodeInvalidCUITLength, payments.CodeInvalidCUITPrefix,
 		payments.CodeInvalidCUITCheckDigit,
+		payments.CodeUnknownCardNetwork, payments.CodePlaceholderCBU, payments.CodePlaceholderCVU,
 		payments.CodeCardDeclined, payments.CodeInsufficientFunds, payments.CodeIncorrectCVC,
 		payments.CodeProcessingError, payments.CodeUnsupportedCurrency, payments.CodeUnsupportedMethod,
 		payments.CodeInvalidAmount, payments.CodeInvalidToken, payments.CodeInvalidReference,

@@ -1,5 +1,7 @@
 package payments
 
+import "strings"
+
 // Argentine bank account keys (BCRA Comunicación "A" 2797 for the CBU, "A" 6425/6510 for the
 // CVU). Both are 22 digits in two blocks, each closed by a check digit:
 //
@@ -36,6 +38,10 @@ func ParseCBU(s string) (string, error) {
 	if len(d) != 22 {
 		return "", newError(CodeInvalidCBULength, "cbu")
 	}
+	// Before the CVU test: an all-zero key starts with 000 too, and is neither.
+	if placeholderAccount(d) {
+		return "", newError(CodePlaceholderCBU, "cbu")
+	}
 	if d[:3] == "000" {
 		return "", newError(CodeCBUIsCVU, "cbu")
 	}
@@ -54,6 +60,9 @@ func ParseCVU(s string) (string, error) {
 	if len(d) != 22 {
 		return "", newError(CodeInvalidCVULength, "cvu")
 	}
+	if placeholderAccount(d) {
+		return "", newError(CodePlaceholderCVU, "cvu")
+	}
 	if d[:3] != "000" {
 		return "", newError(CodeInvalidCVUPrefix, "cvu")
 	}
@@ -61,6 +70,14 @@ func ParseCVU(s string) (string, error) {
 		return "", newError(CodeInvalidCVUCheckDigit, "cvu")
 	}
 	return d, nil
+}
+
+// placeholderAccount reports a 22-digit key whose account number (the first 13 digits of the
+// second block) is zero, the all-zero key included. Zeros weigh nothing in either block's sum,
+// so such a key passes its check digits (0 for a zero block) while naming no account: it is what
+// gets typed to get past a form, and the bank or wallet would refuse it at the first debit.
+func placeholderAccount(d string) bool {
+	return strings.Trim(d[8:21], "0") == ""
 }
 
 // MaskAccount shows only the last four digits of a CBU/CVU (or any identifier), for display:

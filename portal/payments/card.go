@@ -100,7 +100,34 @@ func ParseCardNumber(s string) (string, Brand, error) {
 	if brand != BrandNaranja && !Luhn(pan) {
 		return "", "", newError(CodeInvalidCardNumber, "number")
 	}
+	if brand == BrandUnknown && !cardNetworkPrefix(pan) {
+		return "", "", newError(CodeUnknownCardNetwork, "number")
+	}
 	return pan, brand, nil
+}
+
+// cardNetworkPrefix reports whether pan starts like a payment card of some network, named by
+// DetectBrand or not: a number like 0000 0000 0000 0000 passes the Luhn check, but no network
+// issues it. The test is deliberately wide — refusing a real card loses a customer, accepting
+// a made-up one only costs a refusal from the processor — so it keeps every range a network
+// uses (Discover, Diners, JCB, UnionPay, Maestro, Mir, RuPay, Elo…): the major industry
+// identifiers 3 to 6 whole, Mir (2200–2204) and Mastercard's 2-series (2221–2720) among the
+// 2s, and UnionPay's 81. What is left (0, 1, 7, 9, the rest of 2 and 8) is airlines, oil
+// companies, health and telecoms, and placeholders.
+func cardNetworkPrefix(pan string) bool {
+	if len(pan) < 4 {
+		return false
+	}
+	switch pan[0] {
+	case '3', '4', '5', '6':
+		return true
+	case '8':
+		return pan[1] == '1'
+	case '2':
+		four := int(pan[0]-'0')*1000 + int(pan[1]-'0')*100 + int(pan[2]-'0')*10 + int(pan[3]-'0')
+		return four >= 2200 && four <= 2204 || four >= 2221 && four <= 2720
+	}
+	return false
 }
 
 // Luhn reports whether a string of digits passes the Luhn (mod 10) check. Non-digits fail.

@@ -29,6 +29,13 @@ const (
 	CodeInvalidCUITPrefix     = "invalid_cuit_prefix"
 	CodeInvalidCUITCheckDigit = "invalid_cuit_check_digit"
 
+	// Numbers whose check digits match but that no real card or account carries: a card
+	// number whose prefix belongs to no card network (0000 0000 0000 0000), and a CBU or CVU
+	// that is all zeros or whose account number is zero. They are typed to get past a form.
+	CodeUnknownCardNetwork = "unknown_card_network"
+	CodePlaceholderCBU     = "placeholder_cbu"
+	CodePlaceholderCVU     = "placeholder_cvu"
+
 	// Outcomes a processor reports for a charge it refused.
 	CodeCardDeclined         = "card_declined"
 	CodeInsufficientFunds    = "insufficient_funds"
@@ -118,6 +125,9 @@ func messages(code string) (en, es string) {
 	case CodeInvalidCardNumber:
 		return "The card number is not valid; check that it was typed correctly.",
 			"El número de tarjeta no es válido; revisá que esté bien escrito."
+	case CodeUnknownCardNetwork:
+		return "This number belongs to no card network (it looks like a placeholder such as 0000 0000 0000 0000); type the number printed on your card.",
+			"Este número no corresponde a ninguna red de tarjetas (parece un número de ejemplo, como 0000 0000 0000 0000); escribí el número que figura en tu tarjeta."
 	case CodeInvalidExpiryMonth:
 		return "The expiry month must be between 1 and 12.",
 			"El mes de vencimiento debe estar entre 1 y 12."
@@ -154,6 +164,12 @@ func messages(code string) (en, es string) {
 	case CodeInvalidCVUCheckDigit:
 		return "The CVU check digits do not match; check that it was typed correctly.",
 			"Los dígitos verificadores del CVU no coinciden; revisá que esté bien escrito."
+	case CodePlaceholderCBU:
+		return "This CBU names no account (its account number is all zeros); type the 22-digit CBU your bank shows for your account.",
+			"Este CBU no corresponde a ninguna cuenta (su número de cuenta es todo ceros); escribí el CBU de 22 dígitos que tu banco muestra para tu cuenta."
+	case CodePlaceholderCVU:
+		return "This CVU names no account (its account number is all zeros); type the 22-digit CVU your wallet shows for your account.",
+			"Este CVU no corresponde a ninguna cuenta (su número de cuenta es todo ceros); escribí el CVU de 22 dígitos que tu billetera muestra para tu cuenta."
 	case CodeInvalidCUITCharacters:
 		return "The CUIT/CUIL may contain only digits, spaces and dashes.",
 			"El CUIT/CUIL solo puede contener dígitos, espacios y guiones."

@@ -343,3 +343,64 @@ func assertNoLeak(t *testing.T, err error, input string) {
 		}
 	}
 }
+
+// TestPlaceholderNumbersAreRefused: numbers whose check digits match but that no card or
+// account carries are refused with their own code and a message that says what to type, in
+// Spanish and English; real numbers around them still pass.
+func TestPlaceholderNumbersAreRefused(t *testing.T) {
+	cards := []struct {
+		in       string
+		wantCode string
+	}{
+		{"0000000000000000", CodeUnknownCardNetwork},
+		{"0000 0000 0000 0000", CodeUnknownCardNetwork},
+		{"000000000000", CodeUnknownCardNetwork},
+		{"1000000000000008", CodeUnknownCardNetwork}, // airlines' industry identifier
+		{"9999999999999995", CodeUnknownCardNetwork}, // national use
+		{"7000000000000005", CodeUnknownCardNetwork}, // petroleum
+		{"2000000000000006", CodeUnknownCardNetwork}, // a 2 that is neither Mir nor Mastercard
+		{"8000000000000003", CodeUnknownCardNetwork}, // an 8 that is not UnionPay's 81
+		{"6011111111111117", ""},                     // Discover, named by no DetectBrand brand
+		{"3056930009020004", ""},                     // Diners Club
+		{"3566002020360505", ""},                     // JCB
+		{"6200000000000005", ""},                     // UnionPay
+		{"8171999927660000", ""},                     // UnionPay's 81 range
+		{"2200000000000004", ""},                     // Mir
+		{"6759649826438453", ""},                     // Maestro
+		{"5018000000000009", ""},                     // Maestro (Argentine debit cards start so)
+		{"4242424242424242", ""},                     // Visa, named by DetectBrand
+	}
+	for _, tt := range cards {
+		_, _, err := ParseCardNumber(tt.in)
+		if CodeOf(err) != tt.wantCode {
+			t.Errorf("ParseCardNumber(%q) = %v, want code %q", tt.in, err, tt.wantCode)
+		}
+	}
+	accounts := []struct {
+		parse    func(string) (string, error)
+		name, in string
+		wantCode string
+	}{
+		{ParseCBU, "CBU", "0000000000000000000000", CodePlaceholderCBU}, // was "this is a CVU"
+		{ParseCBU, "CBU", "0000-0000 00000000000000", CodePlaceholderCBU},
+		{ParseCBU, "CBU", "2850590900000000000000", CodePlaceholderCBU}, // a real bank and branch, account zero
+		{ParseCVU, "CVU", "0000000000000000000000", CodePlaceholderCVU},
+		{ParseCVU, "CVU", "0000003100000000000000", CodePlaceholderCVU}, // a provider, account zero
+		{ParseCBU, "CBU", "2850590940090418135201", ""},
+		{ParseCBU, "CBU", "0110599552000000123456", ""},
+		{ParseCVU, "CVU", "0000003110000000123456", ""},
+	}
+	for _, tt := range accounts {
+		_, err := tt.parse(tt.in)
+		if CodeOf(err) != tt.wantCode {
+			t.Errorf("Parse%s(%q) = %v, want code %q", tt.name, tt.in, err, tt.wantCode)
+		}
+	}
+	for _, code := range []string{CodeUnknownCardNetwork, CodePlaceholderCBU, CodePlaceholderCVU} {
+		e := &Error{Code: code}
+		fallbackEN, fallbackES := messages("")
+		if es, en := e.Message("es"), e.Message("en"); es == fallbackES || en == fallbackEN || es == en {
+			t.Errorf("%s has no message of its own in both languages: es %q, en %q", code, es, en)
+		}
+	}
+}
