@@ -142,7 +142,8 @@ func (h *Handler) linkExchange(w http.ResponseWriter, v *visit) {
 		redirect(w, v, "/login/choose")
 		return
 	}
-	redirect(w, v, flowTarget(v.portal, ps))
+	// The deep link leads where this session's rules allow, restrictions included.
+	redirect(w, v, flowTarget(rules.Effective(v.portal, ps), ps))
 }
 
 // flowTarget is where a session's deep link leads, if the portal allows that task now.

@@ -155,6 +155,9 @@ func (h *Handler) loadSession(w http.ResponseWriter, v *visit) (ended bool, err 
 			return end("portal_session_ended")
 		}
 		v.psess = ps
+		// From here on every handler reads the session's effective rules: the portal's,
+		// narrowed by the link's restrictions (the one place the intersection is made).
+		v.portal = rules.Effective(v.portal, ps)
 	case auth.MethodCode:
 		if !v.portal.Spec.Access.Public.IsEnabled() {
 			return end("public_access_disabled")
