@@ -192,6 +192,8 @@ var catalog = map[string]map[string]string{
 		"linkinvalid.login":           "Ingresar con mi correo",
 		"linkinvalid.ask_merchant":    "Pedile un enlace nuevo a quien te lo envió.",
 
+		"linkinvalid.recover_intro": "Te mandamos un código a tu correo para entrar y seguir donde te llevaba el enlace.",
+
 		"ended.heading": "Tu sesión terminó",
 		"ended.body":    "Por seguridad, la sesión se cierra después de un tiempo sin uso o cuando el enlace de acceso vence o se da de baja.",
 		"ended.login":   "Volver a ingresar",
@@ -521,6 +523,8 @@ var catalog = map[string]map[string]string{
 		"linkinvalid.use_email":       "You can sign in with your e-mail address and a code.",
 		"linkinvalid.login":           "Sign in with my e-mail",
 		"linkinvalid.ask_merchant":    "Ask whoever sent you the link for a new one.",
+
+		"linkinvalid.recover_intro": "We can e-mail you a code to sign in and carry on where the link was taking you.",
 
 		"ended.heading": "Your session has ended",
 		"ended.body":    "For your security, sessions end after a while without use, or when the access link expires or is revoked.",

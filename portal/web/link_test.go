@@ -92,7 +92,8 @@ func TestSessionLink(t *testing.T) {
 		}
 		r := f.browser().get(link)
 		wantStatus(t, r, http.StatusGone)
-		wantBody(t, r, "Este enlace ya no funciona", "Ingresar con mi correo")
+		// It recovers (afterExpiration.recovery defaults to Login): a code for its customer.
+		wantBody(t, r, "Este enlace ya no funciona", "Enviarme un código", `value="jane@example.com"`)
 	})
 
 	if strings.Contains(f.logs.String(), tok) {
@@ -115,7 +116,7 @@ func TestExpiredAndUnknownLinks(t *testing.T) {
 	wantStatus(t, b.get("/"), http.StatusUnauthorized)
 	r := f.browser().get("/s/" + tok)
 	wantStatus(t, r, http.StatusGone)
-	wantBody(t, r, "Este enlace venció", "Ingresar con mi correo")
+	wantBody(t, r, "Este enlace venció", "Enviarme un código")
 
 	for _, bad := range []string{"/s/" + strings.Repeat("A", 43), "/s/short", "/s/" + tok + "x", "/s/..%2f..%2fetc"} {
 		r := f.browser().get(bad)

@@ -225,6 +225,7 @@ func (h *Handler) routes() {
 	m.Handle("POST /login/choose", h.public(h.chooseSubmit))
 	m.Handle("GET /s/{token}", h.public(h.linkPage))
 	m.Handle("POST /s/{token}", h.public(h.linkExchange))
+	m.Handle("POST /s/{token}/recover", h.public(h.linkRecover))
 	m.Handle("POST /logout", h.public(h.logout))
 
 	// Inside.
