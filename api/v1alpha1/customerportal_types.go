@@ -29,6 +29,34 @@ func SupportedPaymentMethodTypes() []PaymentMethodType {
 	}
 }
 
+// ProcessorType names a payment processor a portal can charge through.
+// +kubebuilder:validation:Enum=sandbox;stripe;mercadopago
+type ProcessorType string
+
+// Payment processors.
+const (
+	// ProcessorSandbox is the built-in processor that moves no money: for make run, demos and
+	// tests. Cards are typed in the portal's own form.
+	ProcessorSandbox ProcessorType = "sandbox"
+	// ProcessorStripe charges through Stripe; cards are typed on Stripe's pages only.
+	ProcessorStripe ProcessorType = "stripe"
+	// ProcessorMercadoPago charges through Mercado Pago.
+	ProcessorMercadoPago ProcessorType = "mercadopago"
+)
+
+// MethodTypes lists the payment method types the processor takes, in the platform's order. It
+// agrees with each processor adapter's declared capabilities (a test in this package checks the
+// registered ones) and with the CEL rule on CustomerPortalSpec, which repeats it.
+func (t ProcessorType) MethodTypes() []PaymentMethodType {
+	switch t {
+	case ProcessorStripe:
+		return []PaymentMethodType{PaymentMethodCard}
+	case ProcessorMercadoPago:
+		return []PaymentMethodType{PaymentMethodCard, PaymentMethodQR, PaymentMethodWallet}
+	}
+	return SupportedPaymentMethodTypes()
+}
+
 // CancellationMode says when a cancelled subscription stops.
 // +kubebuilder:validation:Enum=AtPeriodEnd;Immediately
 type CancellationMode string
@@ -41,6 +69,18 @@ const (
 )
 
 // CustomerPortalSpec is the desired configuration ("perfil") of one customer portal.
+//
+// The first rules refuse a paymentMethods.allowed naming a type the processor cannot take, one
+// rule per type so that the refusal names it (a single rule composing its message costs more
+// than the API server's CEL budget allows); ProcessorType.MethodTypes says the same.
+// +kubebuilder:validation:XValidation:rule="!has(self.processor) || self.processor.type != 'stripe' || !has(self.paymentMethods) || !has(self.paymentMethods.allowed) || !('direct_debit' in self.paymentMethods.allowed)",message="paymentMethods.allowed names direct_debit, which processor stripe cannot take; it takes card"
+// +kubebuilder:validation:XValidation:rule="!has(self.processor) || self.processor.type != 'stripe' || !has(self.paymentMethods) || !has(self.paymentMethods.allowed) || !('bank_transfer' in self.paymentMethods.allowed)",message="paymentMethods.allowed names bank_transfer, which processor stripe cannot take; it takes card"
+// +kubebuilder:validation:XValidation:rule="!has(self.processor) || self.processor.type != 'stripe' || !has(self.paymentMethods) || !has(self.paymentMethods.allowed) || !('cvu' in self.paymentMethods.allowed)",message="paymentMethods.allowed names cvu, which processor stripe cannot take; it takes card"
+// +kubebuilder:validation:XValidation:rule="!has(self.processor) || self.processor.type != 'stripe' || !has(self.paymentMethods) || !has(self.paymentMethods.allowed) || !('qr' in self.paymentMethods.allowed)",message="paymentMethods.allowed names qr, which processor stripe cannot take; it takes card"
+// +kubebuilder:validation:XValidation:rule="!has(self.processor) || self.processor.type != 'stripe' || !has(self.paymentMethods) || !has(self.paymentMethods.allowed) || !('wallet' in self.paymentMethods.allowed)",message="paymentMethods.allowed names wallet, which processor stripe cannot take; it takes card"
+// +kubebuilder:validation:XValidation:rule="!has(self.processor) || self.processor.type != 'mercadopago' || !has(self.paymentMethods) || !has(self.paymentMethods.allowed) || !('direct_debit' in self.paymentMethods.allowed)",message="paymentMethods.allowed names direct_debit, which processor mercadopago cannot take; it takes card, qr and wallet"
+// +kubebuilder:validation:XValidation:rule="!has(self.processor) || self.processor.type != 'mercadopago' || !has(self.paymentMethods) || !has(self.paymentMethods.allowed) || !('bank_transfer' in self.paymentMethods.allowed)",message="paymentMethods.allowed names bank_transfer, which processor mercadopago cannot take; it takes card, qr and wallet"
+// +kubebuilder:validation:XValidation:rule="!has(self.processor) || self.processor.type != 'mercadopago' || !has(self.paymentMethods) || !has(self.paymentMethods.allowed) || !('cvu' in self.paymentMethods.allowed)",message="paymentMethods.allowed names cvu, which processor mercadopago cannot take; it takes card, qr and wallet"
 // +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas <= 1 || has(self.storage.postgres)",message="replicas above 1 need storage.postgres: SQLite lives on a single pod's volume"
 // +kubebuilder:validation:XValidation:rule="(has(self.access.public.enabled) && !self.access.public.enabled) || has(self.email)",message="email (smtpSecretRef and from) is required while access.public.enabled is true: the public login sends one-time codes by e-mail"
 type CustomerPortalSpec struct {
@@ -66,10 +106,19 @@ type CustomerPortalSpec struct {
 	// +optional
 	Cancellation Cancellation `json:"cancellation,omitempty"`
 
-	// PaymentMethods are the payment method types customers may add in this portal.
+	// PaymentMethods are the payment method types customers may add in this portal. Only types
+	// the portal's processor takes may be listed; `all: true` means every type it takes.
 	// +kubebuilder:default={all: true}
 	// +optional
 	PaymentMethods *PaymentMethods `json:"paymentMethods,omitempty"`
+
+	// Processor is the payment processor that charges this portal's payments and holds its
+	// customers' cards: the built-in sandbox (the default, which moves no money) or a real one
+	// with its credentials in a Secret. Applied live: a change applies to the next request,
+	// with no rollout.
+	// +kubebuilder:default={type: sandbox}
+	// +optional
+	Processor *Processor `json:"processor,omitempty"`
 
 	// ReturnURL is an optional "back to the merchant" link shown in the portal.
 	// +kubebuilder:validation:MaxLength=2048
@@ -293,6 +342,56 @@ func (m *PaymentMethods) Effective() []PaymentMethodType {
 // Allows reports whether customers may use payment methods of type t.
 func (m *PaymentMethods) Allows(t PaymentMethodType) bool {
 	for _, e := range m.Effective() {
+		if e == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Processor names a portal's payment processor and the Secret with its credentials.
+// +kubebuilder:validation:XValidation:rule="self.type == 'sandbox' || has(self.secretRef)",message="processor.secretRef (the Secret with the processor's credentials) is required unless processor.type is sandbox"
+type Processor struct {
+	// Type is the processor: sandbox, stripe or mercadopago.
+	// +kubebuilder:default=sandbox
+	// +optional
+	Type ProcessorType `json:"type,omitempty"`
+	// SecretRef names the Secret in the portal's namespace holding the processor's credentials.
+	// Stripe: secret_key (sk_… or rk_…), webhook_secret (whsec_…) and optionally api_base
+	// (another API endpoint, e.g. stripe-mock or an egress proxy: https, or http for loopback
+	// and cluster-local hosts). The portal's Role may get this Secret and no other.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// ProcessorType returns the portal's processor type (the sandbox when none is named).
+func (s *CustomerPortalSpec) ProcessorType() ProcessorType {
+	if s.Processor == nil || s.Processor.Type == "" {
+		return ProcessorSandbox
+	}
+	return s.Processor.Type
+}
+
+// EffectivePaymentMethods returns the payment method types customers are offered right now:
+// those paymentMethods selects that the portal's processor takes. This is what status shows
+// and what the portal enforces.
+func (s *CustomerPortalSpec) EffectivePaymentMethods() []PaymentMethodType {
+	takes := s.ProcessorType().MethodTypes()
+	var out []PaymentMethodType
+	for _, t := range s.PaymentMethods.Effective() {
+		for _, x := range takes {
+			if t == x {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// AcceptsPaymentMethod reports whether customers may use payment methods of type t now.
+func (s *CustomerPortalSpec) AcceptsPaymentMethod(t PaymentMethodType) bool {
+	for _, e := range s.EffectivePaymentMethods() {
 		if e == t {
 			return true
 		}
@@ -530,7 +629,7 @@ type Exposure struct {
 }
 
 // WebhookEventType is the type of an event the portal sends to webhook endpoints.
-// +kubebuilder:validation:Enum=customer.created;customer.updated;payment_method.added;payment_method.removed;payment_method.preferred_changed;subscription.created;subscription.payment_method_changed;subscription.canceled;payment.created;payment.incomplete;payment.pending;payment.succeeded;payment.failed
+// +kubebuilder:validation:Enum=customer.created;customer.updated;payment_method.added;payment_method.removed;payment_method.preferred_changed;subscription.created;subscription.payment_method_changed;subscription.canceled;payment.created;payment.incomplete;payment.requires_action;payment.pending;payment.succeeded;payment.failed
 type WebhookEventType string
 
 // WebhookEndpoint is one merchant endpoint.
@@ -589,7 +688,8 @@ type CustomerPortalStatus struct {
 	// ReadyReplicas is the number of portal pods ready to serve.
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
-	// PaymentMethods is the effective list of payment method types customers are offered now.
+	// PaymentMethods is the effective list of payment method types customers are offered now:
+	// those spec.paymentMethods selects that the portal's processor takes.
 	// +listType=atomic
 	// +optional
 	PaymentMethods []PaymentMethodType `json:"paymentMethods,omitempty"`
