@@ -26,4 +26,6 @@ build kubectl "$root/hack/tools" k8s.io/kubernetes/cmd/kubectl "$ldflags"
 build mailpit "$root/hack/tools/mailpit" github.com/axllent/mailpit "-s -w"
 build stripe-mock "$root/hack/tools/stripe-mock" github.com/stripe/stripe-mock \
   "-s -w -X main.version=$(cd "$root/hack/tools/stripe-mock" && go list -m -f {{.Version}} github.com/stripe/stripe-mock)"
+build helm "$root/hack/tools/helm" helm.sh/helm/v4/cmd/helm \
+  "-s -w -X helm.sh/helm/v4/internal/version.gitTreeState=clean -X helm.sh/helm/v4/internal/version.version=$(cd "$root/hack/tools/helm" && go list -m -f {{.Version}} helm.sh/helm/v4)"
 echo "$out"
