@@ -73,6 +73,35 @@ deploy: ## Install CRDs, RBAC and the operator running $(IMG) into the cluster k
 undeploy: ## Remove what `make deploy` installed (CRDs too: every portal and session goes with them).
 	hack/deploy.sh delete "$(IMG)"
 
+##@ Helm chart
+
+HELM ?= $(ENVTEST_ASSETS)/helm
+CHART_DIR := charts/portero
+CHART_VERSION = $(shell awk '/^version:/ {print $$2}' $(CHART_DIR)/Chart.yaml)
+CHART_OUT ?= bin/charts
+CHART_REGISTRY ?=
+CHART_PUSH_FLAGS ?=
+
+.PHONY: chart-sync
+chart-sync: ## Copy the CRDs, the operator's rules and the alerts from config/ into the chart (after make manifests).
+	rm -f $(CHART_DIR)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
+	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
+	cp config/prometheus/rules.yaml $(CHART_DIR)/files/prometheus-rules.yaml
+
+.PHONY: chart
+chart: envtest-assets ## Lint charts/portero and package it as bin/charts/portero-<version>.tgz (CHART_OUT=dir elsewhere).
+	@diff -r config/crd/bases $(CHART_DIR)/crds >/dev/null && cmp -s config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml \
+	  && cmp -s config/prometheus/rules.yaml $(CHART_DIR)/files/prometheus-rules.yaml \
+	  || { echo "$(CHART_DIR) holds stale copies of config/ (CRDs, manager role, alerts): run make chart-sync" >&2; exit 1; }
+	$(HELM) lint --strict $(CHART_DIR)
+	$(HELM) package $(CHART_DIR) --destination $(CHART_OUT)
+
+.PHONY: chart-push
+chart-push: chart ## Push the chart to CHART_REGISTRY=oci://host/path (credentials from helm registry login).
+	@test -n "$(CHART_REGISTRY)" || { echo "set CHART_REGISTRY, e.g. make chart-push CHART_REGISTRY=oci://registry.example.com/charts" >&2; exit 2; }
+	$(HELM) push $(CHART_OUT)/portero-$(CHART_VERSION).tgz $(CHART_REGISTRY) $(CHART_PUSH_FLAGS)
+
 ##@ Run and test
 
 .PHONY: run
@@ -91,6 +120,7 @@ test: verify-generated verify-fmt vet envtest-assets ## Run every test against t
 	CI=true KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) test $(GOTESTFLAGS) -timeout $(GOTEST_TIMEOUT) -count=1 ./...
 	cd hack/image && $(GO) vet ./... && $(GO) test -count=1 ./...
 	cd hack/promcheck && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd hack/charttest && $(GO) vet ./... && KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" HELM="$(HELM)" $(GO) test -count=1 ./...
 
 .PHONY: bench
 bench: envtest-assets build ## Benchmarks against baselines measured in the same run; writes docs/benchmarks.md.
