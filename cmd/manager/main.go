@@ -38,11 +38,13 @@ var defaultPortalImage = "ghcr.io/portero-dev/portero:latest"
 func main() {
 	var (
 		metricsAddr, probeAddr, portalImage, pprofAddr, watchNamespaces string
+		leaderElectionNamespace                                         string
 		leaderElect, secureMetrics, localURLs                           bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so only one of several manager replicas reconciles.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; empty: the pod's own namespace (required outside a cluster).")
 	flag.BoolVar(&secureMetrics, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address to serve Go pprof profiles on (off when empty); for benchmarks and debugging.")
 	flag.StringVar(&portalImage, "portal-image", defaultPortalImage, "Container image of the portal server run for each CustomerPortal.")
@@ -59,7 +61,7 @@ func main() {
 		log.Error(err, "bad --watch-namespaces")
 		os.Exit(2)
 	}
-	if err := run(metricsAddr, probeAddr, portalImage, pprofAddr, namespaces, leaderElect, secureMetrics, localURLs); err != nil {
+	if err := run(metricsAddr, probeAddr, portalImage, pprofAddr, leaderElectionNamespace, namespaces, leaderElect, secureMetrics, localURLs); err != nil {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
@@ -139,7 +141,7 @@ func checkAccess(ctx context.Context, cfg *rest.Config, namespaces []string) err
 		"WATCH_NAMESPACES=… make deploy writes them), or leave them out of --watch-namespaces", strings.Join(missing, ", "))
 }
 
-func run(metricsAddr, probeAddr, portalImage, pprofAddr string, namespaces []string, leaderElect, secureMetrics, localURLs bool) error {
+func run(metricsAddr, probeAddr, portalImage, pprofAddr, leaderElectionNamespace string, namespaces []string, leaderElect, secureMetrics, localURLs bool) error {
 	cfg := ctrl.GetConfigOrDie()
 	ctx := ctrl.SetupSignalHandler()
 	if err := checkAccess(ctx, cfg, namespaces); err != nil {
@@ -156,6 +158,7 @@ func run(metricsAddr, probeAddr, portalImage, pprofAddr string, namespaces []str
 	opts.PprofBindAddress = pprofAddr
 	opts.LeaderElection = leaderElect
 	opts.LeaderElectionID = "portero-operator.billing.portero.dev"
+	opts.LeaderElectionNamespace = leaderElectionNamespace
 	opts.LeaderElectionReleaseOnCancel = true
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
