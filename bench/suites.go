@@ -61,6 +61,7 @@ var Suites = map[string]func(context.Context, Config) []Section{
 	"portal":   runPortal,
 	"operator": runOperator,
 	"ledger":   runLedger,
+	"webhooks": runWebhooks,
 }
 
 // withCluster starts a control plane (and the manager, if asked) in a subdirectory of the work
@@ -129,4 +130,14 @@ func runLedger(ctx context.Context, cfg Config) []Section {
 	}
 	o := LedgerOptions{Payments: cfg.scaled(10000, 500), Workers: 8, Dir: dir, ProfileDir: cfg.ProfileDir, Progress: cfg.step}
 	return []Section{Ledger(ctx, o)}
+}
+
+func runWebhooks(ctx context.Context, cfg Config) []Section {
+	dir := filepath.Join(cfg.Work, "webhooks")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return []Section{{Title: "Merchant webhooks", Err: err}}
+	}
+	o := WebhookOptions{Rate: 100, Duration: time.Duration(cfg.scaled(30, 3)) * time.Second,
+		Backlog: cfg.scaled(5000, 300), Dir: dir, Progress: cfg.step}
+	return []Section{Webhooks(ctx, o)}
 }

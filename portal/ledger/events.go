@@ -417,43 +417,41 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner, endpoint string, lea
 	now := s.nowMs()
 	lock := ""
 	if s.engine == Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
+		lock = " FOR UPDATE OF d SKIP LOCKED"
 	}
 	err := s.inTx(ctx, func(q querier) error {
 		out = out[:0]
-		rows, err := q.query(ctx, `SELECT event_id, attempts FROM event_deliveries
-			WHERE endpoint = ? AND status = 'pending' AND next_attempt_at <= ? AND lease_until <= ?
-			ORDER BY next_attempt_at, created_at, event_id LIMIT ?`+lock, endpoint, toMillis(now), toMillis(now), limit)
+		rows, err := q.query(ctx, `SELECT d.event_id, d.attempts, e.event_type, e.body, e.created_at
+			FROM event_deliveries d JOIN events e ON e.id = d.event_id
+			WHERE d.endpoint = ? AND d.status = 'pending' AND d.next_attempt_at <= ? AND d.lease_until <= ?
+			ORDER BY d.next_attempt_at, d.created_at, d.event_id LIMIT ?`+lock, endpoint, toMillis(now), toMillis(now), limit)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var d DueDelivery
-			if err := rows.Scan(&d.EventID, &d.Attempt); err != nil {
+			d := DueDelivery{Endpoint: endpoint}
+			var body string
+			var created int64
+			if err := rows.Scan(&d.EventID, &d.Attempt, &d.Type, &body, &created); err != nil {
 				rows.Close()
 				return err
 			}
-			d.Endpoint, d.Attempt = endpoint, d.Attempt+1
+			d.Attempt++
+			d.Body, d.EventCreatedAt = []byte(body), fromMillis(created)
 			out = append(out, d)
 		}
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := rows.Err(); err != nil || len(out) == 0 {
 			return err
 		}
-		for i := range out {
-			d := &out[i]
-			if _, err := q.exec(ctx, "UPDATE event_deliveries SET lease_owner = ?, lease_until = ? WHERE event_id = ? AND endpoint = ?",
-				owner, toMillis(now.Add(lease)), d.EventID, endpoint); err != nil {
-				return err
-			}
-			var body string
-			var created int64
-			if err := q.queryRow(ctx, "SELECT event_type, body, created_at FROM events WHERE id = ?", d.EventID).Scan(&d.Type, &body, &created); err != nil {
-				return err
-			}
-			d.Body, d.EventCreatedAt = []byte(body), fromMillis(created)
+		// One statement for the batch; its shape depends only on the batch's size.
+		args := []any{owner, toMillis(now.Add(lease)), endpoint}
+		for _, d := range out {
+			args = append(args, d.EventID)
 		}
-		return nil
+		_, err = q.exec(ctx, "UPDATE event_deliveries SET lease_owner = ?, lease_until = ? WHERE endpoint = ? AND event_id IN (?"+
+			strings.Repeat(", ?", len(out)-1)+")", args...)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries to %s: %w", endpoint, err)
@@ -477,9 +475,52 @@ type AttemptOutcome struct {
 // outcome is not recorded (the other worker's will be).
 var ErrLeaseLost = errors.New("delivery lease lost")
 
+// AttemptRecord is one attempt's outcome for RecordAttempts.
+type AttemptRecord struct {
+	Delivery DueDelivery
+	Outcome  AttemptOutcome
+}
+
+// RecordAttempts records a batch of attempts in one transaction (the worker batches under load),
+// each only if owner still holds its lease; kept reports which were recorded.
+func (s *Store) RecordAttempts(ctx context.Context, owner string, recs []AttemptRecord) (kept []bool, err error) {
+	kept = make([]bool, len(recs))
+	err = s.inTx(ctx, func(q querier) error {
+		for i, r := range recs {
+			ok, err := recordAttempt(ctx, q, s.nowMs(), owner, r.Delivery, r.Outcome)
+			if err != nil {
+				return err
+			}
+			kept[i] = ok
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record %d delivery attempts: %w", len(recs), err)
+	}
+	return kept, nil
+}
+
 // RecordAttempt records the outcome of attempt d.Attempt, if owner still holds its lease.
 func (s *Store) RecordAttempt(ctx context.Context, owner string, d DueDelivery, o AttemptOutcome) error {
-	now := toMillis(s.nowMs())
+	var ok bool
+	err := s.inTx(ctx, func(q querier) error {
+		var err error
+		ok, err = recordAttempt(ctx, q, s.nowMs(), owner, d, o)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record delivery attempt %s to %s: %w", d.EventID, d.Endpoint, err)
+	}
+	if !ok {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// recordAttempt writes one attempt's outcome and reports whether owner held the lease.
+func recordAttempt(ctx context.Context, q querier, at time.Time, owner string, d DueDelivery, o AttemptOutcome) (bool, error) {
+	now := toMillis(at)
 	status, next := DeliveryPending, sql.NullInt64{}
 	var delivered sql.NullInt64
 	switch {
@@ -494,20 +535,26 @@ func (s *Store) RecordAttempt(ctx context.Context, owner string, d DueDelivery, 
 	if len(errText) > 500 {
 		errText = errText[:500]
 	}
-	var ok bool
+	return q.execOne(ctx, `UPDATE event_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_attempt_at = ?,
+		last_status_code = ?, last_error = ?, delivered_at = ?, lease_owner = '', lease_until = 0
+		WHERE event_id = ? AND endpoint = ? AND lease_owner = ? AND attempts = ? AND status = 'pending'`,
+		status, d.Attempt, next, now, o.StatusCode, errText, delivered, d.EventID, d.Endpoint, owner, d.Attempt-1)
+}
+
+// ReleaseDeliveries gives back owner's leases on deliveries it claimed and did not send.
+func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ds []DueDelivery) error {
 	err := s.inTx(ctx, func(q querier) error {
-		var err error
-		ok, err = q.execOne(ctx, `UPDATE event_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_attempt_at = ?,
-			last_status_code = ?, last_error = ?, delivered_at = ?, lease_owner = '', lease_until = 0
-			WHERE event_id = ? AND endpoint = ? AND lease_owner = ? AND attempts = ? AND status = 'pending'`,
-			status, d.Attempt, next, now, o.StatusCode, errText, delivered, d.EventID, d.Endpoint, owner, d.Attempt-1)
-		return err
+		for _, d := range ds {
+			if _, err := q.exec(ctx, `UPDATE event_deliveries SET lease_owner = '', lease_until = 0
+				WHERE event_id = ? AND endpoint = ? AND lease_owner = ? AND attempts = ? AND status = 'pending'`,
+				d.EventID, d.Endpoint, owner, d.Attempt-1); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record delivery attempt %s to %s: %w", d.EventID, d.Endpoint, err)
-	}
-	if !ok {
-		return ErrLeaseLost
+		return fmt.Errorf("release %d deliveries: %w", len(ds), err)
 	}
 	return nil
 }

@@ -55,7 +55,8 @@ type Endpoint struct {
 // Store is the part of the ledger the worker uses.
 type Store interface {
 	ClaimDeliveries(ctx context.Context, owner, endpoint string, lease time.Duration, limit int) ([]ledger.DueDelivery, error)
-	RecordAttempt(ctx context.Context, owner string, d ledger.DueDelivery, o ledger.AttemptOutcome) error
+	RecordAttempts(ctx context.Context, owner string, recs []ledger.AttemptRecord) ([]bool, error)
+	ReleaseDeliveries(ctx context.Context, owner string, ds []ledger.DueDelivery) error
 	DeliveryBacklog(ctx context.Context) (ledger.Backlog, error)
 	PendingEndpoints(ctx context.Context) ([]string, error)
 	AbandonDeliveries(ctx context.Context, endpoint, reason string) (int, error)
@@ -95,9 +96,17 @@ type Worker struct {
 	wake    chan struct{}
 	m       *metrics
 	mu      sync.Mutex
-	flying  map[string]int // attempts in flight per endpoint
-	wg      sync.WaitGroup
-	missing map[string]time.Time // endpoints with pending deliveries but no configuration, since
+	flying  map[string]int                  // senders running per endpoint
+	queue   map[string][]ledger.DueDelivery // claimed, not yet sent, per endpoint
+	results []result                        // attempts ended, not yet recorded
+	// recorded wakes the recorder; flushMu keeps one flush at a time.
+	recorded chan struct{}
+	flushMu  sync.Mutex
+	// ledgerMu takes this worker's claims and records one at a time: on SQLite two writers
+	// contend for one lock, and the loser sleeps in the busy handler.
+	ledgerMu sync.Mutex
+	wg       sync.WaitGroup
+	missing  map[string]time.Time // endpoints with pending deliveries but no configuration, since
 }
 
 // abandonAfter is how long an endpoint must stay out of the configuration before its pending
@@ -112,15 +121,20 @@ func New(o Options) (*Worker, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
+	if o.PerEndpoint <= 0 {
+		o.PerEndpoint = 4
+	}
 	if o.Client == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Keep a connection per sender: the default keeps two per host, so a third concurrent
+		// sender would open (and a TLS endpoint handshake) a new connection for every delivery.
+		t.MaxIdleConnsPerHost = o.PerEndpoint
 		o.Client = &http.Client{
-			Timeout: o.Timeout,
+			Transport: t,
+			Timeout:   o.Timeout,
 			// A redirect is not a delivery: the merchant fixes the URL.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
-	}
-	if o.PerEndpoint <= 0 {
-		o.PerEndpoint = 4
 	}
 	if o.Lease <= 0 {
 		o.Lease = time.Minute
@@ -144,7 +158,8 @@ func New(o Options) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{o: o, wake: make(chan struct{}, 1), m: m, flying: map[string]int{}, missing: map[string]time.Time{}}, nil
+	return &Worker{o: o, wake: make(chan struct{}, 1), m: m, flying: map[string]int{}, queue: map[string][]ledger.DueDelivery{},
+		recorded: make(chan struct{}, 1), missing: map[string]time.Time{}}, nil
 }
 
 // Written is the ledger's EventOptions.Written: it counts the events a transaction committed
@@ -166,9 +181,17 @@ func (w *Worker) Notify() {
 	}
 }
 
-// Run sends deliveries until ctx ends, then waits for the attempts in flight.
+// Run sends deliveries until ctx ends, then waits for the attempts in flight and records them.
 func (w *Worker) Run(ctx context.Context) {
-	defer w.wg.Wait()
+	recorded := make(chan struct{})
+	go func() { defer close(recorded); w.recordLoop(ctx) }()
+	defer func() {
+		w.wg.Wait()
+		<-recorded
+		bg := context.WithoutCancel(ctx)
+		w.flush(bg) // attempts that ended after the recorder stopped
+		w.release(bg)
+	}()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -183,18 +206,27 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// Drain sends everything due now and waits for the attempts to end: what a pass of Run does,
+// Drain sends everything due now, waits for the attempts to end and records them: what Run does,
 // synchronously (tests on a simulated clock, and shutdown).
 func (w *Worker) Drain(ctx context.Context) {
-	for w.pass(ctx) > 0 {
+	for {
+		n := w.pass(ctx)
 		w.wg.Wait()
+		w.flush(ctx)
+		if n == 0 {
+			return
+		}
 	}
-	w.wg.Wait()
 }
 
-// pass claims what is due for every endpoint with room, starts the attempts and returns how many.
+// claimAhead is how many deliveries to one endpoint a worker leases at a time: a few rounds of
+// its PerEndpoint senders, so the ledger is asked once per batch rather than once per delivery.
+const claimAhead = 32
+
+// pass claims what is due for every endpoint whose queue runs low, starts senders up to
+// PerEndpoint, and returns how many deliveries it claimed.
 func (w *Worker) pass(ctx context.Context) int {
-	started := 0
+	claimed := 0
 	configured := map[string]bool{}
 	for _, ep := range w.o.Endpoints() {
 		configured[ep.Name] = true
@@ -202,38 +234,67 @@ func (w *Worker) pass(ctx context.Context) int {
 			continue
 		}
 		w.mu.Lock()
-		room := w.o.PerEndpoint - w.flying[ep.Name]
+		queued, flying := len(w.queue[ep.Name]), w.flying[ep.Name]
 		w.mu.Unlock()
-		if room <= 0 {
-			continue
-		}
-		due, err := w.o.Store.ClaimDeliveries(ctx, w.o.Owner, ep.Name, w.o.Lease, room)
-		if err != nil {
-			if ctx.Err() == nil {
-				w.o.Logger.Warn("claim webhook deliveries", "endpoint", ep.Name, "error", err)
+		if want := w.o.PerEndpoint*claimAhead - queued - flying; queued <= w.lowWater() && want > 0 {
+			// A claimed delivery may wait its turn behind the others of the batch: the lease
+			// covers that wait, every sender timing out, and the usual margin.
+			rounds := (want + w.o.PerEndpoint - 1) / w.o.PerEndpoint
+			lease := w.o.Lease + time.Duration(rounds)*w.o.Timeout
+			w.ledgerMu.Lock()
+			due, err := w.o.Store.ClaimDeliveries(ctx, w.o.Owner, ep.Name, lease, want)
+			w.ledgerMu.Unlock()
+			if err != nil {
+				if ctx.Err() == nil {
+					w.o.Logger.Warn("claim webhook deliveries", "endpoint", ep.Name, "error", err)
+				}
+			} else {
+				claimed += len(due)
+				w.mu.Lock()
+				w.queue[ep.Name] = append(w.queue[ep.Name], due...)
+				w.mu.Unlock()
 			}
-			continue
 		}
-		for _, d := range due {
-			w.mu.Lock()
-			w.flying[ep.Name]++
-			w.mu.Unlock()
-			w.wg.Add(1)
-			started++
-			go func(ep Endpoint, d ledger.DueDelivery) {
-				defer w.wg.Done()
-				defer func() {
-					w.mu.Lock()
-					w.flying[ep.Name]--
-					w.mu.Unlock()
-					w.Notify() // room freed: the endpoint may have more due
-				}()
-				w.attempt(ctx, ep, d)
-			}(ep, d)
-		}
+		w.startSenders(ctx, ep)
 	}
 	w.abandonRemoved(ctx, configured)
-	return started
+	return claimed
+}
+
+// lowWater is the queue length at which the next batch is claimed: early enough that the
+// senders do not run dry while the ledger answers.
+func (w *Worker) lowWater() int { return w.o.PerEndpoint * claimAhead / 2 }
+
+// startSenders starts senders for ep's queue until PerEndpoint are running. Each sends one
+// queued delivery after another and stops when the queue is empty.
+func (w *Worker) startSenders(ctx context.Context, ep Endpoint) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.flying[ep.Name] < w.o.PerEndpoint && len(w.queue[ep.Name]) > w.flying[ep.Name] {
+		w.flying[ep.Name]++
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for {
+				w.mu.Lock()
+				q := w.queue[ep.Name]
+				if len(q) == 0 || ctx.Err() != nil { // shutting down: Run releases the rest
+					w.flying[ep.Name]--
+					w.mu.Unlock()
+					w.Notify() // the queue ran dry: claim more, if any is due
+					return
+				}
+				d := q[0]
+				w.queue[ep.Name] = q[1:]
+				refill := len(q)-1 == w.lowWater()
+				w.mu.Unlock()
+				if refill {
+					w.Notify() // claim the next batch while this one is still being sent
+				}
+				w.attempt(ctx, ep, d)
+			}
+		}()
+	}
 }
 
 // abandonRemoved fails the pending deliveries of endpoints that left the configuration more
@@ -297,19 +358,97 @@ func (w *Worker) attempt(ctx context.Context, ep Endpoint, d ledger.DueDelivery)
 			outcome = "failed"
 		}
 	}
-	// Record even if ctx ended (shutdown): the attempt happened.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := w.o.Store.RecordAttempt(rctx, w.o.Owner, d, o); err != nil {
-		w.o.Logger.Warn("record webhook attempt", "event", d.EventID, "endpoint", ep.Name, "error", err)
+	w.mu.Lock()
+	w.results = append(w.results, result{d: d, o: o, endpoint: ep.Name, outcome: outcome})
+	w.mu.Unlock()
+	select {
+	case w.recorded <- struct{}{}:
+	default:
+	}
+}
+
+// release gives back the leases of deliveries claimed but not sent (at shutdown), so another
+// replica or the next start sends them at once rather than when the leases run out.
+func (w *Worker) release(ctx context.Context) {
+	w.mu.Lock()
+	var rest []ledger.DueDelivery
+	for name, q := range w.queue {
+		rest = append(rest, q...)
+		delete(w.queue, name)
+	}
+	w.mu.Unlock()
+	if len(rest) == 0 {
 		return
 	}
-	w.m.deliveries.WithLabelValues(ep.Name, outcome).Inc()
-	if o.Delivered {
-		w.m.latency.Observe(w.o.Now().Sub(d.EventCreatedAt).Seconds())
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := w.o.Store.ReleaseDeliveries(rctx, w.o.Owner, rest); err != nil {
+		w.o.Logger.Warn("release unsent webhook deliveries; they go out when their leases run out", "deliveries", len(rest), "error", err)
 	}
-	w.o.Logger.Debug("webhook attempt", "event", d.EventID, "type", d.Type, "endpoint", ep.Name,
-		"attempt", d.Attempt, "status", o.StatusCode, "outcome", outcome)
+}
+
+// result is one attempt's outcome, waiting to be recorded.
+type result struct {
+	d        ledger.DueDelivery
+	o        ledger.AttemptOutcome
+	endpoint string
+	outcome  string
+}
+
+// recordLoop records attempts as they end, a batch per transaction: under load the batches
+// grow, so the ledger's writes do not bound the delivery rate; idle, each result is recorded at
+// once.
+func (w *Worker) recordLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.recorded:
+			w.flush(ctx)
+		}
+	}
+}
+
+// flush records every attempt that ended. It records even if ctx ended (shutdown): the
+// attempts happened.
+func (w *Worker) flush(ctx context.Context) {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
+	for {
+		w.mu.Lock()
+		batch := w.results
+		w.results = nil
+		w.mu.Unlock()
+		if len(batch) == 0 {
+			return
+		}
+		recs := make([]ledger.AttemptRecord, len(batch))
+		for i, r := range batch {
+			recs[i] = ledger.AttemptRecord{Delivery: r.d, Outcome: r.o}
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		w.ledgerMu.Lock()
+		kept, err := w.o.Store.RecordAttempts(rctx, w.o.Owner, recs)
+		w.ledgerMu.Unlock()
+		cancel()
+		if err != nil {
+			w.o.Logger.Warn("record webhook attempts", "attempts", len(batch), "error", err)
+			continue // the leases run out and the deliveries are tried again
+		}
+		now := w.o.Now()
+		for i, r := range batch {
+			if !kept[i] {
+				w.o.Logger.Warn("webhook attempt not recorded: its lease had run out", "event", r.d.EventID, "endpoint", r.endpoint)
+				continue
+			}
+			w.m.deliveries.WithLabelValues(r.endpoint, r.outcome).Inc()
+			if r.o.Delivered {
+				w.m.latency.Observe(now.Sub(r.d.EventCreatedAt).Seconds())
+			}
+			w.o.Logger.Debug("webhook attempt", "event", r.d.EventID, "type", r.d.Type, "endpoint", r.endpoint,
+				"attempt", r.d.Attempt, "status", r.o.StatusCode, "outcome", r.outcome)
+		}
+	}
 }
 
 // send makes one signed POST and returns the status code. The error names what failed

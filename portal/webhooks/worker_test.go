@@ -535,3 +535,49 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 		t.Errorf("after a redirect: %+v", d)
 	}
 }
+
+// At shutdown a worker gives back the deliveries it claimed and did not send: another replica
+// (or the next start) sends them at once, not when their leases run out.
+func TestShutdownReleasesUnsentDeliveries(t *testing.T) {
+	clk := &clock{now: time.Now()}
+	s := openStore(t, ledgertest.SQLiteDSN(t), clk.Now, nil, "slow")
+	rcv, srv := newReceiver(t, func(string) int { return 200 })
+	rcv.hold = make(chan struct{})
+	w, err := New(Options{Store: s, Now: clk.Now, PerEndpoint: 1, Jitter: func() float64 { return 1 }, Timeout: 30 * time.Second,
+		Endpoints: func() []Endpoint { return []Endpoint{{Name: "slow", URL: srv.URL, Keys: [][]byte{key(t, secret)}}} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := s.CreateCustomer(context.Background(), ledger.NewCustomer{Email: fmt.Sprintf("rel%d@example.com", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	deadline := time.After(30 * time.Second)
+	for { // one delivery in flight (held by the receiver), the other four queued behind it
+		w.mu.Lock()
+		queued := len(w.queue["slow"])
+		w.mu.Unlock()
+		if queued == 4 {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("queue never filled: %d", queued)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	cancel()
+	close(rcv.hold)
+	<-done
+	again, err := s.ClaimDeliveries(context.Background(), "other-replica", "slow", time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) < 4 {
+		t.Errorf("another replica could claim %d deliveries right after the shutdown, want the 4 unsent", len(again))
+	}
+}
