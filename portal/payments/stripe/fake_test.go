@@ -524,7 +524,7 @@ func (f *fakeStripe) completeSession(id string) string {
 	if s == nil {
 		f.t.Fatalf("no checkout session %s", id)
 	}
-	pm := &paymentMethod{id: f.next("pm"), customer: s.customer, brand: "visa", last4: "4242", expMonth: 12, expYear: 2034}
+	pm := &paymentMethod{id: f.next("pm"), customer: s.customer, brand: "visa", last4: "4242", expMonth: 12, expYear: cardExpYear()}
 	f.pms[pm.id] = pm
 	si := &setupIntent{id: f.next("seti"), customer: s.customer, paymentMethod: pm.id, status: "succeeded", metadata: s.metadata}
 	f.setups[si.id] = si
@@ -536,7 +536,7 @@ func (f *fakeStripe) completeSession(id string) string {
 func (f *fakeStripe) addCard(brand, last4 string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	pm := &paymentMethod{id: f.next("pm"), brand: brand, last4: last4, expMonth: 7, expYear: 2031}
+	pm := &paymentMethod{id: f.next("pm"), brand: brand, last4: last4, expMonth: 7, expYear: cardExpYear()}
 	f.pms[pm.id] = pm
 	return pm.id
 }
@@ -588,3 +588,7 @@ func (f *fakeStripe) event(typ string, obj map[string]any, signedAt time.Time) (
 	h.Set("Stripe-Signature", sp.Header)
 	return h, body
 }
+
+// cardExpYear is a card expiry year some years ahead of the real clock, so the fake's cards never
+// expire under the tests.
+func cardExpYear() int { return time.Now().Year() + 4 }

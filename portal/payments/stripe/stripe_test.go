@@ -2,6 +2,7 @@ package stripe_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -88,7 +89,9 @@ func TestAgainstStripeMock(t *testing.T) {
 	}
 
 	m, err := a.AttachMethod(ctx, payments.AttachRequest{Customer: cus, MethodID: "pm_card_visa"})
-	want := payments.Method{Type: payments.MethodCard, ProcessorID: "pm_card_visa", Brand: payments.BrandVisa, Last4: "4242", ExpMonth: 8, ExpYear: 2030}
+	// The expiry is whatever stripe-mock's fixture holds: ask stripe-mock itself.
+	month, year := fixtureExpiry(t, mockURL, "pm_card_visa")
+	want := payments.Method{Type: payments.MethodCard, ProcessorID: "pm_card_visa", Brand: payments.BrandVisa, Last4: "4242", ExpMonth: month, ExpYear: year}
 	if err != nil || m != want {
 		t.Fatalf("AttachMethod = %+v, %v; want %+v", m, err, want)
 	}
@@ -297,7 +300,7 @@ func TestAttachProcessorMethodReplayed(t *testing.T) {
 	e, f := envFor(t)
 	pm := f.addCard("mastercard", "4444")
 	added, err := e.Driver.AttachProcessorMethod(ctx, e.Customer, pm)
-	want := payments.Method{Type: payments.MethodCard, ProcessorID: pm, Brand: payments.BrandMastercard, Last4: "4444", ExpMonth: 7, ExpYear: 2031}
+	want := payments.Method{Type: payments.MethodCard, ProcessorID: pm, Brand: payments.BrandMastercard, Last4: "4444", ExpMonth: 7, ExpYear: cardExpYear()}
 	if err != nil || !added.Added || added.Method != want {
 		t.Fatalf("AttachProcessorMethod = %+v, %v", added, err)
 	}
@@ -400,7 +403,7 @@ func TestUnreachableStripeIsRetryableAndChangesNothing(t *testing.T) {
 	if _, err := mem.SetProcessorCustomer(ctx, stripe.Type, cust, "cus_earlier"); err != nil {
 		t.Fatal(err)
 	}
-	mid, _, _ := mem.AddMethod(ctx, cust, stripe.Type, payments.Method{Type: payments.MethodCard, ProcessorID: "pm_earlier", Brand: payments.BrandVisa, Last4: "4242", ExpMonth: 1, ExpYear: 2030})
+	mid, _, _ := mem.AddMethod(ctx, cust, stripe.Type, payments.Method{Type: payments.MethodCard, ProcessorID: "pm_earlier", Brand: payments.BrandVisa, Last4: "4242", ExpMonth: 1, ExpYear: cardExpYear()})
 	if err := d.RemoveMethod(ctx, cust, mid); !payments.IsUnavailable(err) || len(mem.Methods(cust)) != 1 {
 		t.Fatalf("RemoveMethod: %v (methods %d), want unavailable and the method kept", err, len(mem.Methods(cust)))
 	}
@@ -449,3 +452,29 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 }
 
 var _ = http.StatusOK
+
+// fixtureExpiry reads a PaymentMethod's card expiry from the Stripe API at base (stripe-mock's
+// fixture).
+func fixtureExpiry(t *testing.T, base, id string) (month, year int) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+"/v1/payment_methods/"+id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer sk_test_fixture")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var pm struct {
+		Card struct {
+			ExpMonth int `json:"exp_month"`
+			ExpYear  int `json:"exp_year"`
+		} `json:"card"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&pm); err != nil || pm.Card.ExpYear == 0 {
+		t.Fatalf("stripe-mock's %s: %v (%+v)", id, err, pm)
+	}
+	return pm.Card.ExpMonth, pm.Card.ExpYear
+}
