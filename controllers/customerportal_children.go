@@ -100,6 +100,9 @@ func referencedSecrets(spec *billingv1alpha1.CustomerPortalSpec) []string {
 	for _, wh := range spec.Webhooks {
 		set[wh.SecretRef.Name] = struct{}{}
 	}
+	if spec.Processor != nil && spec.Processor.SecretRef != nil {
+		set[spec.Processor.SecretRef.Name] = struct{}{}
+	}
 	out := make([]string, 0, len(set))
 	for n := range set {
 		out = append(out, n)

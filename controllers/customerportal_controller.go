@@ -206,6 +206,16 @@ func (r *CustomerPortalReconciler) checkSecrets(ctx context.Context, s *portalSc
 	for i, wh := range spec.Webhooks {
 		refs = append(refs, ref{fmt.Sprintf("spec.webhooks[%d].secretRef", i), wh.SecretRef.Name, secretKey(wh.SecretRef.Key, "secret")})
 	}
+	if pr := spec.Processor; pr != nil && pr.SecretRef != nil {
+		// Each key the processor needs; a type whose keys are not known yet needs the Secret.
+		keys := spec.ProcessorType().SecretKeys()
+		if len(keys) == 0 {
+			keys = []string{""}
+		}
+		for _, k := range keys {
+			refs = append(refs, ref{"spec.processor.secretRef", pr.SecretRef.Name, k})
+		}
+	}
 	// The Secrets hold passwords and keys: client-go must not dump them at -v=8.
 	ctx = withoutBodyDumps(ctx)
 	for _, rf := range refs {
@@ -218,7 +228,7 @@ func (r *CustomerPortalReconciler) checkSecrets(ctx context.Context, s *portalSc
 		if err != nil {
 			return nil, fmt.Errorf("get secret %s: %w", rf.name, err)
 		}
-		if len(sec.Data[rf.key]) == 0 {
+		if rf.key != "" && len(sec.Data[rf.key]) == 0 {
 			return &outcome{stalled: true, reason: ReasonSecretKeyMissing,
 				message: fmt.Sprintf("Secret %q named in %s has no %q key: add it", rf.name, rf.field, rf.key)}, nil
 		}
@@ -440,7 +450,7 @@ func (r *CustomerPortalReconciler) computeStatus(s *portalScope, o outcome) {
 	p := s.portal
 	p.Status.URL = portalURL(p, s.names, r.LocalURLs)
 	p.Status.ObservedGeneration = p.Generation
-	p.Status.PaymentMethods = p.Spec.PaymentMethods.Effective()
+	p.Status.PaymentMethods = p.Spec.EffectivePaymentMethods()
 	if s.deploy != nil {
 		p.Status.Replicas = s.deploy.Status.Replicas
 		p.Status.ReadyReplicas = s.deploy.Status.ReadyReplicas

@@ -57,6 +57,19 @@ func (t ProcessorType) MethodTypes() []PaymentMethodType {
 	return SupportedPaymentMethodTypes()
 }
 
+// SecretKeys lists the keys the processor's Secret (spec.processor.secretRef) must hold: the
+// operator reports a portal whose Secret lacks one as Stalled. It agrees with what each
+// registered adapter requires (a test in this package checks). nil means none is known yet.
+func (t ProcessorType) SecretKeys() []string {
+	switch t {
+	case ProcessorSandbox:
+		return []string{"secret"}
+	case ProcessorStripe:
+		return []string{"secret_key", "webhook_secret"}
+	}
+	return nil
+}
+
 // CancellationMode says when a cancelled subscription stops.
 // +kubebuilder:validation:Enum=AtPeriodEnd;Immediately
 type CancellationMode string

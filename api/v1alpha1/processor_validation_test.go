@@ -3,6 +3,7 @@ package v1alpha1_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -105,17 +106,31 @@ func TestProcessorIsAcceptedWithDefaults(t *testing.T) {
 }
 
 // The method types the API types say each processor takes are the ones its adapter declares,
-// for every registered processor (the CEL rule repeats the same lists).
+// and the Secret keys they say it needs (which the operator checks) are the ones its adapter
+// cannot be built without, for every registered processor.
 func TestProcessorMethodTypesMatchTheAdapters(t *testing.T) {
 	reg := processors.Registry()
-	secrets := map[payments.ProcessorType]map[string][]byte{
-		payments.ProcessorSandbox: {"secret": []byte("portero-api-test-sandbox-secret-0123456789")},
-		payments.ProcessorStripe:  {"secret_key": []byte("sk_test_x"), "webhook_secret": []byte("whsec_x")},
+	sample := map[string][]byte{
+		"secret":         []byte("portero-api-test-sandbox-secret-0123456789"),
+		"secret_key":     []byte("sk_test_x"),
+		"webhook_secret": []byte("whsec_x"),
 	}
 	for _, typ := range reg.Types() {
-		a, err := reg.New(typ, payments.Config{Secret: secrets[typ]})
+		keys := billingv1alpha1.ProcessorType(typ).SecretKeys()
+		secret := map[string][]byte{}
+		for _, k := range keys {
+			secret[k] = sample[k]
+		}
+		a, err := reg.New(typ, payments.Config{Secret: secret})
 		if err != nil {
-			t.Fatalf("build %s: %v", typ, err)
+			t.Fatalf("build %s from the keys %v: %v", typ, keys, err)
+		}
+		for _, drop := range keys {
+			less := maps.Clone(secret)
+			delete(less, drop)
+			if _, err := reg.New(typ, payments.Config{Secret: less}); err == nil {
+				t.Errorf("%s was built without %q, a key the operator requires", typ, drop)
+			}
 		}
 		var want []billingv1alpha1.PaymentMethodType
 		for _, t := range a.Capabilities().MethodTypes {
