@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
@@ -97,7 +98,14 @@ func TestDashboardAndAlertMetricsAreExported(t *testing.T) {
 		StringData: map[string]string{"host": "127.0.0.1", "port": "1", "tls": "none"}}))
 	must(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api-key"},
 		StringData: map[string]string{"key": apiKey}}))
+	// The merchant's webhook endpoint: every event is delivered here, so the delivery series exist.
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(hook.Close)
+	must(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hooks"},
+		StringData: map[string]string{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}))
 	p := portalObject(ns, portalName, "smtp")
+	p.Spec.Webhooks = []billingv1alpha1.WebhookEndpoint{{Name: "backend", URL: hook.URL + "/hooks",
+		SecretRef: billingv1alpha1.WebhookSecretReference{Name: "hooks"}}}
 	p.Spec.Exposure = &billingv1alpha1.Exposure{PublicURL: base + "/"}
 	p.Spec.MerchantAPI = &billingv1alpha1.MerchantAPI{KeySecretRef: billingv1alpha1.APIKeySecretReference{Name: "api-key", Key: "key"}}
 	must(c.Create(ctx, p))

@@ -60,7 +60,8 @@ func TestAlertsAreDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	runbook := string(b)
-	want := []string{"PorteroPortalNotReady", "PorteroSessionLinkSlow", "PorteroPaymentFailureRatioHigh", "PorteroSignInLockoutsSpiking"}
+	want := []string{"PorteroPortalNotReady", "PorteroSessionLinkSlow", "PorteroPaymentFailureRatioHigh", "PorteroSignInLockoutsSpiking",
+		"PorteroWebhookBacklogOld"}
 	if got := slices.Sorted(maps.Keys(alerts)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
 		t.Errorf("alerts %v, want %v", got, want)
 	}
@@ -147,6 +148,13 @@ func TestAlertsFireAsDocumented(t *testing.T) {
 				portero_portal_logins_total{namespace="shop", portal="steady", method="code", result="locked"} 0+0.5x1450
 				portero_portal_logins_total{namespace="shop", portal="attacked", method="code", result="ok"} 0+5x1450`,
 			firing: map[int][]string{1440: nil, 1450: {"portal=attacked"}},
+		}},
+		"PorteroWebhookBacklogOld": {{
+			name: "one portal's endpoint down (oldest event ages a minute a minute, both replicas report it), another delivering",
+			series: `portero_portal_webhook_oldest_pending_age_seconds{namespace="shop", portal="down", pod="a"} 0+60x30
+				portero_portal_webhook_oldest_pending_age_seconds{namespace="shop", portal="down", pod="b"} 0+60x30
+				portero_portal_webhook_oldest_pending_age_seconds{namespace="shop", portal="fine", pod="c"} 0 2 0 1 0x26`,
+			firing: map[int][]string{15: nil, 20: nil, 21: {"portal=down"}, 30: {"portal=down"}},
 		}},
 	}
 	for name, scenarios := range cases {
