@@ -475,7 +475,8 @@ type OTP struct {
 	// +kubebuilder:default=5
 	// +optional
 	MaxAttempts int32 `json:"maxAttempts,omitempty"`
-	// ResendCooldown is the wait before another code may be sent to the same address (0s to 1h).
+	// ResendCooldown is the wait before the same sign-in attempt (one browser) may ask for its code
+	// again (0s to 1h). Other browsers are not held back by it: see the README on sign-in limits.
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Format=duration
 	// +kubebuilder:validation:XValidation:rule="self >= duration('0s') && self <= duration('1h')",message="otp.resendCooldown must be between 0s and 1h"
