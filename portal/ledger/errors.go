@@ -33,6 +33,14 @@ const (
 	CodePaymentState                     = "payment_state"
 	CodeMethodNotUsable                  = "payment_method_not_usable"
 	CodePaymentMethodLimit               = "payment_method_limit_reached"
+	// Plans and plan changes (plans.go, subscription_change.go).
+	CodePlanExists           = "plan_exists"
+	CodePlanArchived         = "plan_archived"
+	CodePlanCurrencyMismatch = "plan_currency_mismatch"
+	CodePlanIntervalMismatch = "plan_interval_mismatch"
+	CodeQuantityAboveMaximum = "quantity_above_maximum"
+	CodeSubscriptionChanged  = "subscription_changed"
+	CodePeriodEnded          = "subscription_period_ended"
 )
 
 // Error is a failure the caller can explain to a person: a missing object, invalid input or a
@@ -144,6 +152,9 @@ func (e *Error) messages() (en, es string) {
 	case CodeMethodNotUsable:
 		return "The payment method cannot be used (for example, the card expired).",
 			"El medio de pago no se puede usar (por ejemplo, la tarjeta está vencida)."
+	case CodePlanExists, CodePlanArchived, CodePlanCurrencyMismatch, CodePlanIntervalMismatch,
+		CodeQuantityAboveMaximum, CodeSubscriptionChanged, CodePeriodEnded:
+		return planMessages(e)
 	case CodePaymentMethodLimit:
 		n := strconv.Itoa(e.Limit)
 		return "There are already " + n + " saved payment methods, the most this portal allows; remove one to add another.",
@@ -162,6 +173,8 @@ func resourceNames(resource string) (en, es string) {
 		return "subscription", "la suscripción"
 	case "payment":
 		return "payment", "el pago"
+	case "plan":
+		return "plan", "el plan"
 	}
 	return "object", "el objeto"
 }

@@ -26,6 +26,7 @@ const (
 	prefixMethod       = "pm"
 	prefixSubscription = "sub"
 	prefixPayment      = "pay"
+	prefixCredit       = "crd"
 )
 
 func fsSub(f fs.FS, dir string) (fs.FS, error) {

@@ -301,7 +301,8 @@ func TestMethodAndSubscriptionSummaries(t *testing.T) {
 		for _, s := range fullSubs {
 			wantSubs = append(wantSubs, Subscription{ID: s.ID, Plan: s.Plan, Amount: s.Amount, Currency: s.Currency, Interval: s.Interval,
 				Status: s.Status, CurrentPeriodEnd: s.CurrentPeriodEnd, PaymentMethodID: s.PaymentMethodID,
-				CancelAtPeriodEnd: s.CancelAtPeriodEnd, CanceledAt: s.CanceledAt})
+				CancelAtPeriodEnd: s.CancelAtPeriodEnd, CanceledAt: s.CanceledAt,
+				PlanID: s.PlanID, PlanEN: s.PlanEN, Quantity: s.Quantity, Pending: s.Pending})
 		}
 		if len(wantSubs) != 2 || !wantSubs[0].CancelAtPeriodEnd || wantSubs[0].PaymentMethodID == "" || !reflect.DeepEqual(briefSubs, wantSubs) {
 			t.Fatalf("subscription summaries\n%+v\nwant\n%+v", briefSubs, wantSubs)

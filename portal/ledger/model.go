@@ -196,6 +196,31 @@ type Subscription struct {
 	CancellationReason string
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
+	// PlanID names the catalogue plan the subscription is on (see Plan); "" for a subscription
+	// with a free-text plan. Amount is then the plan's amount × Quantity, as when it was set.
+	PlanID string
+	// PlanEN is the plan's English name (Plan holds its Spanish one); "" without a plan.
+	PlanEN   string
+	Quantity int
+	// Pending is a change scheduled for the end of the current period; nil if none.
+	Pending *PendingChange
+	// ChangeRevision counts the plan and quantity changes made so far; a change is billed
+	// once per revision it starts from.
+	ChangeRevision int64
+}
+
+// PlanName is the plan's name in the language of locale ("es", "en").
+func (s Subscription) PlanName(locale string) string {
+	if locale == "en" && s.PlanEN != "" {
+		return s.PlanEN
+	}
+	return s.Plan
+}
+
+// PendingChange is a plan or quantity change that takes effect at the next renewal.
+type PendingChange struct {
+	PlanID   string
+	Quantity int
 }
 
 // CancelMode says when a cancellation takes effect (the portal's cancellation.mode).
@@ -265,6 +290,9 @@ type Payment struct {
 	// FailureCode is a stable payments.Code* value; FailureMessage is its English text.
 	FailureCode    string
 	FailureMessage string
+	// CreditApplied is the part of the charge paid from the customer's credit balance; Amount
+	// is what is collected through the payment method.
+	CreditApplied int64
 	// Attempts is filled by the Get methods, oldest first; nil in lists.
 	Attempts  []Attempt
 	CreatedAt time.Time

@@ -62,7 +62,7 @@ const internalKeyPrefix = "portero:"
 const paymentColumns = `id, customer_id, amount, currency, description, subscription_id,
 	period_start, period_end, payment_method_id, method_type, method_summary, status,
 	idempotency_key, attempt_count, processor, processor_reference, instructions, failure_code,
-	failure_message, created_at, updated_at`
+	failure_message, created_at, updated_at, credit_applied`
 
 type paymentRow struct {
 	Payment
@@ -78,7 +78,7 @@ func scanPayment(row interface{ Scan(...any) error }) (paymentRow, error) {
 	err := row.Scan(&p.ID, &p.CustomerID, &p.Amount, &p.Currency, &p.Description, &subID,
 		&periodStart, &periodEnd, &methodID, &p.MethodType, &p.MethodSummary, &p.Status, &key,
 		&p.attemptCount, &p.Processor, &p.ProcessorReference, &p.Instructions, &p.FailureCode,
-		&p.FailureMessage, &created, &updated)
+		&p.FailureMessage, &created, &updated, &p.CreditApplied)
 	p.SubscriptionID, p.PaymentMethodID, p.IdempotencyKey = subID.String, methodID.String, key.String
 	p.PeriodStart, p.PeriodEnd = fromNullMillis(periodStart), fromNullMillis(periodEnd)
 	p.CreatedAt, p.UpdatedAt = fromMillis(created), fromMillis(updated)
@@ -200,6 +200,10 @@ type paymentInsert struct {
 	periodEnd      time.Time
 	idempotencyKey string
 	requestHash    string
+	// applyCredit lets the customer's credit balance pay the charge, all or part (credits.go);
+	// creditApplied is the part it pays.
+	applyCredit   bool
+	creditApplied int64
 }
 
 // createPayment inserts and charges a validated payment. The insert, the method choice and the
@@ -225,6 +229,8 @@ type inserted struct {
 	id     string
 	replay bool
 	claim  *claim
+	// covered: the credit balance paid the charge whole, and no payment was made.
+	covered bool
 }
 
 // insertPayment runs inside a transaction that holds the customer lock: it resolves an
@@ -235,6 +241,11 @@ func (s *Store) insertPayment(ctx context.Context, q querier, in paymentInsert, 
 		id, err := findIdempotent(ctx, q, "payments", in.customerID, in.idempotencyKey, in.requestHash, "")
 		if err != nil || id != "" {
 			return inserted{id: id, replay: id != ""}, err
+		}
+	}
+	if in.applyCredit {
+		if covered, err := s.applyCredit(ctx, q, &in, now); err != nil || covered {
+			return inserted{covered: covered}, err
 		}
 	}
 	if in.subscriptionID != "" {
@@ -261,14 +272,17 @@ func (s *Store) insertPayment(ctx context.Context, q querier, in paymentInsert, 
 	}
 	_, err = q.exec(ctx, `INSERT INTO payments (id, customer_id, amount, currency, description,
 		subscription_id, period_start, period_end, payment_method_id, method_type, method_summary,
-		status, idempotency_key, request_hash, attempt_count, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		status, idempotency_key, request_hash, attempt_count, created_at, updated_at, credit_applied)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		id, in.customerID, in.amount, string(in.currency), in.description, nullString(in.subscriptionID),
 		nullMillis(in.periodStart), nullMillis(in.periodEnd), nullString(methodID), string(methodType),
 		summary, string(status), nullString(in.idempotencyKey), in.requestHash, attempts,
-		toMillis(now), toMillis(now))
+		toMillis(now), toMillis(now), in.creditApplied)
 	if err != nil {
 		return inserted{}, fmt.Errorf("insert payment: %w", err)
+	}
+	if err := recordCreditUse(ctx, q, id, in, now); err != nil {
+		return inserted{}, err
 	}
 	if m == nil {
 		if err := updateSubscriptionAfterPayment(ctx, q, id, PaymentIncomplete, now); err != nil {
@@ -318,6 +332,8 @@ func paymentStatusEvent(st PaymentStatus) string {
 // payments fire the hook, claimed ones are charged.
 func (s *Store) afterInsert(ctx context.Context, customerID string, r inserted) (Payment, error) {
 	switch {
+	case r.covered:
+		return Payment{}, nil
 	case r.replay:
 		s.log.Info("payment request replayed", "customer", customerID, "payment", r.id)
 		return s.getPayment(ctx, customerID, r.id)

@@ -14,7 +14,13 @@ import (
 // NewSubscription is the input of CreateSubscription.
 type NewSubscription struct {
 	CustomerID string
-	Plan       string
+	// PlanID subscribes to a catalogue plan (see Plan) for Quantity units (0 means 1): the plan
+	// gives the name, amount, currency and interval, so Plan, Amount, Currency and Interval
+	// must be left empty. Without PlanID they are given as they are (a free-text plan) and
+	// Quantity must be 0 or 1.
+	PlanID   string
+	Quantity int
+	Plan     string
 	// Amount per period in minor units; must be positive.
 	Amount   int64
 	Currency Currency
@@ -44,21 +50,32 @@ type SubscriptionCreation struct {
 
 const subscriptionColumns = `id, customer_id, plan, amount, currency, billing_interval, status,
 	billing_anchor, current_period_start, current_period_end, payment_method_id,
-	cancel_at_period_end, canceled_at, cancellation_reason, created_at, updated_at`
+	cancel_at_period_end, canceled_at, cancellation_reason, created_at, updated_at,
+	plan_id, plan_en, quantity, pending_plan_id, pending_quantity, change_revision`
 
 func scanSubscription(row interface{ Scan(...any) error }) (Subscription, error) {
 	var sub Subscription
 	var anchor, start, end, created, updated int64
-	var pinned sql.NullString
-	var canceledAt sql.NullInt64
+	var pinned, planID, pendingPlan sql.NullString
+	var canceledAt, pendingQty sql.NullInt64
 	var cancelAtEnd int
 	err := row.Scan(&sub.ID, &sub.CustomerID, &sub.Plan, &sub.Amount, &sub.Currency, &sub.Interval,
 		&sub.Status, &anchor, &start, &end, &pinned, &cancelAtEnd, &canceledAt,
-		&sub.CancellationReason, &created, &updated)
+		&sub.CancellationReason, &created, &updated,
+		&planID, &sub.PlanEN, &sub.Quantity, &pendingPlan, &pendingQty, &sub.ChangeRevision)
+	sub.PlanID, sub.Pending = planID.String, pendingChange(pendingPlan, pendingQty)
 	sub.BillingAnchor, sub.CurrentPeriodStart, sub.CurrentPeriodEnd = fromMillis(anchor), fromMillis(start), fromMillis(end)
 	sub.PaymentMethodID, sub.CancelAtPeriodEnd, sub.CanceledAt = pinned.String, cancelAtEnd != 0, fromNullMillis(canceledAt)
 	sub.CreatedAt, sub.UpdatedAt = fromMillis(created), fromMillis(updated)
 	return sub, err
+}
+
+// pendingChange reads the pending_* columns.
+func pendingChange(plan sql.NullString, qty sql.NullInt64) *PendingChange {
+	if !plan.Valid {
+		return nil
+	}
+	return &PendingChange{PlanID: plan.String, Quantity: max(int(qty.Int64), 1)}
 }
 
 // ArgentinaTime is the default billing zone: Argentina keeps UTC−3 all year (no daylight saving
@@ -107,7 +124,39 @@ func subscriptionRequestHash(in NewSubscription, plan string, cur Currency) stri
 	if !in.StartAt.IsZero() {
 		startAt = toMillis(in.StartAt)
 	}
+	if in.PlanID != "" {
+		return fingerprint(in.PlanID, in.Quantity, in.PaymentMethodID, startAt, in.NoInitialPayment)
+	}
 	return fingerprint(plan, in.Amount, cur, in.Interval, in.PaymentMethodID, startAt, in.NoInitialPayment)
+}
+
+// fromPlan fills a plan subscription's name, amount, currency and interval from its plan; the
+// request must not give them itself.
+func (s *Store) fromPlan(ctx context.Context, in NewSubscription) (NewSubscription, Plan, error) {
+	for _, f := range []struct {
+		field string
+		set   bool
+	}{{"plan", in.Plan != ""}, {"amount", in.Amount != 0}, {"currency", in.Currency != ""}, {"interval", in.Interval != ""}} {
+		if f.set {
+			return in, Plan{}, newError(KindInvalid, CodeInvalidField, f.field, nil)
+		}
+	}
+	p, err := s.GetPlan(ctx, in.PlanID)
+	if err != nil {
+		return in, Plan{}, err
+	}
+	if p.Archived() {
+		return in, Plan{}, &Error{Kind: KindConflict, Code: CodePlanArchived, Field: "plan_id"}
+	}
+	if in.Quantity == 0 {
+		in.Quantity = 1
+	}
+	if err := p.checkQuantity(in.Quantity); err != nil {
+		return in, Plan{}, err
+	}
+	in.Plan, in.Currency, in.Interval = p.NameES, p.Currency, p.Interval
+	in.Amount, _ = p.price(in.Quantity)
+	return in, p, nil
 }
 
 // CreateSubscriptionIdempotent is CreateSubscription that also reports whether in.IdempotencyKey
@@ -115,6 +164,16 @@ func subscriptionRequestHash(in NewSubscription, plan string, cur Currency) stri
 // subscription, under the customer lock, so of any number of concurrent requests with one key
 // (on any replica) exactly one creates and charges; the others return what it created.
 func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscription) (SubscriptionCreation, error) {
+	hashIn := in // the request as given, for its fingerprint
+	var catalogue Plan
+	if in.PlanID != "" {
+		var err error
+		if in, catalogue, err = s.fromPlan(ctx, in); err != nil {
+			return SubscriptionCreation{}, err
+		}
+	} else if in.Quantity > 1 || in.Quantity < 0 {
+		return SubscriptionCreation{}, newError(KindInvalid, CodeInvalidField, "quantity", nil)
+	}
 	plan, err := checkText("plan", in.Plan, 200)
 	if err != nil {
 		return SubscriptionCreation{}, err
@@ -135,7 +194,7 @@ func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscrip
 	if err := validateIdempotencyKey(in.IdempotencyKey); err != nil {
 		return SubscriptionCreation{}, err
 	}
-	hash := subscriptionRequestHash(in, plan, cur)
+	hash := subscriptionRequestHash(hashIn, plan, cur)
 	now := s.nowMs()
 	start := in.StartAt.UTC().Truncate(time.Millisecond)
 	if in.StartAt.IsZero() {
@@ -146,6 +205,7 @@ func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscrip
 		Currency: cur, Interval: in.Interval, Status: SubscriptionActive, BillingAnchor: start,
 		CurrentPeriodStart: start, CurrentPeriodEnd: periodEnd(start, in.Interval, start, s.zone),
 		PaymentMethodID: in.PaymentMethodID, CreatedAt: now, UpdatedAt: now,
+		PlanID: catalogue.ID, PlanEN: catalogue.NameEN, Quantity: max(in.Quantity, 1),
 	}
 	var (
 		r      inserted
@@ -169,11 +229,12 @@ func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscrip
 		}
 		_, err := q.exec(ctx, `INSERT INTO subscriptions (id, customer_id, plan, amount, currency,
 			billing_interval, status, billing_anchor, current_period_start, current_period_end,
-			payment_method_id, idempotency_key, request_hash, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			payment_method_id, idempotency_key, request_hash, created_at, updated_at, plan_id, plan_en, quantity)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sub.ID, sub.CustomerID, sub.Plan, sub.Amount, string(sub.Currency), string(sub.Interval),
 			string(sub.Status), toMillis(start), toMillis(start), toMillis(sub.CurrentPeriodEnd),
-			nullString(sub.PaymentMethodID), nullString(in.IdempotencyKey), hash, toMillis(now), toMillis(now))
+			nullString(sub.PaymentMethodID), nullString(in.IdempotencyKey), hash, toMillis(now), toMillis(now),
+			nullString(sub.PlanID), sub.PlanEN, sub.Quantity)
 		if err != nil {
 			return fmt.Errorf("insert subscription: %w", err)
 		}
@@ -235,19 +296,30 @@ func (s *Store) replayedSubscription(ctx context.Context, customerID, id string)
 	return out, nil
 }
 
-// periodPayment describes the payment for one period of sub.
+// periodPayment describes the payment for one period of sub. The customer's credit balance
+// pays what it can of it.
 func (s *Store) periodPayment(sub Subscription, start, end time.Time) paymentInsert {
+	desc := planLabel(sub.Plan, sub.Quantity)
 	return paymentInsert{
 		customerID:     sub.CustomerID,
 		amount:         sub.Amount,
 		currency:       sub.Currency,
-		description:    sub.Plan,
+		description:    desc,
 		subscriptionID: sub.ID,
 		periodStart:    start,
 		periodEnd:      end,
 		idempotencyKey: renewalKey(sub.ID, start),
-		requestHash:    requestHash(sub.Amount, sub.Currency, sub.Plan, sub.ID, strconv.FormatInt(toMillis(start), 10)),
+		requestHash:    requestHash(sub.Amount, sub.Currency, desc, sub.ID, strconv.FormatInt(toMillis(start), 10)),
+		applyCredit:    true,
 	}
+}
+
+// planLabel names a plan and its quantity in a payment's description: "Pro", "Pro × 3".
+func planLabel(plan string, quantity int) string {
+	if quantity > 1 {
+		return plan + " × " + strconv.Itoa(quantity)
+	}
+	return plan
 }
 
 // GetSubscription returns a subscription by id, for the merchant (any customer).
@@ -289,21 +361,22 @@ func (s *Store) ListSubscriptions(ctx context.Context, customerID string) ([]Sub
 // subscriptionSummaryColumns are what a list of subscriptions shows (see
 // ListSubscriptionSummaries).
 const subscriptionSummaryColumns = `id, plan, amount, currency, billing_interval, status, current_period_end,
-	payment_method_id, cancel_at_period_end, canceled_at`
+	payment_method_id, cancel_at_period_end, canceled_at, plan_id, plan_en, quantity, pending_plan_id, pending_quantity`
 
 // ListSubscriptionSummaries is ListSubscriptions with only what a list of subscriptions shows
 // filled in: ID, Plan, Amount, Currency, Interval, Status, CurrentPeriodEnd, PaymentMethodID,
-// CancelAtPeriodEnd and CanceledAt; every other field is zero. The portal lists them on the
+// CancelAtPeriodEnd, CanceledAt, PlanID, PlanEN, Quantity and Pending; every other field is zero. The portal lists them on the
 // overview and the subscriptions page; SQLite's driver costs per column read.
 func (s *Store) ListSubscriptionSummaries(ctx context.Context, customerID string) ([]Subscription, error) {
 	return s.listSubscriptions(ctx, customerID, subscriptionSummaryColumns, func(row interface{ Scan(...any) error }) (Subscription, error) {
 		var sub Subscription
 		var end int64
-		var pinned sql.NullString
-		var canceledAt sql.NullInt64
+		var pinned, planID, pendingPlan sql.NullString
+		var canceledAt, pendingQty sql.NullInt64
 		var cancelAtEnd int
 		err := row.Scan(&sub.ID, &sub.Plan, &sub.Amount, &sub.Currency, &sub.Interval, &sub.Status, &end,
-			&pinned, &cancelAtEnd, &canceledAt)
+			&pinned, &cancelAtEnd, &canceledAt, &planID, &sub.PlanEN, &sub.Quantity, &pendingPlan, &pendingQty)
+		sub.PlanID, sub.Pending = planID.String, pendingChange(pendingPlan, pendingQty)
 		sub.CurrentPeriodEnd, sub.PaymentMethodID = fromMillis(end), pinned.String
 		sub.CancelAtPeriodEnd, sub.CanceledAt = cancelAtEnd != 0, fromNullMillis(canceledAt)
 		return sub, err
@@ -398,6 +471,18 @@ func (s *Store) CancelSubscription(ctx context.Context, customerID, id string, m
 			AND status = 'incomplete' ORDER BY created_at, id`, id, customerID)
 		if err != nil {
 			return err
+		}
+		// What the closed payments had taken from the credit balance is the customer's again.
+		refunds, err := q.strings(ctx, `SELECT id FROM payments WHERE subscription_id = ? AND customer_id = ?
+			AND status IN ('incomplete', 'failed') AND failure_code <> ? AND credit_applied > 0 ORDER BY created_at, id`,
+			id, customerID, payments.CodeSubscriptionCanceled)
+		if err != nil {
+			return err
+		}
+		for _, pid := range refunds {
+			if err := restoreCredit(ctx, q, pid, now); err != nil {
+				return err
+			}
 		}
 		if _, err := q.exec(ctx, `UPDATE payments SET status = 'failed', failure_code = ?, failure_message = '',
 			updated_at = ? WHERE subscription_id = ? AND customer_id = ? AND status IN ('incomplete', 'failed')`,
@@ -496,6 +581,9 @@ func (s *Store) RenewDue(ctx context.Context, now time.Time) (RenewalResult, err
 				res.Canceled = append(res.Canceled, *canceled)
 				continue
 			}
+			if p.ID == "" {
+				continue // paid from the credit balance: no payment
+			}
 			res.Payments = append(res.Payments, p)
 			if p.Status == PaymentIncomplete {
 				res.Incomplete = append(res.Incomplete, p)
@@ -555,6 +643,12 @@ func (s *Store) renewOne(ctx context.Context, id string, now time.Time) (Payment
 		if err != nil || !did {
 			return err
 		}
+		if sub.Pending != nil {
+			// The change scheduled for this moment: the new period is the new plan's.
+			if sub, err = applyPendingChange(ctx, q, sub, now); err != nil {
+				return err
+			}
+		}
 		r, err = s.insertPayment(ctx, q, s.periodPayment(sub, end, next), now)
 		return err
 	})
@@ -566,6 +660,10 @@ func (s *Store) renewOne(ctx context.Context, id string, now time.Time) (Payment
 			s.log.Info("subscription ended at period end", "customer", sub.CustomerID, "subscription", id)
 		}
 		return Payment{}, canceled, did, nil
+	}
+	if r.covered {
+		s.log.Info("subscription renewed, paid from the credit balance", "customer", sub.CustomerID, "subscription", id)
+		return Payment{}, nil, true, nil
 	}
 	p, err := s.afterInsert(ctx, sub.CustomerID, r)
 	if err != nil {

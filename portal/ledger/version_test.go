@@ -104,7 +104,7 @@ func versionTriggers(t *testing.T, e *env) map[string][]string {
 // table added without the triggers fails here.
 func TestVersionTriggersCoverEveryTable(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		want := append(append([]string{"customers"}, ownedTables...), logTables...)
+		want := append(append(append(append([]string{"customers"}, ownedTables...), logTables...), catalogueTables...), creditTables...)
 		slices.Sort(want)
 		if got := tables(t, e); !slices.Equal(got, want) {
 			t.Fatalf("ledger tables = %v, want %v: give a new table the customer version triggers (migrations/sqlite and migrations/postgres) and add it to ownedTables", got, want)
@@ -113,7 +113,7 @@ func TestVersionTriggersCoverEveryTable(t *testing.T) {
 		if got := trig["customers"]; !slices.Equal(got, []string{"UPDATE"}) {
 			t.Errorf("customers: version triggers on %v, want [UPDATE]", got)
 		}
-		for _, table := range ownedTables {
+		for _, table := range append(append([]string(nil), ownedTables...), creditTables...) {
 			if got := trig[table]; !slices.Equal(got, []string{"DELETE", "INSERT", "UPDATE"}) {
 				t.Errorf("%s: version triggers on %v, want [DELETE INSERT UPDATE]", table, got)
 			}
@@ -361,7 +361,8 @@ func TestEveryWriteChangesTheCustomerVersion(t *testing.T) {
 			"ListSubscriptionSummaries"}
 		// The event log is the merchant's, on no customer page (see logTables).
 		reads = append(reads, "ListEvents", "GetEvent", "RedeliverEvent", "ClaimDeliveries", "RecordAttempt",
-			"DeliveryBacklog", "PendingEndpoints", "AbandonDeliveries")
+			"DeliveryBacklog", "PendingEndpoints", "AbandonDeliveries", "RecordAttempts", "ReleaseDeliveries")
+		reads = append(reads, planStoreMethods...)
 		typ := reflect.TypeFor[*Store]()
 		for i := range typ.NumMethod() {
 			name := typ.Method(i).Name
