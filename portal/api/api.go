@@ -106,6 +106,7 @@ func (a *API) registerRoutes() {
 	a.handle("GET /api/v1/payments", false, a.listPayments)
 	a.handle("GET /api/v1/payments/{id}", false, a.getPayment)
 	a.handle("POST /api/v1/payments/{id}/confirm", false, a.confirmPayment)
+	a.handle("GET /api/v1/payments/{id}/receipt.pdf", false, a.getReceiptPDF)
 
 	a.handle("POST /api/v1/portal_sessions", false, a.createSession)
 	a.handle("GET /api/v1/portal_sessions/{id}", false, a.getSession)

@@ -290,6 +290,9 @@ const (
 	docEvent        = "evt_33n7kobigbas08gl1d6mj3v44"
 )
 
+// docPaidPayment is the receipt's example id in openapi.json: a payment that succeeded.
+const docPaidPayment = "pay_4sd9kn2vx7tq3mb6hc5dr2yb"
+
 // withCardExpiry is a copy of example with every exp_year set to year: the document shows a
 // fixed year, which the sandbox would refuse as expired once it passed.
 func withCardExpiry(example any, year int) any {
@@ -330,12 +333,16 @@ func TestOpenAPIExamplesAreAccepted(t *testing.T) {
 		"plan": "Doc", "amount": 1000, "currency": "ARS", "interval": "month"}}, 201, "").json(t, &sub)
 	var session sessionJSON
 	f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_id": c.ID}}, 201, "").json(t, &session)
+	// A card customer's succeeded payment, which has a receipt.
+	payer := f.customer("doc-receipt@example.com")
+	f.addCard(payer.ID, "4242424242424242", "123")
+	paid := f.pay(payer.ID, 150000)
 	events, err := f.store.ListEvents(f.ctx, ledger.ListEventsParams{})
 	if err != nil || len(events.Items) == 0 {
 		t.Fatalf("no event to stand for the examples' (%v)", err)
 	}
 	ids := strings.NewReplacer(docCustomer, c.ID, docSubscription, sub.ID, docPayment, pending.ID, docSession, session.ID,
-		docEvent, events.Items[0].ID)
+		docEvent, events.Items[0].ID, docPaidPayment, paid.ID)
 
 	paths := d.doc["paths"].(map[string]any)
 	// Reads first, then writes, cancel, confirm and revoke last: the order a merchant would follow.
@@ -397,6 +404,13 @@ func TestOpenAPIExamplesAreAccepted(t *testing.T) {
 		content, ok := spec["responses"].(map[string]any)[fmt.Sprint(res.status)].(map[string]any)["content"].(map[string]any)
 		if !ok {
 			t.Errorf("%s: status %d is not documented", op, res.status)
+			continue
+		}
+		if _, ok := content["application/pdf"]; ok {
+			// A document, not JSON: it must be what it says, and a PDF.
+			if ct := res.header.Get("Content-Type"); ct != "application/pdf" || !bytes.HasPrefix(res.body, []byte("%PDF-")) {
+				t.Errorf("%s: documented as application/pdf, answered %q starting %q", op, ct, res.body[:min(len(res.body), 8)])
+			}
 			continue
 		}
 		schema := content["application/json"].(map[string]any)["schema"].(map[string]any)

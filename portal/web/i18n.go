@@ -194,6 +194,12 @@ var catalog = map[string]map[string]string{
 
 		"linkinvalid.recover_intro": "Te mandamos un código a tu correo para entrar y seguir donde te llevaba el enlace.",
 
+		"title.receipt": "Comprobante de pago",
+		"receipt.view":  "Ver comprobante",
+		"receipt.pdf":   "Descargar PDF",
+		"receipt.print": "Para imprimirlo, usá la opción Imprimir de tu navegador.",
+		"receipt.back":  "Volver al pago",
+
 		"ended.heading": "Tu sesión terminó",
 		"ended.body":    "Por seguridad, la sesión se cierra después de un tiempo sin uso o cuando el enlace de acceso vence o se da de baja.",
 		"ended.login":   "Volver a ingresar",
@@ -525,6 +531,12 @@ var catalog = map[string]map[string]string{
 		"linkinvalid.ask_merchant":    "Ask whoever sent you the link for a new one.",
 
 		"linkinvalid.recover_intro": "We can e-mail you a code to sign in and carry on where the link was taking you.",
+
+		"title.receipt": "Payment receipt",
+		"receipt.view":  "View receipt",
+		"receipt.pdf":   "Download PDF",
+		"receipt.print": "To print it, use your browser's Print option.",
+		"receipt.back":  "Back to the payment",
 
 		"ended.heading": "Your session has ended",
 		"ended.body":    "For your security, sessions end after a while without use, or when the access link expires or is revoked.",

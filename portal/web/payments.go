@@ -148,6 +148,8 @@ type paymentData struct {
 	// QRCode draws Instructions as a scannable code: set for a pending QR payment whose payload
 	// fits one (nil otherwise: the page then shows the payload as text only).
 	QRCode *qrCode
+	// Receipt is the receipt's page, for a succeeded payment whose receipts the customer may see.
+	Receipt string
 }
 
 // payment loads the customer's payment named in the path; false means it answered (404 for
@@ -163,7 +165,7 @@ func (h *Handler) payment(w http.ResponseWriter, v *visit) (ledger.Payment, bool
 
 func (h *Handler) paymentData(v *visit, p ledger.Payment) paymentData {
 	d := paymentData{P: paymentView(v.locale, p), CanPay: mayPay(v.portal, p), Instructions: p.Instructions,
-		QR: p.MethodType == payments.MethodQR, Result: v.flash == paidFlash(p.ID)}
+		QR: p.MethodType == payments.MethodQR, Result: v.flash == paidFlash(p.ID), Receipt: receiptURL(v, p)}
 	if d.QR && p.Status == ledger.PaymentPending && p.Instructions != "" {
 		// Only the pending page shows it, so only it pays for the encoding.
 		qc, err := newQRCode(p.Instructions)

@@ -253,6 +253,8 @@ func (h *Handler) routes() {
 	m.Handle("GET /payments/{id}", h.inside(always, h.paymentPage))
 	m.Handle("GET /payments/{id}/pay", h.inside(always, h.paymentPayPage))
 	m.Handle("POST /payments/{id}/pay", h.inside(always, h.paymentPay))
+	m.Handle("GET /payments/{id}/receipt", h.inside(canSeeHistory, h.receiptPage))
+	m.Handle("GET /payments/{id}/receipt.pdf", h.inside(canSeeHistory, h.receiptPDF))
 
 	m.Handle("/", h.public(func(w http.ResponseWriter, v *visit) { h.fail(w, v, http.StatusNotFound, "error.not_found") }))
 }
