@@ -84,7 +84,16 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
+	restrictions, e := sessionRestrictions(req.Restrictions, p)
+	if e != nil {
+		return e
+	}
+	after, e := afterExpiration(req.AfterExpiration)
+	if e != nil {
+		return e
+	}
 	s := buildSession(p, req, ttl, cust, flow)
+	s.Spec.Restrictions, s.Spec.AfterExpiration = restrictions, after
 	info(r).sessionID = s.Name
 	if err := a.rules.Client.Create(r.Context(), s); err != nil {
 		return a.kubernetesError(r, "create PortalSession", err)
@@ -97,6 +106,7 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) *apiError {
 	writeJSON(w, http.StatusCreated, sessionJSON{
 		ID: s.Name, URL: link.url, ExpiresAt: link.expiresAt.UTC(), CustomerID: s.Spec.Customer.ID,
 		CustomerEmail: s.Spec.Customer.Email, Flow: req.Flow, DeliverByEmail: req.DeliverByEmail,
+		Restrictions: toRestrictionsJSON(s.Spec.Restrictions), AfterExpiration: toAfterExpirationJSON(s.Spec.AfterExpiration),
 	})
 	return nil
 }
@@ -553,6 +563,7 @@ func toSessionState(s *billingv1alpha1.PortalSession, now time.Time) sessionStat
 		ID: s.Name, Phase: sessionPhase(s, now), Revoked: s.Spec.Revoked, RevocationReason: s.Spec.RevocationReason,
 		CustomerID: s.Spec.Customer.ID, CustomerEmail: s.Spec.Customer.Email,
 		DeliverByEmail: wantsEmail(s), CreatedAt: s.CreationTimestamp.UTC(),
+		Restrictions: toRestrictionsJSON(s.Spec.Restrictions), AfterExpiration: toAfterExpirationJSON(s.Spec.AfterExpiration),
 	}
 	if s.Status.ExpiresAt != nil {
 		out.ExpiresAt = optionalTime(s.Status.ExpiresAt.UTC())
@@ -632,6 +643,10 @@ func apiFieldOf(specPath string) string {
 		return "flow.subscription_id"
 	case strings.HasPrefix(specPath, "spec.flow"):
 		return "flow"
+	case strings.HasPrefix(specPath, "spec.restrictions"):
+		return "restrictions"
+	case strings.HasPrefix(specPath, "spec.afterExpiration"):
+		return "after_expiration"
 	}
 	return ""
 }

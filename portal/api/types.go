@@ -272,6 +272,10 @@ type createSessionRequest struct {
 	Flow          *flowJSON `json:"flow"`
 	// DeliverByEmail also e-mails the link to the customer.
 	DeliverByEmail bool `json:"deliver_by_email"`
+	// Restrictions narrow what the session may do (see restrictionsJSON).
+	Restrictions *restrictionsJSON `json:"restrictions"`
+	// AfterExpiration is what the link offers once it has ended.
+	AfterExpiration *afterExpirationJSON `json:"after_expiration"`
 }
 
 type flowJSON struct {
@@ -290,6 +294,9 @@ type sessionJSON struct {
 	Flow          *flowJSON `json:"flow,omitempty"`
 	// DeliverByEmail echoes the request: the e-mail is sent by the operator right after.
 	DeliverByEmail bool `json:"deliver_by_email"`
+	// Restrictions and AfterExpiration are the session's, as created.
+	Restrictions    *restrictionsJSON    `json:"restrictions,omitempty"`
+	AfterExpiration *afterExpirationJSON `json:"after_expiration"`
 }
 
 // sessionStateJSON is a portal session as GET and revoke answer it: its state, never its link.
@@ -306,6 +313,8 @@ type sessionStateJSON struct {
 	Flow             *flowJSON            `json:"flow,omitempty"`
 	DeliverByEmail   bool                 `json:"deliver_by_email"`
 	Delivery         *sessionDeliveryJSON `json:"delivery,omitempty"`
+	Restrictions     *restrictionsJSON    `json:"restrictions,omitempty"`
+	AfterExpiration  *afterExpirationJSON `json:"after_expiration"`
 	CreatedAt        time.Time            `json:"created_at"`
 }
 
