@@ -44,6 +44,10 @@ type shareOptions struct {
 	returnURL      string
 	qr             bool
 	wait           time.Duration
+	// onlyMethods, deny and noRecovery narrow the session (spec.restrictions, afterExpiration).
+	onlyMethods []string
+	deny        []string
+	noRecovery  bool
 }
 
 func newShareCommand(o *Options) *cobra.Command {
@@ -56,11 +60,17 @@ prints the link: a temporary, pre-authenticated URL that opens the portal as tha
 "compartir portal de cliente" does from a dashboard.
 
 CUSTOMER is a customer id (cus_…) or an e-mail address (anything with an @). The link is a
-credential: hand it to that customer only. ` + "`kubectl portero revoke NAME`" + ` ends it at once.`,
+credential: hand it to that customer only. ` + "`kubectl portero revoke NAME`" + ` ends it at once.
+
+--only-methods and --deny narrow this one link inside its portal (a custom portal for one
+customer): it offers and accepts only the listed payment method types the portal accepts, and
+loses the denied permissions, on every request. Once it expires or is revoked the link offers
+its customer a sign-in code, then its flow; --no-recovery makes it say only that it ended.`,
 		Example: `  kubectl portero share cus_123 --portal acme
   kubectl portero share jane@example.com --portal acme --ttl 2h --email
   kubectl portero share cus_123 --portal acme --flow complete_payment --payment pay_9 --qr
-  kubectl portero share cus_123 --portal acme --flow cancel_subscription --subscription sub_4`,
+  kubectl portero share cus_123 --portal acme --flow cancel_subscription --subscription sub_4
+  kubectl portero share cus_123 --portal acme --only-methods bank_transfer --deny cancel_subscriptions`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return errors.New("share needs exactly one CUSTOMER: a customer id (cus_…) or an e-mail address")
@@ -80,6 +90,9 @@ credential: hand it to that customer only. ` + "`kubectl portero revoke NAME`" +
 	f.StringVar(&so.returnURL, "return-url", "", "\"back to the merchant\" link for this session (default: the portal's returnURL)")
 	f.BoolVar(&so.qr, "qr", false, "also print the link as a QR code, for a phone to scan")
 	f.DurationVar(&so.wait, "wait", 30*time.Second, "how long to wait for the operator to make the link")
+	f.StringSliceVar(&so.onlyMethods, "only-methods", nil, "the only payment method types this link offers and accepts, e.g. bank_transfer,direct_debit (within the portal's)")
+	f.StringSliceVar(&so.deny, "deny", nil, "permissions this link does not have: "+strings.Join(denyable, ", "))
+	f.BoolVar(&so.noRecovery, "no-recovery", false, "once the link ends it only says so, instead of offering its customer a sign-in code")
 	_ = cmd.MarkFlagRequired("portal")
 	return cmd
 }
@@ -166,6 +179,12 @@ func (so *shareOptions) build(arg string) (*billingv1alpha1.PortalSession, error
 	if so.ttl > 0 {
 		s.Spec.TTL = &metav1.Duration{Duration: so.ttl}
 	}
+	if s.Spec.Restrictions, err = so.restrictions(); err != nil {
+		return nil, err
+	}
+	if so.noRecovery {
+		s.Spec.AfterExpiration.Recovery = billingv1alpha1.RecoveryNone
+	}
 	if so.emailTo != "" {
 		so.email = true
 		if cust.Email != "" {
@@ -212,6 +231,9 @@ func (so *shareOptions) run(ctx context.Context, arg string) error {
 	if so.email && p.Spec.Email == nil {
 		return fmt.Errorf("--email: CustomerPortal %q has no spec.email (smtpSecretRef and from), so it cannot e-mail links; share the printed link instead", p.Name)
 	}
+	if err := so.checkMethods(p, s.Spec.Restrictions); err != nil {
+		return err
+	}
 
 	if err := c.client.Create(ctx, s, client.FieldOwner(fieldManager)); err != nil {
 		return apiError(fmt.Sprintf("create a PortalSession on portal %q", p.Name), err)
@@ -235,6 +257,9 @@ func (so *shareOptions) run(ctx context.Context, arg string) error {
 	exp := active.Status.ExpiresAt.Time
 	fmt.Fprintf(so.ErrOut, "The link opens portal %q as %s until %s (%s from now). It is a credential: hand it to that customer only.\nEnd it with: kubectl portero revoke %s -n %s\n",
 		p.Name, who, exp.UTC().Format(time.RFC3339), duration.HumanDuration(exp.Sub(so.Now())), s.Name, s.Namespace)
+	if r := s.Spec.Restrictions; r != nil {
+		fmt.Fprintf(so.ErrOut, "It is narrowed within the portal's rules:%s\n", describeRestrictions(r))
+	}
 	if so.email {
 		return c.awaitDelivery(ctx, so.ErrOut, s.Name, so.wait)
 	}
