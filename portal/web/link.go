@@ -306,6 +306,14 @@ func flowTarget(p *billingv1alpha1.CustomerPortal, ps *billingv1alpha1.PortalSes
 			return "/subscriptions/" + url.PathEscape(f.SubscriptionID) + "/cancel"
 		}
 		return "/subscriptions/" + url.PathEscape(f.SubscriptionID)
+	case billingv1alpha1.FlowUpdateSubscription:
+		if f.SubscriptionID == "" {
+			return "/subscriptions"
+		}
+		if canChangePlan(p) {
+			return "/subscriptions/" + url.PathEscape(f.SubscriptionID) + "/change"
+		}
+		return "/subscriptions/" + url.PathEscape(f.SubscriptionID)
 	case billingv1alpha1.FlowUpdateBillingInfo:
 		if perms.CanUpdateBillingInfo() {
 			return "/billing"

@@ -29,10 +29,12 @@ type subscriptionRow struct {
 	// ("per month"), the status, where the period stands (renews, ends or ended on a day) and
 	// what it is charged to.
 	AmountText, IntervalText, StatusText, PeriodText, PaysWithText string
+	// PendingText says what a change scheduled for the period's end will do ("" if none).
+	PendingText string
 }
 
 func subscriptionView(locale string, s ledger.Subscription, methods map[string]ledger.PaymentMethod) subscriptionRow {
-	r := subscriptionRow{ID: s.ID, Plan: s.Plan, Amount: s.Amount, Currency: s.Currency, Interval: string(s.Interval),
+	r := subscriptionRow{ID: s.ID, Plan: planLabelIn(s.PlanName(locale), s.Quantity), Amount: s.Amount, Currency: s.Currency, Interval: string(s.Interval),
 		Status: string(s.Status), PeriodEnd: s.CurrentPeriodEnd, CancelAtPeriodEnd: s.CancelAtPeriodEnd,
 		CanceledAt: s.CanceledAt, Href: "/subscriptions/" + url.PathEscape(s.ID),
 		AmountText: formatMoney(locale, s.Amount, s.Currency), IntervalText: tr(locale, "interval."+string(s.Interval)),
@@ -47,6 +49,9 @@ func subscriptionView(locale string, s ledger.Subscription, methods map[string]l
 		r.PeriodText = tr(locale, "subscription.ends_on", formatDate(locale, s.CurrentPeriodEnd))
 	default:
 		r.PeriodText = tr(locale, "subscription.renews_on", formatDate(locale, s.CurrentPeriodEnd))
+	}
+	if s.Pending != nil && s.Status != ledger.SubscriptionCanceled {
+		r.PendingText = tr(locale, "subscription.change.pending", formatDate(locale, s.CurrentPeriodEnd))
 	}
 	if r.Method != "" {
 		r.PaysWithText = tr(locale, "subscription.pays_with", r.Method)
@@ -110,6 +115,13 @@ type subscriptionData struct {
 	Mode            string
 	CollectReason   bool
 	Reason          string
+	// CanChangePlan offers "change plan" (permissions.updateSubscriptions and
+	// subscriptionUpdate.enabled, on a subscription that is not canceled).
+	CanChangePlan bool
+	// CreditText is the customer's credit balance in the subscription's currency, when any.
+	CreditText string
+	// Payments are the subscription's latest payments, when the portal shows payment history.
+	Payments []paymentRow
 }
 
 // subscription loads the customer's subscription named in the path; false means it answered
@@ -136,6 +148,23 @@ func (h *Handler) subscriptionData(v *visit, s ledger.Subscription) (subscriptio
 	for _, m := range ms {
 		if allows(v.portal, m.Type) {
 			d.Choices = append(d.Choices, methodChoice{ID: m.ID, Label: methodLabel(v.locale, m), Selected: m.ID == s.PaymentMethodID})
+		}
+	}
+	d.CanChangePlan = canChangePlan(v.portal) && !d.Canceled
+	bal, err := h.ledger.CreditBalance(v.ctx, v.customer.ID, s.Currency)
+	if err != nil {
+		return subscriptionData{}, err
+	}
+	if bal > 0 {
+		d.CreditText = formatMoney(v.locale, bal, s.Currency)
+	}
+	if perms.CanViewPaymentHistory() {
+		page, err := h.ledger.ListPaymentSummaries(v.ctx, ledger.ListPaymentsParams{CustomerID: v.customer.ID, SubscriptionID: s.ID, Limit: 5})
+		if err != nil {
+			return subscriptionData{}, err
+		}
+		for _, p := range page.Items {
+			d.Payments = append(d.Payments, paymentView(v.locale, p))
 		}
 	}
 	return d, nil

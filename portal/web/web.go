@@ -242,6 +242,7 @@ func (h *Handler) routes() {
 	m.Handle("GET /subscriptions/{id}/cancel", h.inside(canCancel, h.subscriptionCancelPage))
 	m.Handle("POST /subscriptions/{id}/cancel", h.inside(canCancel, h.subscriptionCancel))
 	m.Handle("POST /subscriptions/{id}/resume", h.inside(canCancel, h.subscriptionResume))
+	h.planChangeRoutes(m)
 
 	m.Handle("GET /billing", h.inside(canEditBilling, h.billingPage))
 	m.Handle("POST /billing", h.inside(canEditBilling, h.billingSubmit))
