@@ -113,7 +113,7 @@ func (f *Fake) customerJSON(c *customer) map[string]any {
 		"user_id": f.opts.UserID, "merchant_id": nil, "client_id": nil,
 		"phone": map[string]any{"area_code": nil, "number": nil}, "identification": map[string]any{"type": nil, "number": nil},
 		"address": map[string]any{"id": nil, "zip_code": nil, "street_name": nil, "street_number": nil},
-		"cards": cards, "addresses": []any{}, "metadata": map[string]any{},
+		"cards":   cards, "addresses": []any{}, "metadata": map[string]any{},
 	}
 }
 
@@ -165,8 +165,8 @@ func (f *Fake) tokenJSON(t *cardToken) map[string]any {
 		"id": t.id, "public_key": f.opts.PublicKey, "first_six_digits": c.number[:6], "last_four_digits": c.number[len(c.number)-4:],
 		"expiration_month": c.expMonth, "expiration_year": c.expYear, "card_number_length": len(c.number),
 		"security_code_length": map[bool]int{true: 4, false: 3}[c.method == "amex"],
-		"cardholder": map[string]any{"name": c.holder, "identification": map[string]any{"type": "DNI", "number": "12345678"}},
-		"status": "active", "luhn_validation": true, "live_mode": false, "require_esc": false,
+		"cardholder":           map[string]any{"name": c.holder, "identification": map[string]any{"type": "DNI", "number": "12345678"}},
+		"status":               "active", "luhn_validation": true, "live_mode": false, "require_esc": false,
 		"date_created": stamp(t.created), "date_last_updated": stamp(t.created), "date_due": stamp(t.created.Add(7 * 24 * time.Hour)),
 	}
 	if c.id != "" {
@@ -234,7 +234,7 @@ func (f *Fake) cardJSON(c *card) map[string]any {
 		"expiration_month": c.expMonth, "expiration_year": c.expYear,
 		"first_six_digits": c.number[:6], "last_four_digits": c.number[len(c.number)-4:],
 		"payment_method": map[string]any{"id": c.method, "name": name, "payment_type_id": "credit_card",
-			"thumbnail": "http://img.mlstatic.com/org-img/MP3/API/logos/" + c.method + ".gif",
+			"thumbnail":        "http://img.mlstatic.com/org-img/MP3/API/logos/" + c.method + ".gif",
 			"secure_thumbnail": "https://www.mercadopago.com/org-img/MP3/API/logos/" + c.method + ".gif"},
 		"security_code": map[string]any{"length": map[bool]int{true: 4, false: 3}[c.method == "amex"], "card_location": "back"},
 		"issuer":        map[string]any{"id": 3, "name": name},

@@ -476,8 +476,8 @@ func (f *Fake) orderJSON(o *order) map[string]any {
 		"id": o.id, "type": "qr", "processing_mode": "automatic", "external_reference": o.externalRef,
 		"description": o.description, "total_amount": o.amount, "country_code": "AR", "user_id": strconv.FormatInt(f.opts.UserID, 10),
 		"status": o.status, "status_detail": o.detail, "created_date": stamp(o.created), "last_updated_date": stamp(o.updated),
-		"config":       map[string]any{"qr": map[string]any{"external_pos_id": o.pos, "mode": "dynamic"}},
-		"transactions": map[string]any{"payments": []any{map[string]any{"id": o.paymentID, "amount": o.amount, "status": o.status, "status_detail": o.detail}}},
+		"config":        map[string]any{"qr": map[string]any{"external_pos_id": o.pos, "mode": "dynamic"}},
+		"transactions":  map[string]any{"payments": []any{map[string]any{"id": o.paymentID, "amount": o.amount, "status": o.status, "status_detail": o.detail}}},
 		"type_response": map[string]any{"qr_data": o.qrData},
 	}
 }
