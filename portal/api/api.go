@@ -101,6 +101,12 @@ func (a *API) registerRoutes() {
 	a.handle("POST /api/v1/subscriptions", false, a.createSubscription)
 	a.handle("GET /api/v1/subscriptions/{id}", false, a.getSubscription)
 	a.handle("POST /api/v1/subscriptions/{id}/cancel", false, a.cancelSubscription)
+	a.handle("POST /api/v1/subscriptions/{id}/update", false, a.updateSubscription)
+
+	a.handle("POST /api/v1/plans", false, a.createPlan)
+	a.handle("GET /api/v1/plans", false, a.listPlans)
+	a.handle("GET /api/v1/plans/{id}", false, a.getPlan)
+	a.handle("POST /api/v1/plans/{id}/archive", false, a.archivePlan)
 
 	a.handle("POST /api/v1/payments", false, a.createPayment)
 	a.handle("GET /api/v1/payments", false, a.listPayments)

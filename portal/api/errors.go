@@ -47,6 +47,8 @@ func ErrorCodes() []string {
 		ledger.CodeNotFound, ledger.CodeInvalidField, ledger.CodeRequired,
 		ledger.CodeLastMethodWithActiveSubscription, ledger.CodeSubscriptionCanceled,
 		ledger.CodePaymentState, ledger.CodeMethodNotUsable, ledger.CodePaymentMethodLimit,
+		ledger.CodePlanExists, ledger.CodePlanArchived, ledger.CodePlanCurrencyMismatch, ledger.CodePlanIntervalMismatch,
+		ledger.CodeQuantityAboveMaximum, ledger.CodeSubscriptionChanged, ledger.CodePeriodEnded,
 		// The processor's validation codes and refusals.
 		payments.CodeInvalidCardNumberCharacters, payments.CodeInvalidCardNumberLength,
 		payments.CodeInvalidCardNumber, payments.CodeInvalidExpiryMonth, payments.CodeInvalidExpiryYear,

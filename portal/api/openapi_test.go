@@ -331,6 +331,11 @@ func TestOpenAPIExamplesAreAccepted(t *testing.T) {
 	var sub subscriptionJSON
 	f.expect(req{method: "POST", path: "/api/v1/subscriptions", headers: map[string]string{"Idempotency-Key": newKey()}, body: map[string]any{"customer_id": c.ID,
 		"plan": "Doc", "amount": 1000, "currency": "ARS", "interval": "month"}}, 201, "").json(t, &sub)
+	// The plans the plan examples name: one to read and move to, one to archive.
+	for _, id := range []string{"pro-monthly", "legacy-monthly"} {
+		f.expect(req{method: "POST", path: "/api/v1/plans", body: map[string]any{"id": id, "name": map[string]any{"es": "Pro", "en": "Pro"},
+			"amount": 400000, "currency": "ARS", "interval": "month", "max_quantity": 10}}, 201, "")
+	}
 	var session sessionJSON
 	f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_id": c.ID}}, 201, "").json(t, &session)
 	// A card customer's succeeded payment, which has a receipt.

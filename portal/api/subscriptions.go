@@ -33,7 +33,7 @@ func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) *apiErr
 	}
 	info(r).customerID = req.CustomerID
 	in := ledger.NewSubscription{
-		CustomerID: req.CustomerID, Plan: req.Plan, Amount: req.Amount,
+		CustomerID: req.CustomerID, PlanID: req.PlanID, Quantity: req.Quantity, Plan: req.Plan, Amount: req.Amount,
 		Currency: ledger.Currency(req.Currency), Interval: ledger.Interval(req.Interval),
 		PaymentMethodID: req.PaymentMethodID, NoInitialPayment: req.NoInitialPayment,
 		IdempotencyKey: key,

@@ -151,13 +151,28 @@ type subscriptionJSON struct {
 	CancellationReason string     `json:"cancellation_reason,omitempty"`
 	CreatedAt          time.Time  `json:"created_at"`
 	UpdatedAt          time.Time  `json:"updated_at"`
+	// PlanID is the catalogue plan (absent for a free-text plan); Quantity its units.
+	PlanID   string `json:"plan_id,omitempty"`
+	Quantity int    `json:"quantity"`
+	// PendingChange is a change scheduled for the period's end.
+	PendingChange *pendingChangeJSON `json:"pending_change,omitempty"`
 	// InitialPayment is the first period's payment, in the response to a creation only.
 	InitialPayment *paymentJSON `json:"initial_payment,omitempty"`
 }
 
-// createSubscriptionRequest is the body of POST /subscriptions.
+// pendingChangeJSON is a plan or quantity change that takes effect at the period's end.
+type pendingChangeJSON struct {
+	PlanID      string    `json:"plan_id"`
+	Quantity    int       `json:"quantity"`
+	EffectiveAt time.Time `json:"effective_at"`
+}
+
+// createSubscriptionRequest is the body of POST /subscriptions: a plan_id (and quantity), or
+// a free-text plan with its amount, currency and interval.
 type createSubscriptionRequest struct {
 	CustomerID       string     `json:"customer_id"`
+	PlanID           string     `json:"plan_id"`
+	Quantity         int        `json:"quantity"`
 	Plan             string     `json:"plan"`
 	Amount           int64      `json:"amount"`
 	Currency         string     `json:"currency"`
@@ -175,39 +190,47 @@ type cancelSubscriptionRequest struct {
 }
 
 func toSubscription(s ledger.Subscription) subscriptionJSON {
-	return subscriptionJSON{
+	out := subscriptionJSON{
 		ID: s.ID, CustomerID: s.CustomerID, Plan: s.Plan, Amount: s.Amount, Currency: string(s.Currency),
 		Interval: string(s.Interval), Status: string(s.Status),
 		CurrentPeriodStart: s.CurrentPeriodStart, CurrentPeriodEnd: s.CurrentPeriodEnd,
 		PaymentMethodID: s.PaymentMethodID, CancelAtPeriodEnd: s.CancelAtPeriodEnd,
 		CanceledAt: optionalTime(s.CanceledAt), CancellationReason: s.CancellationReason,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+		PlanID: s.PlanID, Quantity: max(s.Quantity, 1),
 	}
+	if s.Pending != nil {
+		out.PendingChange = &pendingChangeJSON{PlanID: s.Pending.PlanID, Quantity: s.Pending.Quantity, EffectiveAt: s.CurrentPeriodEnd}
+	}
+	return out
 }
 
 // paymentJSON is a payment. Attempts are present on GET /payments/{id} and on responses to
 // creation and confirmation, absent in lists.
 type paymentJSON struct {
-	ID                 string        `json:"id"`
-	CustomerID         string        `json:"customer_id"`
-	Amount             int64         `json:"amount"`
-	Currency           string        `json:"currency"`
-	Description        string        `json:"description"`
-	Status             string        `json:"status"`
-	SubscriptionID     string        `json:"subscription_id,omitempty"`
-	PeriodStart        *time.Time    `json:"period_start,omitempty"`
-	PeriodEnd          *time.Time    `json:"period_end,omitempty"`
-	PaymentMethodID    string        `json:"payment_method_id,omitempty"`
-	MethodType         string        `json:"method_type,omitempty"`
-	MethodSummary      string        `json:"method_summary,omitempty"`
-	Processor          string        `json:"processor,omitempty"`
-	ProcessorReference string        `json:"processor_reference,omitempty"`
-	Instructions       string        `json:"instructions,omitempty"`
-	FailureCode        string        `json:"failure_code,omitempty"`
-	FailureMessage     string        `json:"failure_message,omitempty"`
-	Attempts           []attemptJSON `json:"attempts,omitempty"`
-	CreatedAt          time.Time     `json:"created_at"`
-	UpdatedAt          time.Time     `json:"updated_at"`
+	ID                 string     `json:"id"`
+	CustomerID         string     `json:"customer_id"`
+	Amount             int64      `json:"amount"`
+	Currency           string     `json:"currency"`
+	Description        string     `json:"description"`
+	Status             string     `json:"status"`
+	SubscriptionID     string     `json:"subscription_id,omitempty"`
+	PeriodStart        *time.Time `json:"period_start,omitempty"`
+	PeriodEnd          *time.Time `json:"period_end,omitempty"`
+	PaymentMethodID    string     `json:"payment_method_id,omitempty"`
+	MethodType         string     `json:"method_type,omitempty"`
+	MethodSummary      string     `json:"method_summary,omitempty"`
+	Processor          string     `json:"processor,omitempty"`
+	ProcessorReference string     `json:"processor_reference,omitempty"`
+	Instructions       string     `json:"instructions,omitempty"`
+	FailureCode        string     `json:"failure_code,omitempty"`
+	FailureMessage     string     `json:"failure_message,omitempty"`
+	// CreditApplied is the part of the charge paid from the customer's credit balance; amount
+	// is what the payment method is charged.
+	CreditApplied int64         `json:"credit_applied,omitempty"`
+	Attempts      []attemptJSON `json:"attempts,omitempty"`
+	CreatedAt     time.Time     `json:"created_at"`
+	UpdatedAt     time.Time     `json:"updated_at"`
 }
 
 type attemptJSON struct {
@@ -241,7 +264,7 @@ func toPayment(p ledger.Payment, loc string) paymentJSON {
 		PaymentMethodID: p.PaymentMethodID, MethodType: string(p.MethodType), MethodSummary: p.MethodSummary,
 		Processor: p.Processor, ProcessorReference: p.ProcessorReference, Instructions: p.Instructions,
 		FailureCode: p.FailureCode, FailureMessage: failureMessage(p.FailureCode, p.FailureMessage, loc),
-		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		CreditApplied: p.CreditApplied, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
 	for _, a := range p.Attempts {
 		out.Attempts = append(out.Attempts, attemptJSON{
