@@ -66,6 +66,8 @@ func (t ProcessorType) SecretKeys() []string {
 		return []string{"secret"}
 	case ProcessorStripe:
 		return []string{"secret_key", "webhook_secret"}
+	case ProcessorMercadoPago:
+		return []string{"access_token", "public_key", "webhook_secret"}
 	}
 	return nil
 }
@@ -372,7 +374,10 @@ type Processor struct {
 	// SecretRef names the Secret in the portal's namespace holding the processor's credentials.
 	// Stripe: secret_key (sk_… or rk_…), webhook_secret (whsec_…) and optionally api_base
 	// (another API endpoint, e.g. stripe-mock or an egress proxy: https, or http for loopback
-	// and cluster-local hosts). The portal's Role may get this Secret and no other.
+	// and cluster-local hosts). Mercado Pago: access_token, public_key and webhook_secret (the
+	// webhook notifications' secret signature), optionally api_base, qr_pos_id (the point of
+	// sale of dynamic QR orders) and notification_url. The portal's Role may get this Secret
+	// and no other.
 	// +optional
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
 }

@@ -38,6 +38,10 @@ func TestProcessorIsValidated(t *testing.T) {
 			set("spec.processor", map[string]any{"type": "mercadopago", "secretRef": map[string]any{"name": "mp"}}),
 			set("spec.paymentMethods", map[string]any{"allowed": []any{"wallet", "bank_transfer"}})},
 			[]string{"paymentMethods.allowed names bank_transfer, which processor mercadopago cannot take; it takes card, qr and wallet"}},
+		{"mercadopago allowing direct_debit", []func(map[string]any){
+			set("spec.processor", map[string]any{"type": "mercadopago", "secretRef": map[string]any{"name": "mp"}}),
+			set("spec.paymentMethods", map[string]any{"allowed": []any{"card", "direct_debit"}})},
+			[]string{"paymentMethods.allowed names direct_debit, which processor mercadopago cannot take; it takes card, qr and wallet"}},
 		{"stripe without a Secret", []func(map[string]any){set("spec.processor", map[string]any{"type": "stripe"})},
 			[]string{"processor.secretRef (the Secret with the processor's credentials) is required unless processor.type is sandbox"}},
 		{"unknown processor", []func(map[string]any){set("spec.processor", map[string]any{"type": "paypal", "secretRef": map[string]any{"name": "pp"}})},
@@ -102,6 +106,11 @@ func TestProcessorIsAcceptedWithDefaults(t *testing.T) {
 			t.Errorf("%s accepts direct_debit", p.Name)
 		}
 	}
+	mp := create("mercadopago-card-wallet-qr", set("spec.processor", map[string]any{"type": "mercadopago", "secretRef": map[string]any{"name": "mp"}}),
+		set("spec.paymentMethods", map[string]any{"allowed": []any{"card", "wallet", "qr"}}))
+	if got := mp.Spec.EffectivePaymentMethods(); !slices.Equal(got, []billingv1alpha1.PaymentMethodType{"card", "qr", "wallet"}) {
+		t.Errorf("mercadopago allowing card, wallet and qr: effective methods = %v", got)
+	}
 	create("sandbox-with-secret", set("spec.processor", map[string]any{"type": "sandbox", "secretRef": map[string]any{"name": "sandbox-key"}}))
 }
 
@@ -114,6 +123,8 @@ func TestProcessorMethodTypesMatchTheAdapters(t *testing.T) {
 		"secret":         []byte("portero-api-test-sandbox-secret-0123456789"),
 		"secret_key":     []byte("sk_test_x"),
 		"webhook_secret": []byte("whsec_x"),
+		"access_token":   []byte("TEST-api-test-access-token"),
+		"public_key":     []byte("TEST-api-test-public-key"),
 	}
 	for _, typ := range reg.Types() {
 		keys := billingv1alpha1.ProcessorType(typ).SecretKeys()

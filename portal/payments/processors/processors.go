@@ -4,6 +4,7 @@ package processors
 
 import (
 	"github.com/portero-dev/portero/portal/payments"
+	"github.com/portero-dev/portero/portal/payments/mercadopago"
 	"github.com/portero-dev/portero/portal/payments/sandbox"
 	"github.com/portero-dev/portero/portal/payments/stripe"
 )
@@ -13,5 +14,6 @@ func Registry() *payments.Registry {
 	r := payments.NewRegistry()
 	r.Register(sandbox.Type, sandbox.Factory)
 	r.Register(stripe.Type, stripe.Factory)
+	r.Register(mercadopago.Type, mercadopago.Factory)
 	return r
 }

@@ -7,12 +7,13 @@ import (
 	"testing"
 
 	"github.com/portero-dev/portero/portal/payments"
+	"github.com/portero-dev/portero/portal/payments/mercadopago"
 	"github.com/portero-dev/portero/portal/payments/processors"
 )
 
 func TestRegistry(t *testing.T) {
 	r := processors.Registry()
-	if got := r.Types(); !slices.Equal(got, []payments.ProcessorType{payments.ProcessorSandbox, payments.ProcessorStripe}) {
+	if got := r.Types(); !slices.Equal(got, []payments.ProcessorType{mercadopago.Type, payments.ProcessorSandbox, payments.ProcessorStripe}) {
 		t.Fatalf("Types = %v", got)
 	}
 	sb, err := r.New(payments.ProcessorSandbox, payments.Config{Secret: map[string][]byte{"secret": []byte("0123456789abcdef0123456789abcdef")}})
@@ -30,9 +31,17 @@ func TestRegistry(t *testing.T) {
 	if err != nil || st.Type() != payments.ProcessorStripe || !st.Capabilities().HostedSetup {
 		t.Fatalf("stripe = %v, %v", st, err)
 	}
-	_, err = r.New("mercadopago", payments.Config{})
+	mp, err := r.New(mercadopago.Type, payments.Config{Secret: map[string][]byte{
+		"access_token": []byte("TEST-0000"), "public_key": []byte("TEST-pk"), "webhook_secret": []byte("s3cret")}})
+	if err != nil || mp.Type() != mercadopago.Type || !mp.Capabilities().HostedSetup || len(mp.Capabilities().MethodTypes) != 3 {
+		t.Fatalf("mercadopago = %v, %v", mp, err)
+	}
+	if a, err := r.New(mercadopago.Type, payments.Config{}); err == nil || a != nil {
+		t.Fatalf("mercadopago without credentials = %v, %v", a, err)
+	}
+	_, err = r.New("paypal", payments.Config{})
 	var unknown *payments.UnknownProcessorError
-	if !errors.As(err, &unknown) || !strings.Contains(err.Error(), "sandbox, stripe") {
+	if !errors.As(err, &unknown) || !strings.Contains(err.Error(), "mercadopago, sandbox, stripe") {
 		t.Fatalf("unknown type: %v", err)
 	}
 }
