@@ -297,7 +297,7 @@ func (c *Cluster) cpuUse() cpuUse {
 		u.manager, _ = c.Manager.CPUTime()
 	}
 	u.self, _ = cpuTime(os.Getpid())
-	u.busy, _ = machineBusy()
+	u.busy, _ = MachineBusy()
 	return u
 }
 

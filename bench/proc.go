@@ -157,9 +157,9 @@ func cpuTime(pid int) (time.Duration, error) {
 // clkTck is USER_HZ, the unit of /proc's CPU times on Linux.
 const clkTck = 100
 
-// machineBusy is the CPU time all of the machine's CPUs have spent busy (neither idle nor waiting
+// MachineBusy is the CPU time all of the machine's CPUs have spent busy (neither idle nor waiting
 // on I/O) since boot, from /proc/stat.
-func machineBusy() (time.Duration, error) {
+func MachineBusy() (time.Duration, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, err
