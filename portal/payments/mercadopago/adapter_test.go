@@ -353,6 +353,23 @@ func TestMercadoPagoSetupWithBadTokenSavesNothing(t *testing.T) {
 	}
 }
 
+// A notification_url in the Secret goes on what Portero creates, asking for webhooks only:
+// Mercado Pago's IPN notifications to the same URL would be unsigned.
+func TestMercadoPagoNotificationURL(t *testing.T) {
+	e := newEnv(t, mpfake.Options{}, func(o *mercadopago.Options) { o.NotificationURL = "https://billing.acme.example/webhooks/mercadopago" })
+	e.addCard(t, mpfake.TestCard{Number: mpfake.Mastercard})
+	e.pay(t, 150000)
+	for _, req := range e.f.Requests() {
+		if req.Path == "/v1/payments" && req.Method == "POST" {
+			if got := req.Body["notification_url"]; got != "https://billing.acme.example/webhooks/mercadopago?source_news=webhooks" {
+				t.Fatalf("notification_url = %v", got)
+			}
+			return
+		}
+	}
+	t.Fatal("no payment request")
+}
+
 func TestMercadoPagoConfigurationErrorsNameTheKey(t *testing.T) {
 	good := map[string][]byte{"access_token": []byte("TEST-secret-token-value"), "public_key": []byte("TEST-pk-value"), "webhook_secret": []byte("hook-secret-value")}
 	for _, c := range []struct {

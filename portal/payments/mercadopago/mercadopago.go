@@ -196,9 +196,16 @@ func New(o Options) (*Adapter, error) {
 	}
 	notify := strings.TrimSpace(o.NotificationURL)
 	if notify != "" {
-		if u, err := url.Parse(notify); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		u, err := url.Parse(notify)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 			return nil, fmt.Errorf("mercadopago processor: %q must be an absolute http(s) URL", KeyNotificationURL)
 		}
+		// Webhooks only: Mercado Pago otherwise also sends IPN notifications there, which are
+		// not signed and would be refused.
+		q := u.Query()
+		q.Set("source_news", "webhooks")
+		u.RawQuery = q.Encode()
+		notify = u.String()
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
