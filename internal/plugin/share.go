@@ -84,9 +84,9 @@ its customer a sign-in code, then its flow; --no-recovery makes it say only that
 	f.DurationVar(&so.ttl, "ttl", 0, "how long the link works, e.g. 30m or 2h (default: the portal's access.sessions.defaultTTL)")
 	f.BoolVar(&so.email, "email", false, "also e-mail the link to the customer, through the portal's SMTP settings")
 	f.StringVar(&so.emailTo, "email-to", "", "address to e-mail the link to when CUSTOMER is an id (implies --email)")
-	f.StringVar(&so.flow, "flow", "", "open one task at once: update_payment_method, complete_payment, cancel_subscription or update_billing_info")
+	f.StringVar(&so.flow, "flow", "", "open one task at once: update_payment_method, complete_payment, cancel_subscription, update_subscription or update_billing_info")
 	f.StringVar(&so.paymentID, "payment", "", "payment to complete (with --flow complete_payment)")
-	f.StringVar(&so.subscriptionID, "subscription", "", "subscription to act on (with --flow cancel_subscription or update_payment_method)")
+	f.StringVar(&so.subscriptionID, "subscription", "", "subscription to act on (with --flow cancel_subscription, update_subscription or update_payment_method)")
 	f.StringVar(&so.returnURL, "return-url", "", "\"back to the merchant\" link for this session (default: the portal's returnURL)")
 	f.BoolVar(&so.qr, "qr", false, "also print the link as a QR code, for a phone to scan")
 	f.DurationVar(&so.wait, "wait", 30*time.Second, "how long to wait for the operator to make the link")
@@ -123,19 +123,22 @@ func (so *shareOptions) buildFlow() (*billingv1alpha1.Flow, error) {
 	t := billingv1alpha1.FlowType(so.flow)
 	switch t {
 	case billingv1alpha1.FlowUpdatePaymentMethod, billingv1alpha1.FlowCompletePayment,
-		billingv1alpha1.FlowCancelSubscription, billingv1alpha1.FlowUpdateBillingInfo:
+		billingv1alpha1.FlowCancelSubscription, billingv1alpha1.FlowUpdateBillingInfo, billingv1alpha1.FlowUpdateSubscription:
 	default:
-		return nil, fmt.Errorf("--flow %q is not a flow: use update_payment_method, complete_payment, cancel_subscription or update_billing_info", so.flow)
+		return nil, fmt.Errorf("--flow %q is not a flow: use update_payment_method, complete_payment, cancel_subscription, update_subscription or update_billing_info", so.flow)
 	}
 	switch {
 	case t == billingv1alpha1.FlowCompletePayment && so.paymentID == "":
 		return nil, errors.New("--flow complete_payment needs --payment ID: the payment to complete")
 	case t == billingv1alpha1.FlowCancelSubscription && so.subscriptionID == "":
 		return nil, errors.New("--flow cancel_subscription needs --subscription ID: the subscription to cancel")
+	case t == billingv1alpha1.FlowUpdateSubscription && so.subscriptionID == "":
+		return nil, errors.New("--flow update_subscription needs --subscription ID: the subscription to change")
 	case t != billingv1alpha1.FlowCompletePayment && so.paymentID != "":
 		return nil, fmt.Errorf("--payment is only used with --flow complete_payment, not %s", t)
-	case so.subscriptionID != "" && t != billingv1alpha1.FlowCancelSubscription && t != billingv1alpha1.FlowUpdatePaymentMethod:
-		return nil, fmt.Errorf("--subscription is only used with --flow cancel_subscription or update_payment_method, not %s", t)
+	case so.subscriptionID != "" && t != billingv1alpha1.FlowCancelSubscription && t != billingv1alpha1.FlowUpdatePaymentMethod &&
+		t != billingv1alpha1.FlowUpdateSubscription:
+		return nil, fmt.Errorf("--subscription is only used with --flow cancel_subscription, update_subscription or update_payment_method, not %s", t)
 	}
 	return &billingv1alpha1.Flow{Type: t, PaymentID: so.paymentID, SubscriptionID: so.subscriptionID}, nil
 }

@@ -217,3 +217,25 @@ func TestUpdateSubscriptionFollowsThePortalsRules(t *testing.T) {
 		t.Fatalf("with effective AtPeriodEnd: %+v", out)
 	}
 }
+
+// A portal session may deep-link the plan change of one of its customer's subscriptions.
+func TestSessionFlowUpdateSubscription(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.customer("link@example.com")
+	f.addCard(c.ID, "4242424242424242", "123")
+	f.createPlan("basic", 250000, "ARS", 0)
+	sub := f.subscribeOnPlan(c.ID, "basic", 1)
+	other := f.customer("other@example.com")
+	var s sessionJSON
+	f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_id": c.ID,
+		"flow": map[string]any{"type": "update_subscription", "subscription_id": sub.ID}}}, 201, "").json(t, &s)
+	if s.Flow == nil || s.Flow.Type != "update_subscription" || s.Flow.SubscriptionID != sub.ID {
+		t.Fatalf("session flow %+v", s.Flow)
+	}
+	if e := f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_id": c.ID,
+		"flow": map[string]any{"type": "update_subscription"}}}, 400, ledger.CodeRequired).err(t); e.Field != "flow.subscription_id" {
+		t.Fatalf("without its subscription: %+v", e)
+	}
+	f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_id": other.ID,
+		"flow": map[string]any{"type": "update_subscription", "subscription_id": sub.ID}}}, 404, ledger.CodeNotFound)
+}

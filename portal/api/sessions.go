@@ -58,6 +58,7 @@ var flowTypes = map[string]billingv1alpha1.FlowType{
 	string(billingv1alpha1.FlowCompletePayment):     billingv1alpha1.FlowCompletePayment,
 	string(billingv1alpha1.FlowCancelSubscription):  billingv1alpha1.FlowCancelSubscription,
 	string(billingv1alpha1.FlowUpdateBillingInfo):   billingv1alpha1.FlowUpdateBillingInfo,
+	string(billingv1alpha1.FlowUpdateSubscription):  billingv1alpha1.FlowUpdateSubscription,
 }
 
 // createSession creates a PortalSession for this portal, waits for the operator to mint its link,
@@ -189,13 +190,13 @@ func (a *API) checkFlow(r *http.Request, f *flowJSON, cust sessionCustomer) (*bi
 	t, ok := flowTypes[f.Type]
 	if !ok {
 		return nil, errInvalidField("flow.type",
-			"The flow type must be update_payment_method, complete_payment, cancel_subscription or update_billing_info.",
-			"El tipo de flujo debe ser update_payment_method, complete_payment, cancel_subscription o update_billing_info.")
+			"The flow type must be update_payment_method, complete_payment, cancel_subscription, update_billing_info or update_subscription.",
+			"El tipo de flujo debe ser update_payment_method, complete_payment, cancel_subscription, update_billing_info o update_subscription.")
 	}
 	switch {
 	case t == billingv1alpha1.FlowCompletePayment && f.PaymentID == "":
 		return nil, errRequired("flow.payment_id")
-	case t == billingv1alpha1.FlowCancelSubscription && f.SubscriptionID == "":
+	case (t == billingv1alpha1.FlowCancelSubscription || t == billingv1alpha1.FlowUpdateSubscription) && f.SubscriptionID == "":
 		return nil, errRequired("flow.subscription_id")
 	case t != billingv1alpha1.FlowCompletePayment && f.PaymentID != "":
 		return nil, errInvalidField("flow.payment_id", "The flow payment_id is only used with type complete_payment.",
