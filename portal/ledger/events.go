@@ -444,19 +444,52 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner, endpoint string, lea
 		if err := rows.Err(); err != nil || len(out) == 0 {
 			return err
 		}
-		// One statement for the batch; its shape depends only on the batch's size.
-		args := []any{owner, toMillis(now.Add(lease)), endpoint}
-		for _, d := range out {
-			args = append(args, d.EventID)
+		ids := make([]string, len(out))
+		for i, d := range out {
+			ids[i] = d.EventID
 		}
-		_, err = q.exec(ctx, "UPDATE event_deliveries SET lease_owner = ?, lease_until = ? WHERE endpoint = ? AND event_id IN (?"+
-			strings.Repeat(", ?", len(out)-1)+")", args...)
-		return err
+		for len(ids) > 0 {
+			n := min(len(ids), maxInList)
+			args := append([]any{owner, toMillis(now.Add(lease)), endpoint}, padded(ids[:n])...)
+			if _, err := q.exec(ctx, "UPDATE event_deliveries SET lease_owner = ?, lease_until = ? WHERE endpoint = ? AND event_id IN ("+
+				inList(n)+")", args...); err != nil {
+				return err
+			}
+			ids = ids[n:]
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries to %s: %w", endpoint, err)
 	}
 	return out, nil
+}
+
+// maxInList bounds the ids of one IN (…) list.
+const maxInList = 128
+
+// inList is the placeholders of an IN list for n ids, rounded up to a power of two so that the
+// statement cache holds a handful of shapes, not one per batch size.
+func inList(n int) string {
+	size := 1
+	for size < n {
+		size *= 2
+	}
+	return "?" + strings.Repeat(", ?", size-1)
+}
+
+// padded is ids as arguments for inList(len(ids)): the last id repeated to fill the list (a
+// repeated value in IN changes nothing).
+func padded(ids []string) []any {
+	size := 1
+	for size < len(ids) {
+		size *= 2
+	}
+	args := make([]any, size)
+	for i := range args {
+		args[i] = ids[min(i, len(ids)-1)]
+	}
+	return args
 }
 
 // AttemptOutcome is what one delivery attempt came to.
@@ -486,12 +519,53 @@ type AttemptRecord struct {
 func (s *Store) RecordAttempts(ctx context.Context, owner string, recs []AttemptRecord) (kept []bool, err error) {
 	kept = make([]bool, len(recs))
 	err = s.inTx(ctx, func(q querier) error {
+		now := s.nowMs()
+		// Deliveries that succeeded with the same answer, to one endpoint, take one statement:
+		// under load that is most of a batch, and one statement a row would bound the rate.
+		type group struct {
+			endpoint string
+			code     int
+		}
+		delivered := map[group][]int{}
 		for i, r := range recs {
-			ok, err := recordAttempt(ctx, q, s.nowMs(), owner, r.Delivery, r.Outcome)
+			if r.Outcome.Delivered {
+				g := group{r.Delivery.Endpoint, r.Outcome.StatusCode}
+				delivered[g] = append(delivered[g], i)
+				continue
+			}
+			ok, err := recordAttempt(ctx, q, now, owner, r.Delivery, r.Outcome)
 			if err != nil {
 				return err
 			}
 			kept[i] = ok
+		}
+		for g, idx := range delivered {
+			for len(idx) > 0 {
+				n := min(len(idx), maxInList)
+				ids := make([]string, n)
+				byID := make(map[string][]int, n)
+				for j, i := range idx[:n] {
+					ids[j] = recs[i].Delivery.EventID
+					byID[ids[j]] = append(byID[ids[j]], i)
+				}
+				// Holding the lease means no one else recorded an attempt since the claim, so
+				// attempts + 1 is the attempt just made.
+				args := []any{toMillis(now), g.code, toMillis(now), g.endpoint, owner}
+				done, err := q.strings(ctx, `UPDATE event_deliveries SET status = 'delivered', attempts = attempts + 1,
+					next_attempt_at = NULL, last_attempt_at = ?, last_status_code = ?, last_error = '', delivered_at = ?,
+					lease_owner = '', lease_until = 0
+					WHERE endpoint = ? AND lease_owner = ? AND status = 'pending' AND event_id IN (`+inList(len(ids))+`)
+					RETURNING event_id`, append(args, padded(ids)...)...)
+				if err != nil {
+					return err
+				}
+				for _, id := range done {
+					for _, i := range byID[id] {
+						kept[i] = true
+					}
+				}
+				idx = idx[n:]
+			}
 		}
 		return nil
 	})

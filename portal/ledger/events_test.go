@@ -476,3 +476,71 @@ func TestEventsWithoutRenderCarryIDsOnly(t *testing.T) {
 		}
 	}
 }
+
+// A batch of outcomes records each delivery only if the worker still holds its lease: the
+// delivered ones in one statement per endpoint and answer, the others one by one.
+func TestRecordAttemptsBatch(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		newEventsEnv(t, e, Subscriber{Name: "a"}, Subscriber{Name: "b"})
+		for i := range 3 {
+			e.customer(t, fmt.Sprintf("batch%d@example.com", i))
+		}
+		da, err := e.store.ClaimDeliveries(e.ctx, "w1", "a", time.Minute, 10)
+		if err != nil || len(da) != 3 {
+			t.Fatalf("claim a: %d, %v", len(da), err)
+		}
+		db, err := e.store.ClaimDeliveries(e.ctx, "w1", "b", time.Minute, 10)
+		if err != nil || len(db) != 3 {
+			t.Fatalf("claim b: %d, %v", len(db), err)
+		}
+		// Another worker took over one of a's deliveries after its lease ran out.
+		e.clock.Advance(time.Minute + time.Millisecond)
+		stolen, err := e.store.ClaimDeliveries(e.ctx, "w2", "a", time.Minute, 1)
+		if err != nil || len(stolen) != 1 {
+			t.Fatalf("take over: %d, %v", len(stolen), err)
+		}
+		var recs []AttemptRecord
+		for _, d := range da {
+			recs = append(recs, AttemptRecord{Delivery: d, Outcome: AttemptOutcome{Delivered: true, StatusCode: 204}})
+		}
+		recs = append(recs,
+			AttemptRecord{Delivery: db[0], Outcome: AttemptOutcome{Delivered: true, StatusCode: 200}},
+			AttemptRecord{Delivery: db[1], Outcome: AttemptOutcome{StatusCode: 503, Error: "endpoint answered 503", RetryAt: e.clock.Now().Add(time.Minute)}},
+			AttemptRecord{Delivery: db[2], Outcome: AttemptOutcome{StatusCode: 410, Error: "gone"}}) // no retry: failed
+		// w1's leases on b ran out too, but nobody took them: the rows still name w1.
+		kept, err := e.store.RecordAttempts(e.ctx, "w1", recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range recs {
+			want := r.Delivery.EventID != stolen[0].EventID || r.Delivery.Endpoint != "a"
+			if kept[i] != want {
+				t.Errorf("record %d (%s to %s): kept %v, want %v", i, r.Delivery.EventID, r.Delivery.Endpoint, kept[i], want)
+			}
+		}
+		wantStatus := map[string]string{}
+		for _, d := range da {
+			wantStatus[d.EventID+"/a"] = DeliveryDelivered
+		}
+		wantStatus[stolen[0].EventID+"/a"] = DeliveryPending
+		wantStatus[db[0].EventID+"/b"], wantStatus[db[1].EventID+"/b"], wantStatus[db[2].EventID+"/b"] = DeliveryDelivered, DeliveryPending, DeliveryFailed
+		for key, want := range wantStatus {
+			id, ep, _ := strings.Cut(key, "/")
+			ev, err := e.store.GetEvent(e.ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ev.Deliveries {
+				if d.Endpoint != ep {
+					continue
+				}
+				if d.Status != want {
+					t.Errorf("%s: status %s, want %s", key, d.Status, want)
+				}
+				if want == DeliveryDelivered && (d.Attempts != 1 || d.DeliveredAt.IsZero() || d.LastStatusCode == 0) {
+					t.Errorf("%s delivered: %+v", key, d)
+				}
+			}
+		}
+	})
+}
