@@ -237,9 +237,11 @@ func (w *Worker) pass(ctx context.Context) int {
 		queued, flying := len(w.queue[ep.Name]), w.flying[ep.Name]
 		w.mu.Unlock()
 		if want := w.o.PerEndpoint*claimAhead - queued - flying; queued <= w.lowWater() && want > 0 {
-			// A claimed delivery may wait its turn behind the others of the batch: the lease
-			// covers that wait, every sender timing out, and the usual margin.
-			rounds := (want + w.o.PerEndpoint - 1) / w.o.PerEndpoint
+			// A claimed delivery waits its turn behind everything already queued or in flight to
+			// this endpoint, not only behind its own batch: the lease covers that whole line with
+			// every sender timing out, and the usual margin. A shorter lease runs out while the
+			// delivery is still queued, and another replica sends the same attempt again.
+			rounds := (queued + flying + want + w.o.PerEndpoint - 1) / w.o.PerEndpoint
 			lease := w.o.Lease + time.Duration(rounds)*w.o.Timeout
 			w.ledgerMu.Lock()
 			due, err := w.o.Store.ClaimDeliveries(ctx, w.o.Owner, ep.Name, lease, want)

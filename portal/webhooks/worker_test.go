@@ -581,3 +581,83 @@ func TestShutdownReleasesUnsentDeliveries(t *testing.T) {
 		t.Errorf("another replica could claim %d deliveries right after the shutdown, want the 4 unsent", len(again))
 	}
 }
+
+// claimStore hands out as many deliveries as asked for and remembers the lease of each claim:
+// it shows what the worker asks of the ledger, whatever a real ledger holds.
+type claimStore struct {
+	mu     sync.Mutex
+	n      int
+	leases []time.Duration
+}
+
+func (c *claimStore) ClaimDeliveries(_ context.Context, _, endpoint string, lease time.Duration, limit int) ([]ledger.DueDelivery, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leases = append(c.leases, lease)
+	out := make([]ledger.DueDelivery, limit)
+	for i := range out {
+		c.n++
+		out[i] = ledger.DueDelivery{EventID: fmt.Sprintf("evt_%d", c.n), Endpoint: endpoint, Type: "customer.created", Attempt: 1, Body: []byte("{}")}
+	}
+	return out, nil
+}
+func (c *claimStore) RecordAttempts(_ context.Context, _ string, recs []ledger.AttemptRecord) ([]bool, error) {
+	return make([]bool, len(recs)), nil
+}
+func (c *claimStore) ReleaseDeliveries(context.Context, string, []ledger.DueDelivery) error { return nil }
+func (c *claimStore) DeliveryBacklog(context.Context) (ledger.Backlog, error) {
+	return ledger.Backlog{}, nil
+}
+func (c *claimStore) PendingEndpoints(context.Context) ([]string, error) { return nil, nil }
+func (c *claimStore) AbandonDeliveries(context.Context, string, string) (int, error) {
+	return 0, nil
+}
+
+// A claimed delivery waits in line behind everything queued or in flight to its endpoint: its
+// lease must outlast that whole line when every attempt ahead of it times out, or the lease runs
+// out while it is still queued and another replica (or this worker's next claim) sends the same
+// attempt a second time. The refill claimed while half a batch is still queued is the case.
+func TestLeaseCoversTheWholeLine(t *testing.T) {
+	hold := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(hold) })
+	st := &claimStore{}
+	const timeout, perEndpoint = 10 * time.Second, 4
+	w, err := New(Options{Store: st, PerEndpoint: perEndpoint, Timeout: timeout, Lease: time.Minute,
+		Endpoints: func() []Endpoint { return []Endpoint{{Name: "slow", URL: srv.URL, Keys: [][]byte{key(t, secret)}}} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer w.wg.Wait()
+	defer cancel()
+	for pass := range 2 {
+		w.mu.Lock()
+		if pass > 0 { // the senders got through half the batch: the worker claims the next
+			w.queue["slow"] = w.queue["slow"][:w.lowWater()]
+		}
+		ahead := len(w.queue["slow"]) + w.flying["slow"]
+		w.mu.Unlock()
+		if n := w.pass(ctx); n == 0 {
+			t.Fatalf("pass %d claimed nothing", pass)
+		}
+		w.mu.Lock()
+		line := len(w.queue["slow"]) + w.flying["slow"]
+		w.mu.Unlock()
+		st.mu.Lock()
+		lease := st.leases[len(st.leases)-1]
+		st.mu.Unlock()
+		// The last delivery claimed ends, at worst, after every round of senders ahead of it.
+		rounds := (line + perEndpoint - 1) / perEndpoint
+		if worst := time.Duration(rounds) * timeout; lease <= worst {
+			t.Errorf("pass %d: %d deliveries ahead, %d in line: lease %v, but the last may be sent %v after its claim",
+				pass, ahead, line, lease, worst)
+		}
+	}
+}
