@@ -604,7 +604,9 @@ func (c *claimStore) ClaimDeliveries(_ context.Context, _, endpoint string, leas
 func (c *claimStore) RecordAttempts(_ context.Context, _ string, recs []ledger.AttemptRecord) ([]bool, error) {
 	return make([]bool, len(recs)), nil
 }
-func (c *claimStore) ReleaseDeliveries(context.Context, string, []ledger.DueDelivery) error { return nil }
+func (c *claimStore) ReleaseDeliveries(context.Context, string, []ledger.DueDelivery) error {
+	return nil
+}
 func (c *claimStore) DeliveryBacklog(context.Context) (ledger.Backlog, error) {
 	return ledger.Backlog{}, nil
 }
