@@ -338,6 +338,15 @@ func (w *Worker) abandonRemoved(ctx context.Context, configured map[string]bool)
 func (w *Worker) attempt(ctx context.Context, ep Endpoint, d ledger.DueDelivery) {
 	start := time.Now()
 	code, err := w.send(ctx, ep, d)
+	if err != nil && ctx.Err() != nil {
+		// Shutting down cut the attempt short: no answer came, so it is not one of the
+		// schedule's tries. It goes back to the queue, whose leases Run releases: the next
+		// replica sends it at once as the same attempt.
+		w.mu.Lock()
+		w.queue[ep.Name] = append([]ledger.DueDelivery{d}, w.queue[ep.Name]...)
+		w.mu.Unlock()
+		return
+	}
 	w.m.attemptDuration.Observe(time.Since(start).Seconds())
 	var o ledger.AttemptOutcome
 	switch {

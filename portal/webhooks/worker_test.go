@@ -663,3 +663,62 @@ func TestLeaseCoversTheWholeLine(t *testing.T) {
 		}
 	}
 }
+
+// A portal shutting down cancels the attempts in flight; those never got an answer, so they are
+// not attempts of the schedule: they are released with the unsent ones, due at once for the next
+// replica as the same attempt number, rather than recorded as failures that wait 5 s and use up
+// one of the eight tries (every rollout would otherwise eat into a slow endpoint's schedule).
+func TestShutdownDoesNotCountTheInterruptedAttempt(t *testing.T) {
+	clk := &clock{now: time.Now()}
+	s := openStore(t, ledgertest.SQLiteDSN(t), clk.Now, nil, "slow")
+	rcv, srv := newReceiver(t, func(string) int { return 200 })
+	rcv.hold = make(chan struct{})
+	defer close(rcv.hold)
+	w, err := New(Options{Store: s, Now: clk.Now, PerEndpoint: 1, Jitter: func() float64 { return 1 }, Timeout: 30 * time.Second,
+		Endpoints: func() []Endpoint { return []Endpoint{{Name: "slow", URL: srv.URL, Keys: [][]byte{key(t, secret)}}} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateCustomer(context.Background(), ledger.NewCustomer{Email: "inflight@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	deadline := time.After(30 * time.Second)
+	for { // the one delivery is in flight, held by the receiver
+		w.mu.Lock()
+		flying := w.flying["slow"]
+		w.mu.Unlock()
+		if flying == 1 {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatal("the delivery never went out")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+	page, err := s.ListEvents(context.Background(), ledger.ListEventsParams{})
+	if err != nil || len(page.Items) != 1 {
+		t.Fatalf("events: %v %v", page.Items, err)
+	}
+	ev, err := s.GetEvent(context.Background(), page.Items[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ev.Deliveries[0]; d.Status != ledger.DeliveryPending || d.Attempts != 0 {
+		t.Errorf("after a shutdown mid-attempt the delivery is %s after %d attempts (%q), want pending after 0",
+			d.Status, d.Attempts, d.LastError)
+	}
+	again, err := s.ClaimDeliveries(context.Background(), "other-replica", "slow", time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again) != 1 || again[0].Attempt != 1 || again[0].EventID != ev.ID {
+		t.Errorf("another replica claims %+v right after the shutdown, want attempt 1 of %s (customer %s)", again, ev.ID, c.ID)
+	}
+}
