@@ -204,6 +204,11 @@ func (r *CustomerPortalReconciler) checkSecrets(ctx context.Context, s *portalSc
 		refs = append(refs, ref{"spec.storage.postgres.secretRef", spec.Storage.Postgres.SecretRef.Name, secretKey(spec.Storage.Postgres.SecretRef.Key, "dsn")})
 	}
 	for i, wh := range spec.Webhooks {
+		// The CRD's CEL rule cannot see everything the portal refuses (credentials in the URL):
+		// say so here rather than leave the portal to skip the endpoint in silence.
+		if err := signing.CheckURL(wh.URL); err != nil {
+			return &outcome{stalled: true, reason: ReasonInvalidSpec, message: fmt.Sprintf("spec.webhooks[%d].url: %v", i, err)}, nil
+		}
 		refs = append(refs, ref{fmt.Sprintf("spec.webhooks[%d].secretRef", i), wh.SecretRef.Name, secretKey(wh.SecretRef.Key, "secret")})
 	}
 	if pr := spec.Processor; pr != nil && pr.SecretRef != nil {
@@ -233,9 +238,17 @@ func (r *CustomerPortalReconciler) checkSecrets(ctx context.Context, s *portalSc
 				message: fmt.Sprintf("Secret %q named in %s has no %q key: add it", rf.name, rf.field, rf.key)}, nil
 		}
 		if strings.HasPrefix(rf.field, "spec.webhooks[") {
-			if _, err := signing.ParseSecret(string(sec.Data[rf.key])); err != nil {
-				return &outcome{stalled: true, reason: ReasonSecretInvalid,
-					message: fmt.Sprintf("Secret %q named in %s: key %q: %v", rf.name, rf.field, rf.key, err)}, nil
+			keys := []string{rf.key}
+			if _, rotating := sec.Data[signing.PreviousKey]; rotating && rf.key != signing.PreviousKey {
+				// The portal signs with the previous secret too while it is present; an unusable
+				// one would leave receivers that still verify with it rejecting every delivery.
+				keys = append(keys, signing.PreviousKey)
+			}
+			for _, k := range keys {
+				if _, err := signing.ParseSecret(string(sec.Data[k])); err != nil {
+					return &outcome{stalled: true, reason: ReasonSecretInvalid,
+						message: fmt.Sprintf("Secret %q named in %s: key %q: %v", rf.name, rf.field, k, err)}, nil
+				}
 			}
 		}
 	}

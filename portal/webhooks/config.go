@@ -16,7 +16,7 @@ import (
 
 // PreviousKey is the Secret key of the secret being rotated out: while it is present, every
 // delivery is signed under it too.
-const PreviousKey = "previous"
+const PreviousKey = signing.PreviousKey
 
 // secretTTL is how long a read signing secret is used before it is read again: a rotated
 // secret signs within this long, and a busy endpoint costs one Secret read per TTL, not one

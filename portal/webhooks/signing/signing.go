@@ -17,6 +17,10 @@ import (
 // SecretPrefix starts every endpoint secret, as Standard Webhooks' libraries expect.
 const SecretPrefix = "whsec_"
 
+// PreviousKey is the Secret key of the secret being rotated out: while it is present, every
+// delivery is signed under it too (and the operator checks it like the current one).
+const PreviousKey = "previous"
+
 // Secret lengths in bytes, after base64 decoding (the specification asks for 24 to 64).
 const (
 	MinSecretBytes = 24
