@@ -119,6 +119,36 @@ func (s *SMTPSender) Send(ctx context.Context, msg Message) error {
 	if err != nil {
 		return err
 	}
+	c, err := s.client()
+	if err != nil {
+		return err
+	}
+	if err := c.DialAndSendWithContext(ctx, m); err != nil {
+		return fmt.Errorf("send through %s:%d: %w", s.cfg.Host, s.cfg.Port, err)
+	}
+	return nil
+}
+
+// Probe connects, greets, negotiates TLS and authenticates as Send would, then quits without
+// sending: whether a message could go out now. The portal probes where it sends nothing (a
+// sign-in code asked for an address that is no customer's) so that an outage shows the same
+// way whatever the address.
+func (s *SMTPSender) Probe(ctx context.Context) error {
+	c, err := s.client()
+	if err != nil {
+		return err
+	}
+	if err := c.DialWithContext(ctx); err != nil {
+		return fmt.Errorf("connect to %s:%d: %w", s.cfg.Host, s.cfg.Port, err)
+	}
+	if err := c.Close(); err != nil {
+		return fmt.Errorf("quit %s:%d: %w", s.cfg.Host, s.cfg.Port, err)
+	}
+	return nil
+}
+
+// client is a go-mail client for the server, as configured.
+func (s *SMTPSender) client() (*gomail.Client, error) {
 	opts := []gomail.Option{gomail.WithPort(s.cfg.Port)}
 	if s.cfg.Timeout > 0 {
 		opts = append(opts, gomail.WithTimeout(s.cfg.Timeout))
@@ -146,12 +176,9 @@ func (s *SMTPSender) Send(ctx context.Context, msg Message) error {
 	}
 	c, err := gomail.NewClient(s.cfg.Host, opts...)
 	if err != nil {
-		return fmt.Errorf("configure SMTP client for %s:%d: %w", s.cfg.Host, s.cfg.Port, err)
+		return nil, fmt.Errorf("configure SMTP client for %s:%d: %w", s.cfg.Host, s.cfg.Port, err)
 	}
-	if err := c.DialAndSendWithContext(ctx, m); err != nil {
-		return fmt.Errorf("send through %s:%d: %w", s.cfg.Host, s.cfg.Port, err)
-	}
-	return nil
+	return c, nil
 }
 
 func buildMsg(msg Message) (*gomail.Msg, error) {

@@ -139,3 +139,23 @@ func TestSMTPSenderReportsUnreachableServer(t *testing.T) {
 		t.Fatalf("error should name the server and not the body: %v", err)
 	}
 }
+
+// TestProbe: a probe goes as far as a send would before DATA, and sends nothing.
+func TestProbe(t *testing.T) {
+	mp := testenv.StartMailpit(t, testenv.MailpitOptions{})
+	s := NewSMTPSender(SMTPConfig{Host: mp.SMTPHost, Port: mp.SMTPPort, TLS: TLSNone, Timeout: 5 * time.Second})
+	if err := s.Probe(context.Background()); err != nil {
+		t.Fatalf("probe of a running server: %v", err)
+	}
+	if msgs, err := mp.Messages("anyone@example.com"); err != nil || len(msgs) != 0 {
+		t.Fatalf("a probe sent mail: %v %v", msgs, err)
+	}
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := NewSMTPSender(SMTPConfig{Host: "127.0.0.1", Port: port, TLS: TLSNone, Timeout: 5 * time.Second})
+	if err := down.Probe(context.Background()); err == nil || !strings.Contains(err.Error(), fmt.Sprint(port)) {
+		t.Fatalf("probe of a closed port: %v", err)
+	}
+}
