@@ -118,8 +118,11 @@ type Issue struct {
 
 // Challenge describes a login in progress, for the code page.
 type Challenge struct {
-	Email      string
-	Sent       bool
+	Email string
+	Sent  bool
+	// SendFailed: a code was issued for this challenge but its e-mail could not be sent
+	// (ReleaseSend); asking again sends it at once.
+	SendFailed bool
 	Locked     bool
 	Expired    bool
 	Remaining  int
@@ -238,6 +241,43 @@ func (s *Store) issue(ctx context.Context, handle string, c challengeRow, from R
 	return out, nil
 }
 
+// ReleaseSend gives back what issuing a code took when its e-mail could not be sent (the SMTP
+// server was down): the challenge counts as not sent — no cooldown, and the same code is sent
+// when the customer asks again — and the caps get their hit back, so an outage neither keeps
+// the customer waiting once it is over nor uses up the address's e-mails. The caller calls it
+// alike whether the address is a customer's (its send failed) or not (a probe of the server
+// failed), so the outcome says nothing about the address.
+func (s *Store) ReleaseSend(ctx context.Context, portal, handle string, from Requester, p CodePolicy) error {
+	p = p.normalized()
+	c, err := s.challenge(ctx, portal, hashHandle(handle))
+	if err != nil {
+		return err
+	}
+	ok, err := s.execOne(ctx, `UPDATE auth_login_challenges SET sent_at = NULL, sends = sends - 1
+		WHERE id = ? AND portal = ? AND consumed_at IS NULL AND sent_at IS NOT NULL AND sends > 0`, c.id, portal)
+	if err != nil {
+		return fmt.Errorf("release login code send: %w", err)
+	}
+	if !ok {
+		return nil // released already, or never sent
+	}
+	perClient := Limit{Hits: p.MaxSendsPerClientPerHour, Window: time.Hour}
+	address := "code-sends:" + c.portal + ":" + c.email
+	if from.Browser != "" {
+		known, err := s.knownBrowser(ctx, c.portal, c.email, from.Browser)
+		if err != nil {
+			return err
+		}
+		if known {
+			return s.refund(ctx, address+":browser:"+hashHandle(from.Browser), perClient)
+		}
+	}
+	if err := s.refund(ctx, address+":client:"+from.Client, perClient); err != nil {
+		return err
+	}
+	return s.refund(ctx, address, Limit{Hits: p.MaxSendsPerHour, Window: time.Hour})
+}
+
 // allowSend counts one code e-mail for c's address against the caps of CodePolicy.
 func (s *Store) allowSend(ctx context.Context, c challengeRow, from Requester, p CodePolicy) (bool, time.Duration, error) {
 	perClient := Limit{Hits: p.MaxSendsPerClientPerHour, Window: time.Hour}
@@ -287,7 +327,7 @@ func (s *Store) Challenge(ctx context.Context, portal, handle string, p CodePoli
 		return Challenge{}, err
 	}
 	now := s.nowMs()
-	out := Challenge{Email: c.email, Sent: c.sentAt.Valid, Locked: c.attempts >= p.MaxAttempts,
+	out := Challenge{Email: c.email, Sent: c.sentAt.Valid, SendFailed: !c.sentAt.Valid && c.codeHash != "", Locked: c.attempts >= p.MaxAttempts,
 		Expired: c.expiresAt <= now, Remaining: max(p.MaxAttempts-c.attempts, 0)}
 	if c.sentAt.Valid {
 		out.RetryAfter = max(time.Duration(c.sentAt.Int64+p.ResendCooldown.Milliseconds()-now)*time.Millisecond, 0)

@@ -283,3 +283,40 @@ func TestCodesAreUniformDigits(t *testing.T) {
 		}
 	})
 }
+
+// TestReleaseSend: a code whose e-mail could not go out holds neither the cooldown nor the caps
+// (scenario 4 of the fault suite, chaos/: SMTP down, then back).
+func TestReleaseSend(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		iss, err := e.store.StartLogin(e.ctx, testPortal, "jane@example.com", "", jane, policy)
+		if err != nil || iss.Code == "" {
+			t.Fatalf("StartLogin = %+v, %v", iss, err)
+		}
+		// Every send fails, as many times as the client's cap: each is given back.
+		for i := range policy.MaxSendsPerClientPerHour + 1 {
+			if err := e.store.ReleaseSend(e.ctx, testPortal, iss.Handle, jane, policy); err != nil {
+				t.Fatal(err)
+			}
+			ch, err := e.store.Challenge(e.ctx, testPortal, iss.Handle, policy)
+			if err != nil || ch.Sent || !ch.SendFailed || ch.RetryAfter != 0 {
+				t.Fatalf("after a failed send %d: challenge %+v, %v", i, ch, err)
+			}
+			again, err := e.store.Resend(e.ctx, testPortal, iss.Handle, jane, policy)
+			if err != nil || again.Code != iss.Code {
+				t.Fatalf("resend %d right after a failed send: %+v, %v (want the same code, at once)", i, again, err)
+			}
+		}
+		// The last one went out: it holds the cooldown as any send does, and works.
+		ch, err := e.store.Challenge(e.ctx, testPortal, iss.Handle, policy)
+		if err != nil || !ch.Sent || ch.SendFailed || ch.RetryAfter == 0 {
+			t.Fatalf("after a send: %+v, %v", ch, err)
+		}
+		if email, err := e.store.VerifyCode(e.ctx, testPortal, iss.Handle, iss.Code, policy); err != nil || email != "jane@example.com" {
+			t.Fatalf("VerifyCode = %q, %v", email, err)
+		}
+		// Releasing twice, or a consumed challenge, changes nothing.
+		if err := e.store.ReleaseSend(e.ctx, testPortal, iss.Handle, jane, policy); !errors.Is(err, ErrNoChallenge) {
+			t.Fatalf("release of a consumed challenge: %v", err)
+		}
+	})
+}
