@@ -141,31 +141,69 @@ func (h *Handler) customersByEmail(ctx context.Context, email string) ([]ledger.
 }
 
 // deliverCode e-mails a freshly issued code in the background, so the response takes the same
-// time whether or not the address is a customer's (and whether or not SMTP is slow).
+// time whether or not the address is a customer's (and whether or not SMTP is slow). For an
+// address that is no customer's nothing is sent, but the SMTP server is probed the same way, so
+// that when it is down the challenge is given back (auth.ReleaseSend) for every address alike:
+// the code page then says the code could not be sent, and asking again sends it at once, with
+// no cooldown or hourly cap spent on the outage.
 func (h *Handler) deliverCode(v *visit, iss auth.Issue, known bool) {
-	switch {
-	case iss.Code == "":
+	if iss.Code == "" {
 		h.metrics.code("not_sent_cooldown")
-		return
-	case !known:
-		h.metrics.code("not_sent_unknown_email")
 		return
 	}
 	portal := v.portal.DeepCopy()
 	locale := v.locale
-	ttl := h.codePolicy(portal).TTL
+	pol := h.codePolicy(portal)
+	key, from := v.key, h.requester(v)
 	h.sends.Add(1)
 	go func() {
 		defer h.sends.Done()
 		ctx, cancel := context.WithTimeout(h.sendCtx, h.sendTO)
 		defer cancel()
-		if err := h.sendCode(ctx, portal, locale, iss.Email, iss.Code, ttl); err != nil {
+		var err error
+		if known {
+			err = h.sendCode(ctx, portal, locale, iss.Email, iss.Code, pol.TTL)
+		} else {
+			err = h.probeMail(ctx, portal)
+		}
+		switch {
+		case err == nil && known:
+			h.metrics.code("sent")
+			return
+		case err == nil:
+			h.metrics.code("not_sent_unknown_email")
+			return
+		case known:
 			h.metrics.code("failed")
 			h.log.Error("send login code", "portal", portal.Name, "err", err)
-			return
+		default:
+			h.metrics.code("not_sent_unknown_email")
+			h.log.Error("SMTP server unreachable", "portal", portal.Name, "err", err)
 		}
-		h.metrics.code("sent")
+		// The release is recorded even when the request's time is up: it is what lets the
+		// customer try again at once.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer rcancel()
+		if err := h.auth.ReleaseSend(rctx, key, iss.Handle, from, pol); err != nil {
+			h.log.Warn("give back a login code that was not sent", "portal", portal.Name, "err", err)
+		}
 	}()
+}
+
+// probeMail checks that a code e-mail could go out now, sending nothing (see deliverCode).
+// Senders that cannot probe count as reachable.
+func (h *Handler) probeMail(ctx context.Context, p *billingv1alpha1.CustomerPortal) error {
+	if p.Spec.Email == nil {
+		return errors.New("the CustomerPortal has no spec.email to send codes with")
+	}
+	sender, err := h.mailer.Sender(ctx, p)
+	if err != nil {
+		return err
+	}
+	if pr, ok := sender.(interface{ Probe(context.Context) error }); ok {
+		return pr.Probe(ctx)
+	}
+	return nil
 }
 
 func (h *Handler) sendCode(ctx context.Context, p *billingv1alpha1.CustomerPortal, locale, to, code string, ttl time.Duration) error {
@@ -185,7 +223,9 @@ func (h *Handler) sendCode(ctx context.Context, p *billingv1alpha1.CustomerPorta
 }
 
 type codeData struct {
-	Email      string
+	Email string
+	// SendFailed: the code's e-mail could not be sent (the SMTP server is down); ask again.
+	SendFailed bool
 	Length     int
 	Remaining  int
 	Locked     bool
@@ -220,7 +260,7 @@ func (h *Handler) codeState(w http.ResponseWriter, v *visit) (codeData, bool) {
 		h.internal(w, v, err)
 		return codeData{}, false
 	}
-	return codeData{Email: ch.Email, Length: pol.Length, Remaining: ch.Remaining, Locked: ch.Locked,
+	return codeData{Email: ch.Email, SendFailed: ch.SendFailed, Length: pol.Length, Remaining: ch.Remaining, Locked: ch.Locked,
 		Expired: ch.Expired, RetryAfter: int((ch.RetryAfter + time.Second - 1) / time.Second)}, true
 }
 
