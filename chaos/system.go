@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/bench"
@@ -33,12 +35,20 @@ type system struct {
 	ns      string
 	apiKey  string
 	mail    *testenv.Mailpit
+	smtp    *switchable // with systemOptions.smtpProxy
 	portals []*portalProc
+	// restarted are control-plane processes started again by the harness (scenario 5), which
+	// envtest does not know of.
+	restarted []*exec.Cmd
+	sigkilled int // of the control-plane processes stopped, those that needed SIGKILL
 }
 
 type systemOptions struct {
 	manager bool
 	mailpit bool
+	// smtpProxy puts a switchable proxy in front of Mailpit and names it in the SMTP Secret,
+	// so SMTP can be taken down and brought back.
+	smtpProxy bool
 }
 
 func startSystem(ctx context.Context, cfg Config, name string, o systemOptions) (_ *system, err error) {
@@ -80,6 +90,12 @@ func startSystem(ctx context.Context, cfg Config, name string, o systemOptions) 
 			return nil, err
 		}
 		smtpPort = fmt.Sprint(s.mail.SMTPPort)
+		if o.smtpProxy {
+			if s.smtp, err = newSwitchableProxy(fmt.Sprintf("127.0.0.1:%d", s.mail.SMTPPort)); err != nil {
+				return nil, err
+			}
+			smtpPort = s.smtp.Port()
+		}
 	}
 	if err := bench.CreatePortalSecrets(ctx, s.cluster.Client, s.ns, smtpPort, s.apiKey); err != nil {
 		return nil, err
@@ -90,6 +106,21 @@ func startSystem(ctx context.Context, cfg Config, name string, o systemOptions) 
 func (s *system) stop() {
 	for _, p := range s.portals {
 		p.proc.Stop()
+	}
+	for _, c := range s.restarted {
+		_ = c.Process.Signal(syscall.SIGTERM)
+	}
+	for _, c := range s.restarted {
+		done := make(chan struct{})
+		go func() { _, _ = c.Process.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = c.Process.Kill()
+		}
+	}
+	if s.smtp != nil {
+		s.smtp.Close()
 	}
 	if s.mail != nil {
 		_ = s.mail.Stop()
@@ -308,4 +339,8 @@ func ignoreNotFound(err error) error {
 		return nil
 	}
 	return err
+}
+
+func clientKey(ns, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: name}
 }
