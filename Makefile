@@ -131,6 +131,10 @@ bench: envtest-assets build ## Benchmarks against baselines measured in the same
 bench-quick: envtest-assets build ## A two-minute smoke run of every benchmark (figures not comparable).
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) run ./bench/cmd/portero-bench -quick -out /dev/stdout
 
+.PHONY: chaos
+chaos: envtest-assets build ## Fault and abuse scenarios against real processes (≤ 20 min on 2 cores); writes docs/reliability.md.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" $(GO) run ./chaos/cmd/portero-chaos -out docs/reliability.md
+
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
