@@ -28,10 +28,24 @@ func (s *System) spawnDetached(ctx context.Context, name string, env []string, b
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s missing: run `make build envtest-assets`", bin)
 	}
-	logf, err := os.Create(filepath.Join(local, name+".log"))
+	// The first start of a run begins its log afresh; a restart (the runner restarting a portal
+	// that exited) appends, so the lines that say why it stopped are still there.
+	flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	s.mu.Lock()
+	if !s.logged[name] {
+		flags |= os.O_TRUNC
+		if s.logged == nil {
+			s.logged = map[string]bool{}
+		}
+		s.logged[name] = true
+	}
+	s.mu.Unlock()
+	logf, err := os.OpenFile(filepath.Join(local, name+".log"), flags, 0o644)
 	if err != nil {
 		return nil, err
 	}
+	// The child has its own descriptor of the log; ours would stay open for every restart.
+	defer logf.Close()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), env...)
@@ -39,7 +53,6 @@ func (s *System) spawnDetached(ctx context.Context, name string, env []string, b
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
-		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	return cmd, nil

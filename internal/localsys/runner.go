@@ -50,6 +50,8 @@ type runner struct {
 	claimed map[string]bool   // ports this run has taken (and checked free once)
 	running map[types.NamespacedName]*localProc
 	wake    chan struct{}
+	// free offers an unused loopback port (freePort; tests script it).
+	free func() string
 }
 
 type localProc struct {
@@ -79,7 +81,7 @@ func portFree(port string) bool {
 
 func newRunner(s *System, c client.Client, out io.Writer) (*runner, error) {
 	r := &runner{sys: s, client: c, out: out, shared: map[types.NamespacedName]bool{},
-		ports: map[string]string{}, claimed: map[string]bool{}, running: map[types.NamespacedName]*localProc{}, wake: make(chan struct{}, 1)}
+		ports: map[string]string{}, claimed: map[string]bool{}, running: map[types.NamespacedName]*localProc{}, wake: make(chan struct{}, 1), free: freePort}
 	b, err := os.ReadFile(r.portsFile())
 	switch {
 	case err == nil:
@@ -103,7 +105,16 @@ func (r *runner) port(key string) (string, error) {
 		r.claimed[key] = true
 		return p, nil
 	}
-	p := freePort()
+	// Never a port another portal remembers: it may not have started yet this run, and would
+	// find its port taken and move (its URL, its links and the printed demo link with it).
+	taken := map[string]bool{}
+	for _, q := range r.ports {
+		taken[q] = true
+	}
+	p := r.free()
+	for taken[p] {
+		p = r.free()
+	}
 	r.ports[key], r.claimed[key] = p, true
 	b, _ := json.MarshalIndent(r.ports, "", "  ")
 	return p, os.WriteFile(r.portsFile(), append(b, '\n'), 0o600)

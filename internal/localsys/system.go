@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -72,6 +73,9 @@ type System struct {
 	webhookSecret string
 	env           *envtest.Environment
 	children      []*exec.Cmd
+
+	mu     sync.Mutex
+	logged map[string]bool // log files (re)started this run: later starts append
 }
 
 // Start brings the system up. On error it stops whatever it had started.
