@@ -107,6 +107,10 @@ type Worker struct {
 	ledgerMu sync.Mutex
 	wg       sync.WaitGroup
 	missing  map[string]time.Time // endpoints with pending deliveries but no configuration, since
+	// current is each endpoint as the last pass read it. Senders send with it, not with the
+	// configuration of the pass that started them: under steady traffic a sender never runs
+	// dry, and a changed URL, rotated secret or disable would otherwise never reach it.
+	current map[string]Endpoint
 }
 
 // abandonAfter is how long an endpoint must stay out of the configuration before its pending
@@ -159,7 +163,7 @@ func New(o Options) (*Worker, error) {
 		return nil, err
 	}
 	return &Worker{o: o, wake: make(chan struct{}, 1), m: m, flying: map[string]int{}, queue: map[string][]ledger.DueDelivery{},
-		recorded: make(chan struct{}, 1), missing: map[string]time.Time{}}, nil
+		recorded: make(chan struct{}, 1), missing: map[string]time.Time{}, current: map[string]Endpoint{}}, nil
 }
 
 // Written is the ledger's EventOptions.Written: it counts the events a transaction committed
@@ -221,14 +225,40 @@ func (w *Worker) Drain(ctx context.Context) {
 
 // claimAhead is how many deliveries to one endpoint a worker leases at a time: a few rounds of
 // its PerEndpoint senders, so the ledger is asked once per batch rather than once per delivery.
-const claimAhead = 32
+const claimAhead = 64
 
 // pass claims what is due for every endpoint whose queue runs low, starts senders up to
 // PerEndpoint, and returns how many deliveries it claimed.
 func (w *Worker) pass(ctx context.Context) int {
 	claimed := 0
 	configured := map[string]bool{}
-	for _, ep := range w.o.Endpoints() {
+	eps := w.o.Endpoints()
+	current := make(map[string]Endpoint, len(eps))
+	for _, ep := range eps {
+		current[ep.Name] = ep
+	}
+	// Deliveries claimed for an endpoint that is now disabled or gone are not sent: their
+	// leases are given back, so they wait (or are abandoned) like the rest of its deliveries.
+	w.mu.Lock()
+	w.current = current
+	var unsendable []ledger.DueDelivery
+	for name, q := range w.queue {
+		if ep, ok := current[name]; !ok || ep.Disabled {
+			unsendable = append(unsendable, q...)
+			delete(w.queue, name)
+		}
+	}
+	w.mu.Unlock()
+	if len(unsendable) > 0 {
+		w.ledgerMu.Lock()
+		err := w.o.Store.ReleaseDeliveries(ctx, w.o.Owner, unsendable)
+		w.ledgerMu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			w.o.Logger.Warn("release deliveries of a disabled or removed endpoint; they wait until their leases run out",
+				"deliveries", len(unsendable), "error", err)
+		}
+	}
+	for _, ep := range eps {
 		configured[ep.Name] = true
 		if ep.Disabled {
 			continue
@@ -265,7 +295,7 @@ func (w *Worker) pass(ctx context.Context) int {
 
 // lowWater is the queue length at which the next batch is claimed: early enough that the
 // senders do not run dry while the ledger answers.
-func (w *Worker) lowWater() int { return w.o.PerEndpoint * claimAhead / 2 }
+func (w *Worker) lowWater() int { return w.o.PerEndpoint * claimAhead * 3 / 4 }
 
 // startSenders starts senders for ep's queue until PerEndpoint are running. Each sends one
 // queued delivery after another and stops when the queue is empty.
@@ -280,7 +310,8 @@ func (w *Worker) startSenders(ctx context.Context, ep Endpoint) {
 			for {
 				w.mu.Lock()
 				q := w.queue[ep.Name]
-				if len(q) == 0 || ctx.Err() != nil { // shutting down: Run releases the rest
+				cur, ok := w.current[ep.Name]
+				if len(q) == 0 || ctx.Err() != nil || !ok || cur.Disabled { // shutting down: Run releases the rest
 					w.flying[ep.Name]--
 					w.mu.Unlock()
 					w.Notify() // the queue ran dry: claim more, if any is due
@@ -293,7 +324,7 @@ func (w *Worker) startSenders(ctx context.Context, ep Endpoint) {
 				if refill {
 					w.Notify() // claim the next batch while this one is still being sent
 				}
-				w.attempt(ctx, ep, d)
+				w.attempt(ctx, cur, d)
 			}
 		}()
 	}

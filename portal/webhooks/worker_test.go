@@ -722,3 +722,79 @@ func TestShutdownDoesNotCountTheInterruptedAttempt(t *testing.T) {
 		t.Errorf("another replica claims %+v right after the shutdown, want attempt 1 of %s (customer %s)", again, ev.ID, c.ID)
 	}
 }
+
+// A change to an endpoint applies to the next delivery, even while its senders are busy: the
+// deliveries already claimed go to the new URL, and none goes out once it is disabled (they are
+// released, not held for ever). Senders outlive any one pass under steady traffic (the queue is
+// refilled before it runs dry), so what they send with must not be the pass that started them.
+func TestEndpointChangeAppliesToQueuedDeliveries(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(Endpoint, string) Endpoint
+	}{
+		{"new url", func(ep Endpoint, newURL string) Endpoint { ep.URL = newURL; return ep }},
+		{"disabled", func(ep Endpoint, _ string) Endpoint { ep.Disabled = true; return ep }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := &clock{now: time.Now()}
+			s := openStore(t, ledgertest.SQLiteDSN(t), clk.Now, nil, "backend")
+			old, oldSrv := newReceiver(t, func(string) int { return 200 })
+			old.hold = make(chan struct{})
+			moved, movedSrv := newReceiver(t, func(string) int { return 200 })
+			var mu sync.Mutex
+			ep := Endpoint{Name: "backend", URL: oldSrv.URL, Keys: [][]byte{key(t, secret)}}
+			w, err := New(Options{Store: s, Now: clk.Now, PerEndpoint: 1, Jitter: func() float64 { return 1 }, Timeout: 30 * time.Second,
+				Endpoints: func() []Endpoint { mu.Lock(); defer mu.Unlock(); return []Endpoint{ep} }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				if _, err := s.CreateCustomer(context.Background(), ledger.NewCustomer{Email: fmt.Sprintf("live%d@example.com", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx := context.Background()
+			if n := w.pass(ctx); n != 3 {
+				t.Fatalf("claimed %d, want 3", n)
+			}
+			deadline := time.After(30 * time.Second)
+			for { // the first is in flight, held by the old receiver; two are queued behind it
+				w.mu.Lock()
+				queued, flying := len(w.queue["backend"]), w.flying["backend"]
+				w.mu.Unlock()
+				if queued == 2 && flying == 1 {
+					break
+				}
+				select {
+				case <-deadline:
+					t.Fatal("the first delivery never went out")
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			mu.Lock()
+			ep = tc.change(ep, movedSrv.URL)
+			mu.Unlock()
+			w.pass(ctx)
+			close(old.hold)
+			w.wg.Wait()
+			w.flush(ctx)
+			if got := len(old.received()); got != 1 {
+				t.Errorf("the old endpoint got %d deliveries, want only the one in flight when it changed", got)
+			}
+			if tc.name == "new url" {
+				w.Drain(ctx)
+				if got := len(moved.received()); got != 2 {
+					t.Errorf("the new URL got %d deliveries, want the 2 claimed before the change", got)
+				}
+				return
+			}
+			again, err := s.ClaimDeliveries(ctx, "other-replica", "backend", time.Minute, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(again) != 2 {
+				t.Errorf("%d deliveries released when the endpoint was disabled, want the 2 unsent", len(again))
+			}
+		})
+	}
+}
