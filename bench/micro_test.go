@@ -21,9 +21,11 @@ import (
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/controllers"
 	"github.com/portero-dev/portero/portal/auth"
+	"github.com/portero-dev/portero/portal/charging"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/mail"
 	"github.com/portero-dev/portero/portal/payments"
+	"github.com/portero-dev/portero/portal/payments/sandbox"
 	"github.com/portero-dev/portero/portal/web"
 )
 
@@ -108,8 +110,7 @@ func overviewStore(b *testing.B, engine ledger.Engine) (*ledger.Store, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	proc, _ := payments.NewSandbox(secret, nil)
-	st, err := ledger.Open(ctx, dsn, ledger.Options{Processor: proc})
+	st, err := ledger.Open(ctx, dsn, ledger.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func BenchmarkOverviewQueries(b *testing.B) {
 				}},
 				{"ListPaymentsDue", func() error {
 					_, err := st.ListPayments(ctx, ledger.ListPaymentsParams{CustomerID: id, Limit: 20,
-						Statuses: []ledger.PaymentStatus{ledger.PaymentIncomplete, ledger.PaymentFailed, ledger.PaymentPending}})
+						Statuses: []ledger.PaymentStatus{ledger.PaymentIncomplete, ledger.PaymentRequiresAction, ledger.PaymentFailed, ledger.PaymentPending}})
 					return err
 				}},
 				{"ListPaymentsIncomplete", func() error {
@@ -155,7 +156,7 @@ func BenchmarkOverviewQueries(b *testing.B) {
 				}},
 				{"ListPaymentSummariesDue", func() error {
 					_, err := st.ListPaymentSummaries(ctx, ledger.ListPaymentsParams{CustomerID: id, Limit: 20,
-						Statuses: []ledger.PaymentStatus{ledger.PaymentIncomplete, ledger.PaymentFailed, ledger.PaymentPending}})
+						Statuses: []ledger.PaymentStatus{ledger.PaymentIncomplete, ledger.PaymentRequiresAction, ledger.PaymentFailed, ledger.PaymentPending}})
 					return err
 				}},
 			}
@@ -186,15 +187,25 @@ func BenchmarkOverviewQueries(b *testing.B) {
 	}
 }
 
-// BenchmarkSettleOne is one AddPaymentMethod that settles one incomplete payment: the unit of
-// the ledger system benchmark, without concurrency.
+// BenchmarkSettleOne is one card added that settles one incomplete payment (tokenized, recorded,
+// the payment claimed, charged and recorded, through the charging driver): the unit of the
+// ledger system benchmark, without concurrency.
 func BenchmarkSettleOne(b *testing.B) {
 	for _, engine := range []ledger.Engine{ledger.SQLite, ledger.Postgres} {
 		b.Run(string(engine), func(b *testing.B) {
 			st, _ := overviewStore(b, engine)
 			ctx := context.Background()
-			card := ledger.NewPaymentMethod{Type: payments.MethodCard,
-				Card: &payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: time.Now().Year() + 3, CVC: "123"}}
+			secret := make([]byte, 32)
+			_, _ = rand.Read(secret)
+			sb, err := sandbox.New(secret, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			drv, err := charging.New(charging.Options{Adapter: sb, Recorder: st})
+			if err != nil {
+				b.Fatal(err)
+			}
+			card := payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: time.Now().Year() + 3, CVC: "123"}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -203,11 +214,11 @@ func BenchmarkSettleOne(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := st.CreatePayment(ctx, ledger.NewPayment{CustomerID: c.ID, Amount: 1000, Currency: ledger.ARS}); err != nil {
+				if _, _, err := st.CreatePayment(ctx, ledger.NewPayment{CustomerID: c.ID, Amount: 1000, Currency: ledger.ARS, Processor: sb.Type()}); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				if _, err := st.AddPaymentMethod(ctx, c.ID, card); err != nil {
+				if _, err := drv.AddCard(ctx, c.ID, card); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -22,8 +22,10 @@ import (
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/controllers"
+	"github.com/portero-dev/portero/portal/charging"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
+	"github.com/portero-dev/portero/portal/payments/sandbox"
 )
 
 // PortalThroughputOptions size the portal throughput benchmark.
@@ -240,15 +242,21 @@ func seedOverviewCustomer(ctx context.Context, dir string) (string, error) {
 
 // seedOverview creates the overview customer in the ledger at dsn.
 func seedOverview(ctx context.Context, dsn string, secret []byte) (string, error) {
-	proc, err := payments.NewSandbox(secret, nil)
+	sb, err := sandbox.New(secret, nil)
 	if err != nil {
 		return "", err
 	}
-	st, err := ledger.Open(ctx, dsn, ledger.Options{Processor: proc})
+	st, err := ledger.Open(ctx, dsn, ledger.Options{})
 	if err != nil {
 		return "", err
 	}
 	defer st.Close()
+	// As the portal does: the ledger records, the sandbox (under the portal's own key, so the
+	// portal can charge the cards later) tokenizes and charges through the charging driver.
+	drv, err := charging.New(charging.Options{Adapter: sb, Recorder: st})
+	if err != nil {
+		return "", err
+	}
 	cu, err := st.CreateCustomer(ctx, ledger.NewCustomer{Email: "ana@bench.example", Name: "Ana Benchmark",
 		Billing: ledger.BillingProfile{LegalName: "Ana Benchmark", TaxID: "27-28033514-8", TaxCondition: ledger.ResponsableInscripto,
 			Address: ledger.Address{Line1: "Av. Corrientes 1234", City: "CABA", Province: "Buenos Aires", PostalCode: "C1043", Country: "AR"}}})
@@ -256,10 +264,16 @@ func seedOverview(ctx context.Context, dsn string, secret []byte) (string, error
 		return "", err
 	}
 	year := time.Now().Year() + 3
+	for _, c := range []payments.CardDetails{
+		{Number: "4242424242424242", ExpMonth: 12, ExpYear: year, CVC: "123"},
+		{Number: "5555555555554444", ExpMonth: 6, ExpYear: year, CVC: "123"},
+		{Number: "378282246310005", ExpMonth: 3, ExpYear: year, CVC: "1234"},
+	} {
+		if _, err := drv.AddCard(ctx, cu.ID, c); err != nil {
+			return "", fmt.Errorf("add card: %w", err)
+		}
+	}
 	for _, m := range []ledger.NewPaymentMethod{
-		{Type: payments.MethodCard, Card: &payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: year, CVC: "123"}},
-		{Type: payments.MethodCard, Card: &payments.CardDetails{Number: "5555555555554444", ExpMonth: 6, ExpYear: year, CVC: "123"}},
-		{Type: payments.MethodCard, Card: &payments.CardDetails{Number: "378282246310005", ExpMonth: 3, ExpYear: year, CVC: "1234"}},
 		{Type: payments.MethodDirectDebit, Account: "0110599552000000123456"},
 		{Type: payments.MethodWallet, Wallet: "mercadopago"},
 	} {
@@ -267,15 +281,32 @@ func seedOverview(ctx context.Context, dsn string, secret []byte) (string, error
 			return "", fmt.Errorf("add %s: %w", m.Type, err)
 		}
 	}
+	charge := func(what string, claim *charging.Attempt) error {
+		if claim == nil {
+			return nil
+		}
+		if _, err := drv.Charge(ctx, *claim); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
 	for i, plan := range []string{"Plan Profesional", "Soporte Premium", "Almacenamiento extra"} {
-		if _, _, err := st.CreateSubscription(ctx, ledger.NewSubscription{CustomerID: cu.ID, Plan: plan,
-			Amount: int64(150000 * (i + 1)), Currency: ledger.ARS, Interval: ledger.Month}); err != nil {
+		_, _, claim, err := st.CreateSubscription(ctx, ledger.NewSubscription{CustomerID: cu.ID, Plan: plan,
+			Amount: int64(150000 * (i + 1)), Currency: ledger.ARS, Interval: ledger.Month, Processor: sb.Type()})
+		if err == nil {
+			err = charge("charge subscription", claim)
+		}
+		if err != nil {
 			return "", fmt.Errorf("subscription: %w", err)
 		}
 	}
 	for i := range 47 {
-		if _, err := st.CreatePayment(ctx, ledger.NewPayment{CustomerID: cu.ID, Amount: int64(250000 + i*1000), Currency: ledger.ARS,
-			Description: fmt.Sprintf("Consumo adicional #%d", i+1), IdempotencyKey: fmt.Sprintf("seed-%d", i)}); err != nil {
+		_, claim, err := st.CreatePayment(ctx, ledger.NewPayment{CustomerID: cu.ID, Amount: int64(250000 + i*1000), Currency: ledger.ARS,
+			Description: fmt.Sprintf("Consumo adicional #%d", i+1), IdempotencyKey: fmt.Sprintf("seed-%d", i), Processor: sb.Type()})
+		if err == nil {
+			err = charge("charge payment", claim)
+		}
+		if err != nil {
 			return "", fmt.Errorf("payment: %w", err)
 		}
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/portero-dev/portero/portal/ledger"
-	"github.com/portero-dev/portero/portal/payments"
 	"github.com/portero-dev/portero/portal/webhooks"
 	"github.com/portero-dev/portero/portal/webhooks/signing"
 )
@@ -114,11 +113,7 @@ func (r *benchReceiver) reset() {
 
 // openWebhookStore opens a fresh SQLite ledger whose events go to the endpoint.
 func openWebhookStore(ctx context.Context, dir, name string, written func([]string, bool)) (*ledger.Store, error) {
-	sb, err := payments.NewSandbox([]byte("portero-bench-webhooks-sandbox-secret-0123"), nil)
-	if err != nil {
-		return nil, err
-	}
-	return ledger.Open(ctx, "sqlite://"+filepath.Join(dir, name+".db"), ledger.Options{Processor: sb, Events: ledger.EventOptions{
+	return ledger.Open(ctx, "sqlite://"+filepath.Join(dir, name+".db"), ledger.Options{Events: ledger.EventOptions{
 		Portal: "bench/webhooks", Subscribers: func() []ledger.Subscriber { return []ledger.Subscriber{{Name: "bench"}} },
 		Written: written,
 	}})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portero-dev/portero/bench"
 	"github.com/portero-dev/portero/portal/billing"
+	"github.com/portero-dev/portero/portal/charging"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 )
@@ -39,11 +40,16 @@ func PostgresRestart(ctx context.Context, cfg Config) Outcome {
 		if err != nil {
 			return err
 		}
-		st, err := ledger.Open(ctx, dsn, ledger.Options{Processor: proc, Now: clk.Now})
+		st, err := ledger.Open(ctx, dsn, ledger.Options{Now: clk.Now})
 		if err != nil {
 			return err
 		}
 		defer st.Close()
+		// The ledger records; the charging driver calls the processor, as in the portal.
+		drv, err := charging.New(charging.Options{Adapter: proc, Recorder: st})
+		if err != nil {
+			return err
+		}
 
 		cfg.step("pgrestart: %d customers, each with a card and a monthly subscription", n)
 		year := clk.Now().Year() + 3
@@ -52,14 +58,20 @@ func PostgresRestart(ctx context.Context, cfg Config) Outcome {
 			if err != nil {
 				return err
 			}
-			if _, err := st.AddPaymentMethod(ctx, c.ID, ledger.NewPaymentMethod{Type: payments.MethodCard,
-				Card: &payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: year, CVC: "123"}}); err != nil {
+			if _, err := drv.AddCard(ctx, c.ID, payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: year, CVC: "123"}); err != nil {
 				return err
 			}
-			_, p, err := st.CreateSubscription(ctx, ledger.NewSubscription{CustomerID: c.ID, Plan: "Plan Pro", Amount: 250000,
-				Currency: ledger.ARS, Interval: ledger.Month})
-			if err == nil && p.Status != ledger.PaymentSucceeded {
-				err = fmt.Errorf("first period's payment is %s", p.Status)
+			_, _, claim, err := st.CreateSubscription(ctx, ledger.NewSubscription{CustomerID: c.ID, Plan: "Plan Pro", Amount: 250000,
+				Currency: ledger.ARS, Interval: ledger.Month, Processor: proc.Type()})
+			if err != nil {
+				return err
+			}
+			if claim == nil {
+				return errors.New("the first period's payment was not charged")
+			}
+			r, err := drv.Charge(ctx, *claim)
+			if err == nil && r.Status != charging.AttemptSucceeded {
+				err = fmt.Errorf("first period's payment is %s", r.Status)
 			}
 			return err
 		})
@@ -81,7 +93,13 @@ func PostgresRestart(ctx context.Context, cfg Config) Outcome {
 				defer wg.Done()
 				// The billing loop's retry, compressed: it tries again a minute later.
 				for loopCtx.Err() == nil {
-					res, err := st.RenewDue(loopCtx, clk.Now())
+					res, err := st.RenewDue(loopCtx, clk.Now(), proc.Type())
+					for _, a := range res.Claims {
+						// A charge whose recording the restart cuts stays processing for the sweep.
+						if _, cerr := drv.Charge(loopCtx, a); cerr != nil && err == nil {
+							err = cerr
+						}
+					}
 					if err != nil {
 						renewErrs.Add(1)
 						waitFor(loopCtx, 100*time.Millisecond)
@@ -133,7 +151,7 @@ func PostgresRestart(ctx context.Context, cfg Config) Outcome {
 			}
 			clk.Step(billing.DefaultStaleAfter + time.Second)
 			for {
-				k, err := st.RecoverProcessing(ctx, billing.DefaultStaleAfter)
+				k, err := drv.Redrive(ctx, billing.DefaultStaleAfter)
 				if err != nil {
 					return fmt.Errorf("recover: %w", err)
 				}

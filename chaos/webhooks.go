@@ -19,8 +19,10 @@ import (
 
 	"github.com/portero-dev/portero/bench"
 	"github.com/portero-dev/portero/portal/api"
+	"github.com/portero-dev/portero/portal/charging"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
+	"github.com/portero-dev/portero/portal/payments/sandbox"
 	"github.com/portero-dev/portero/portal/webhooks"
 )
 
@@ -119,11 +121,11 @@ func webhooksOn(ctx context.Context, engine, dsn string, customers int, o *Outco
 	var worker *webhooks.Worker
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	proc, err := payments.NewSandbox(secret, clk.Now)
+	proc, err := sandbox.New(secret, clk.Now)
 	if err != nil {
 		return err
 	}
-	st, err := ledger.Open(ctx, dsn, ledger.Options{Processor: proc, Now: clk.Now, Events: ledger.EventOptions{
+	st, err := ledger.Open(ctx, dsn, ledger.Options{Now: clk.Now, Events: ledger.EventOptions{
 		Portal: "chaos/shop", Render: api.RenderEvent,
 		Subscribers: func() []ledger.Subscriber { return []ledger.Subscriber{{Name: "merchant"}} },
 		Written: func(types []string, deliveries bool) {
@@ -136,6 +138,11 @@ func webhooksOn(ctx context.Context, engine, dsn string, customers int, o *Outco
 		return err
 	}
 	defer st.Close()
+	// The ledger records; the charging driver calls the processor, as in the portal.
+	drv, err := charging.New(charging.Options{Adapter: proc, Recorder: st})
+	if err != nil {
+		return err
+	}
 	endpoint := webhooks.Endpoint{Name: "merchant", URL: srv.URL() + "hooks", Keys: [][]byte{key}}
 	worker, err = webhooks.New(webhooks.Options{Store: st, Endpoints: func() []webhooks.Endpoint { return []webhooks.Endpoint{endpoint} },
 		Owner: "chaos", Now: clk.Now, Timeout: 5 * time.Second})
@@ -151,11 +158,15 @@ func webhooksOn(ctx context.Context, engine, dsn string, customers int, o *Outco
 			if err != nil {
 				return err
 			}
-			if _, err := st.AddPaymentMethod(ctx, c.ID, ledger.NewPaymentMethod{Type: payments.MethodCard,
-				Card: &payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: year, CVC: "123"}}); err != nil {
+			if _, err := drv.AddCard(ctx, c.ID, payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: year, CVC: "123"}); err != nil {
 				return err
 			}
-			_, err = st.CreatePayment(ctx, ledger.NewPayment{CustomerID: c.ID, Amount: 99000, Currency: ledger.ARS, Description: "Plan", IdempotencyKey: "wh-" + batch + strconv.Itoa(i)})
+			_, claim, err := st.CreatePayment(ctx, ledger.NewPayment{CustomerID: c.ID, Amount: 99000, Currency: ledger.ARS,
+				Description: "Plan", IdempotencyKey: "wh-" + batch + strconv.Itoa(i), Processor: proc.Type()})
+			if err != nil || claim == nil {
+				return err
+			}
+			_, err = drv.Charge(ctx, *claim)
 			return err
 		})
 	}

@@ -33,8 +33,8 @@ import (
 	"github.com/portero-dev/portero/portal/api"
 	"github.com/portero-dev/portero/portal/auth"
 	"github.com/portero-dev/portero/portal/billing"
+	"github.com/portero-dev/portero/portal/charging/live"
 	"github.com/portero-dev/portero/portal/ledger"
-	"github.com/portero-dev/portero/portal/payments"
 	"github.com/portero-dev/portero/portal/rules"
 	"github.com/portero-dev/portero/portal/server"
 	"github.com/portero-dev/portero/portal/web"
@@ -98,10 +98,6 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	processor, err := payments.NewSandbox(secret, nil)
-	if err != nil {
-		return err
-	}
 	srv := server.New(log)
 	// The billing loops (renewals, completion links for incomplete payments) hook into the ledger,
 	// so they exist before it opens and run once the rules are known.
@@ -109,7 +105,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	// The event log's endpoints come from the rules and its worker needs the ledger: both are
 	// reached through these, set below before anything writes an event.
 	var hooks webhookHooks
-	store, err := ledger.Open(ctx, dsn, ledger.Options{Processor: processor, Logger: log.With("component", "ledger"), Hooks: loops.Hooks(),
+	store, err := ledger.Open(ctx, dsn, ledger.Options{Logger: log.With("component", "ledger"), Hooks: loops.Hooks(),
 		Events: ledger.EventOptions{Portal: key.String(), Render: api.RenderEvent, Subscribers: hooks.subscribers, Written: hooks.written}})
 	if err != nil {
 		return err
@@ -131,6 +127,13 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	hooks.set(whConfig, worker)
+	// The processor is a rule like the others: spec.processor and its Secret, read live. The
+	// sandbox, when named without a Secret, runs under the key kept beside the ledger.
+	procs, err := live.New(live.Options{Rules: rl, Secrets: rl.Client, Recorder: store, SandboxSecret: secret,
+		Log: log.With("component", "charging"), Metrics: srv.Registry()})
+	if err != nil {
+		return err
+	}
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan struct{})
 	go func() { defer close(workerDone); worker.Run(workerCtx) }()
@@ -138,7 +141,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	loopsDone := make(chan struct{})
-	go func() { defer close(loopsDone); _ = loops.Run(ctx, store, rl) }()
+	go func() { defer close(loopsDone); _ = loops.Run(ctx, store, rl, procs) }()
 	defer func() { cancel(); <-loopsDone }() // stop the loops before the ledger closes
 
 	srv.AddReadiness(store.Ping)
@@ -148,9 +151,13 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		}
 		return nil
 	})
-	srv.Mux().Handle(api.Prefix, api.New(api.Deps{Store: store, Rules: rl, Log: log.With("component", "merchant-api"), Registry: srv.Registry()}))
+	srv.Mux().Handle(api.Prefix, api.New(api.Deps{Store: store, Rules: rl, Processors: procs,
+		Log: log.With("component", "merchant-api"), Registry: srv.Registry()}))
+	// The processor's signed notifications, on the same Service as the pages (outside /api/v1:
+	// they carry the processor's signature, not the merchant's key).
+	srv.Mux().Handle("POST /webhooks/{processor}", procs.WebhookHandler())
 
-	ui, err := customerUI(ctx, c, log, store, rl, srv, secret)
+	ui, err := customerUI(ctx, c, log, store, rl, srv, secret, procs)
 	if err != nil {
 		return err
 	}
@@ -183,7 +190,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 
 // customerUI builds the customers' web UI: auth tables in the ledger's database, codes e-mailed
 // through the SMTP Secret the portal names (read live), and a sweeper for expired sign-ins.
-func customerUI(ctx context.Context, c config, log *slog.Logger, store *ledger.Store, rl *rules.Rules, srv *server.Server, secret []byte) (*web.Handler, error) {
+func customerUI(ctx context.Context, c config, log *slog.Logger, store *ledger.Store, rl *rules.Rules, srv *server.Server, secret []byte, procs *live.Processors) (*web.Handler, error) {
 	// The pepper keeps auth's HMAC keys out of reach of a database copy alone; derived rather
 	// than reused, so the processor's key serves only the processor.
 	pepper := hmac.New(sha256.New, secret)
@@ -208,6 +215,7 @@ func customerUI(ctx context.Context, c config, log *slog.Logger, store *ledger.S
 	}()
 	return web.New(web.Options{
 		Ledger:          store,
+		Processors:      procs,
 		Auth:            authStore,
 		Rules:           rl,
 		Mailer:          web.SecretMailer{Reader: rl.Client},

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portero-dev/portero/portal/charging"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/rules"
 )
@@ -38,19 +39,29 @@ type Deps struct {
 	Log *slog.Logger
 	// Registry receives the API's metrics; nil registers nowhere.
 	Registry prometheus.Registerer
+	// Processors gives the portal's payment processor as its CustomerPortal names it now.
+	// Required.
+	Processors Processors
+}
+
+// Processors gives the charging driver of the processor the portal names now (spec.processor,
+// read live: portal/charging/live in production).
+type Processors interface {
+	Driver(ctx context.Context) (*charging.Driver, error)
 }
 
 // API is the merchant API handler.
 type API struct {
-	store   *ledger.Store
-	rules   *rules.Rules
-	now     func() time.Time
-	log     *slog.Logger
-	mux     *http.ServeMux
-	routes  []route
-	keys    *keyCache
-	metrics *metrics
-	idem    *keyedMutex
+	store      *ledger.Store
+	processors Processors
+	rules      *rules.Rules
+	now        func() time.Time
+	log        *slog.Logger
+	mux        *http.ServeMux
+	routes     []route
+	keys       *keyCache
+	metrics    *metrics
+	idem       *keyedMutex
 	// sessionWait bounds how long POST /portal_sessions waits for the link.
 	sessionWait time.Duration
 }
@@ -67,6 +78,7 @@ func New(d Deps) http.Handler { return newAPI(d) }
 func newAPI(d Deps) *API {
 	a := &API{
 		store:       d.Store,
+		processors:  d.Processors,
 		rules:       d.Rules,
 		now:         d.Now,
 		log:         d.Log,

@@ -505,7 +505,7 @@ func testSubscriptionIdempotency(t *testing.T, f *fixture) {
 	// Ten concurrent retries of a new request, half of them through a second API on the same
 	// ledger (a replica: its own in-process lock), make one subscription and one charge.
 	replica := *f
-	replica.server = httptest.NewServer(newAPI(Deps{Store: f.store, Rules: f.rules}))
+	replica.server = httptest.NewServer(newAPI(Deps{Store: f.store, Rules: f.rules, Processors: f.processors()}))
 	t.Cleanup(replica.server.Close)
 	key2 := map[string]string{"Idempotency-Key": "signup-2"}
 	body2 := map[string]any{"customer_id": c.ID, "plan": "Extra", "amount": 99000, "currency": "ARS", "interval": "year"}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/portal/charging"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 )
@@ -100,13 +102,23 @@ func (a *API) addPaymentMethod(w http.ResponseWriter, r *http.Request) *apiError
 	if p == nil {
 		return errPortalUnavailable()
 	}
-	if !p.Spec.PaymentMethods.Allows(billingv1alpha1.PaymentMethodType(in.Type)) {
-		return methodTypeNotAllowed(p.Spec.PaymentMethods.Effective())
+	if !p.Spec.AcceptsPaymentMethod(billingv1alpha1.PaymentMethodType(in.Type)) {
+		return methodTypeNotAllowed(p.Spec.EffectivePaymentMethods())
+	}
+	d, e := a.driver(r)
+	if e != nil {
+		return e
+	}
+	if in.card != nil && d.Adapter().Capabilities().HostedSetup {
+		// The card's details were never read: this processor takes them on its own pages.
+		return newError(http.StatusBadRequest, CodeRawCardNotAccepted, "card",
+			"This portal's payment processor takes card details on its own pages only: create the card there and send its id as processor_payment_method.",
+			"El procesador de pagos de este portal recibe los datos de tarjeta solo en sus propias páginas: creá la tarjeta allí y enviá su id como processor_payment_method.")
 	}
 	// The merchant's adds count against the same cap as the customer's: the cap bounds what a
 	// customer keeps, whoever added it.
 	in.Limit = p.Spec.PaymentMethods.Max()
-	m, err := a.store.AddPaymentMethod(r.Context(), id, in)
+	m, err := a.recordMethod(r.Context(), d, id, in)
 	var le *ledger.Error
 	if errors.As(err, &le) && le.Code == ledger.CodePaymentMethodLimit {
 		// 422, not the 409 of other state conflicts: it is a rule of this portal's, like a type
@@ -120,15 +132,24 @@ func (a *API) addPaymentMethod(w http.ResponseWriter, r *http.Request) *apiError
 	return nil
 }
 
+// newMethod is a checked add-method request: a card for the processor to tokenize, a method
+// created at the processor to adopt, or a method the ledger records itself.
+type newMethod struct {
+	ledger.NewPaymentMethod
+	card            *payments.CardDetails
+	processorMethod string
+}
+
 // toLedger checks the request has the details its type needs and nothing another type needs,
-// so a card sent as {"type": "cvu", "card": {...}} is refused instead of silently dropped.
-func (req addPaymentMethodRequest) toLedger() (ledger.NewPaymentMethod, *apiError) {
+// so a card sent as {"type": "cvu", "card": {...}} is refused instead of silently dropped. A
+// card comes as card details or as processor_payment_method, not both.
+func (req addPaymentMethodRequest) toLedger() (newMethod, *apiError) {
 	t := payments.MethodType(req.Type)
 	if req.Type == "" {
-		return ledger.NewPaymentMethod{}, errRequired("type")
+		return newMethod{}, errRequired("type")
 	}
 	if !t.Valid() {
-		return ledger.NewPaymentMethod{}, newError(http.StatusBadRequest, payments.CodeUnsupportedMethod, "type",
+		return newMethod{}, newError(http.StatusBadRequest, payments.CodeUnsupportedMethod, "type",
 			"The type must be one of card, direct_debit, cvu, bank_transfer, qr or wallet.",
 			"El tipo debe ser card, direct_debit, cvu, bank_transfer, qr o wallet.")
 	}
@@ -136,23 +157,65 @@ func (req addPaymentMethodRequest) toLedger() (ledger.NewPaymentMethod, *apiErro
 		payments.MethodCard: "card", payments.MethodDirectDebit: "account", payments.MethodCVU: "account",
 		payments.MethodWallet: "wallet",
 	}[t]
-	present := map[string]bool{"card": req.Card != nil, "account": req.Account != "", "wallet": req.Wallet != ""}
-	for _, f := range []string{"card", "account", "wallet"} {
+	present := map[string]bool{"card": req.Card != nil, "processor_payment_method": req.ProcessorPaymentMethod != "",
+		"account": req.Account != "", "wallet": req.Wallet != ""}
+	if need == "card" && present["processor_payment_method"] {
+		need = "processor_payment_method"
+	}
+	for _, f := range []string{"card", "processor_payment_method", "account", "wallet"} {
 		switch {
 		case f == need && !present[f]:
-			return ledger.NewPaymentMethod{}, errRequired(f)
+			return newMethod{}, errRequired(f)
 		case f != need && present[f]:
-			return ledger.NewPaymentMethod{}, errInvalidField(f,
-				"The field "+f+" does not apply to payment methods of type "+req.Type+".",
-				"El campo "+f+" no corresponde a medios de pago de tipo "+req.Type+".")
+			return newMethod{}, errInvalidField(f,
+				"The field "+f+" does not apply to payment methods of type "+req.Type+" sent this way.",
+				"El campo "+f+" no corresponde a medios de pago de tipo "+req.Type+" enviados así.")
 		}
 	}
-	in := ledger.NewPaymentMethod{Type: t, Account: req.Account, Wallet: req.Wallet}
+	in := newMethod{NewPaymentMethod: ledger.NewPaymentMethod{Type: t, Account: req.Account, Wallet: req.Wallet},
+		processorMethod: req.ProcessorPaymentMethod}
 	if req.Card != nil {
-		in.Card = &payments.CardDetails{Number: req.Card.Number, ExpMonth: req.Card.ExpMonth,
+		in.card = &payments.CardDetails{Number: req.Card.Number, ExpMonth: req.Card.ExpMonth,
 			ExpYear: req.Card.ExpYear, CVC: req.Card.CVC, HolderName: req.Card.HolderName}
 	}
 	return in, nil
+}
+
+// recordMethod adds a checked method: a card through the processor (tokenized, or adopted from
+// the processor), anything else straight to the ledger; then the customer's incomplete payments
+// proceed, each exactly once.
+func (a *API) recordMethod(ctx context.Context, d *charging.Driver, customerID string, in newMethod) (ledger.PaymentMethod, error) {
+	if in.card == nil && in.processorMethod == "" {
+		m, err := a.store.AddPaymentMethod(ctx, customerID, in.NewPaymentMethod)
+		if err == nil {
+			a.settle(ctx, d, customerID)
+		}
+		return m, err
+	}
+	if _, err := a.store.GetCustomer(ctx, customerID); err != nil {
+		return ledger.PaymentMethod{}, err
+	}
+	// At the cap nothing reaches the processor, or the API would still test cards.
+	if err := a.store.CheckMethodLimit(ctx, customerID, in.Limit); err != nil {
+		return ledger.PaymentMethod{}, err
+	}
+	capped := ledger.WithMethodLimit(ctx, in.Limit)
+	var added charging.MethodAdded
+	var err error
+	if in.card != nil {
+		added, err = d.AddCard(capped, customerID, *in.card)
+		var pe *payments.Error
+		if errors.As(err, &pe) && pe.Field != "" {
+			// The processor's field is the card's: say so as the request spells it.
+			return ledger.PaymentMethod{}, &payments.Error{Code: pe.Code, Field: "card." + pe.Field}
+		}
+	} else {
+		added, err = d.AttachProcessorMethod(capped, customerID, in.processorMethod)
+	}
+	if err != nil {
+		return ledger.PaymentMethod{}, err
+	}
+	return a.store.GetPaymentMethod(context.WithoutCancel(ctx), customerID, added.MethodID)
 }
 
 func methodTypeNotAllowed(allowed []billingv1alpha1.PaymentMethodType) *apiError {

@@ -37,9 +37,12 @@ import (
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/controllers"
 	"github.com/portero-dev/portero/internal/testenv"
+	"github.com/portero-dev/portero/portal/charging/live"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/mail"
 	"github.com/portero-dev/portero/portal/payments"
+	"github.com/portero-dev/portero/portal/payments/sandbox"
+	"github.com/portero-dev/portero/portal/payments/stripe"
 	"github.com/portero-dev/portero/portal/rules"
 )
 
@@ -251,7 +254,7 @@ func (f *fixture) startRules() {
 
 func (f *fixture) openLedger(engine ledger.Engine) {
 	f.t.Helper()
-	sb, err := payments.NewSandbox([]byte(testSandbox), nil)
+	sb, err := sandbox.New([]byte(testSandbox), nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -262,8 +265,7 @@ func (f *fixture) openLedger(engine ledger.Engine) {
 		dsn = postgresDSN(f.t)
 	}
 	f.store, err = ledger.Open(f.ctx, dsn, ledger.Options{
-		Processor: f.proc,
-		Logger:    slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		f.t.Fatal(err)
@@ -271,13 +273,29 @@ func (f *fixture) openLedger(engine ledger.Engine) {
 	f.t.Cleanup(func() { f.store.Close() })
 }
 
+// processors is the portal's processor as production reads it (spec.processor and its Secret,
+// live), with the sandbox counting its charges.
+func (f *fixture) processors() *live.Processors {
+	f.t.Helper()
+	reg := payments.NewRegistry()
+	reg.Register(sandbox.Type, func(payments.Config) (payments.Adapter, error) { return f.proc, nil })
+	reg.Register(stripe.Type, stripe.Factory)
+	p, err := live.New(live.Options{Rules: f.rules, Secrets: f.rules.Client, Recorder: f.store, Registry: reg,
+		SandboxSecret: []byte(testSandbox), Log: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
 func (f *fixture) startAPI() {
 	f.api = newAPI(Deps{
-		Store:    f.store,
-		Rules:    f.rules,
-		Now:      f.clock.now,
-		Log:      slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registry: f.reg,
+		Store:      f.store,
+		Processors: f.processors(),
+		Rules:      f.rules,
+		Now:        f.clock.now,
+		Log:        slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registry:   f.reg,
 	})
 	// Mounted as cmd/portal mounts it.
 	mux := http.NewServeMux()
@@ -499,14 +517,17 @@ func (f *fixture) patchPortal(mutate func(*billingv1alpha1.CustomerPortal), seen
 
 // countingProcessor wraps the sandbox and counts charges per payment: how the tests prove
 // "charged exactly once".
+// countingProcessor is the sandbox counting its charges per payment. Embedding keeps the
+// sandbox's optional interfaces (card tokenizing, pending confirmation), which the charging
+// driver looks for.
 type countingProcessor struct {
-	payments.Processor
+	*sandbox.Adapter
 	mu      sync.Mutex
 	charges map[string]int
 }
 
-func newCountingProcessor(p payments.Processor) *countingProcessor {
-	return &countingProcessor{Processor: p, charges: map[string]int{}}
+func newCountingProcessor(p *sandbox.Adapter) *countingProcessor {
+	return &countingProcessor{Adapter: p, charges: map[string]int{}}
 }
 
 func (c *countingProcessor) Charge(ctx context.Context, r payments.ChargeRequest) (payments.ChargeResult, error) {
@@ -514,7 +535,7 @@ func (c *countingProcessor) Charge(ctx context.Context, r payments.ChargeRequest
 	id, _, _ := strings.Cut(r.IdempotencyKey, "/")
 	c.charges[id]++
 	c.mu.Unlock()
-	return c.Processor.Charge(ctx, r)
+	return c.Adapter.Charge(ctx, r)
 }
 
 func (c *countingProcessor) chargesFor(paymentID string) int {

@@ -32,6 +32,9 @@ const (
 	CodeSessionNotReady           = "session_not_ready"
 	CodeKubernetesUnavailable     = "kubernetes_unavailable"
 	CodeInternal                  = "internal_error"
+	// CodeRawCardNotAccepted refuses card details sent to a portal whose processor takes cards
+	// on its own pages only (send processor_payment_method instead).
+	CodeRawCardNotAccepted = "raw_card_not_accepted"
 )
 
 // ErrorCodes lists every code an error response may carry, for the OpenAPI document (whose
@@ -42,7 +45,7 @@ func ErrorCodes() []string {
 		CodeRouteNotFound, CodeMethodNotAllowed, CodeUnsupportedMediaType, CodeRequestTooLarge,
 		CodeMalformedJSON, CodeUnknownField, CodeIdempotencyKeyRequired, CodeIdempotencyConflict,
 		CodeMethodTypeNotAllowed, CodeTTLExceedsPortalMaximum, CodeSessionRefused, CodeSessionNotReady,
-		CodeKubernetesUnavailable, CodeInternal,
+		CodeKubernetesUnavailable, CodeInternal, CodeRawCardNotAccepted,
 		// The ledger's.
 		ledger.CodeNotFound, ledger.CodeInvalidField, ledger.CodeRequired,
 		ledger.CodeLastMethodWithActiveSubscription, ledger.CodeSubscriptionCanceled,
@@ -62,7 +65,7 @@ func ErrorCodes() []string {
 		payments.CodeCardDeclined, payments.CodeInsufficientFunds, payments.CodeIncorrectCVC,
 		payments.CodeProcessingError, payments.CodeUnsupportedCurrency, payments.CodeUnsupportedMethod,
 		payments.CodeInvalidAmount, payments.CodeInvalidToken, payments.CodeInvalidReference,
-		payments.CodeInvalidPaymentMethod,
+		payments.CodeInvalidPaymentMethod, payments.CodePaymentMethodInUse, payments.CodeProcessorUnavailable,
 	}
 }
 
@@ -194,10 +197,18 @@ func fromStoreError(err error) (*apiError, bool) {
 	var pe *payments.Error
 	if errors.As(err, &pe) {
 		status := http.StatusBadRequest
-		if isDecline(pe.Code) {
+		switch {
+		case isDecline(pe.Code):
 			status = http.StatusPaymentRequired
+		case pe.Code == payments.CodePaymentMethodInUse:
+			status = http.StatusConflict
 		}
 		return &apiError{status: status, code: pe.Code, field: pe.Field, message: pe.Message}, true
+	}
+	if payments.IsUnavailable(err) {
+		// Nothing was recorded: the same request can simply be sent again.
+		pe := &payments.Error{Code: payments.CodeProcessorUnavailable}
+		return (&apiError{status: http.StatusServiceUnavailable, code: pe.Code, message: pe.Message}).withHeader("Retry-After", "30"), true
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return newError(http.StatusServiceUnavailable, CodeInternal, "",

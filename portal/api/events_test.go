@@ -89,7 +89,7 @@ func newEventsFixture(t *testing.T) (*fixture, *hookReceiver) {
 	f := newFixture(t, withWebhook(t, "backend", srv.URL+"/hooks"))
 	cfg := webhooks.NewConfig(f.rules, f.rules.Client, slog.New(slog.NewTextHandler(f.logs, nil)))
 	var worker *webhooks.Worker
-	store, err := ledger.Open(f.ctx, "sqlite://"+f.dbPath, ledger.Options{Processor: f.proc, Events: ledger.EventOptions{
+	store, err := ledger.Open(f.ctx, "sqlite://"+f.dbPath, ledger.Options{Events: ledger.EventOptions{
 		Portal: f.portal.String(), Render: RenderEvent, Subscribers: cfg.Subscribers,
 		Written: func(types []string, d bool) { worker.Written(types, d) },
 	}})

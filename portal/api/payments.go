@@ -2,10 +2,13 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
+	"github.com/portero-dev/portero/portal/charging"
 	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/payments"
 )
 
 // replayWindow is how far back createPayment looks for an earlier payment with the same
@@ -40,12 +43,20 @@ func (a *API) createPayment(w http.ResponseWriter, r *http.Request) *apiError {
 	if err != nil {
 		return a.storeError(r, err)
 	}
-	p, err := a.store.CreatePayment(r.Context(), ledger.NewPayment{
+	d, e := a.driver(r)
+	if e != nil {
+		return e
+	}
+	p, claim, err := a.store.CreatePayment(r.Context(), ledger.NewPayment{
 		CustomerID: req.CustomerID, Amount: req.Amount, Currency: ledger.Currency(req.Currency),
 		Description: req.Description, SubscriptionID: req.SubscriptionID, IdempotencyKey: key,
+		Processor: d.Adapter().Type(),
 	})
 	if err != nil {
 		return a.idempotentStoreError(r, err)
+	}
+	if p, err = a.charged(r.Context(), d, p, claim); err != nil {
+		return a.storeError(r, err)
 	}
 	info(r).paymentID = p.ID
 	// The ledger does not say whether it replayed. A payment found before the call, or created
@@ -97,8 +108,8 @@ func (a *API) listPayments(w http.ResponseWriter, r *http.Request) *apiError {
 	status := ledger.PaymentStatus(q.Get("status"))
 	if !validStatus(status) {
 		return errInvalidField("status",
-			"The status must be one of incomplete, processing, pending, succeeded or failed.",
-			"El estado debe ser incomplete, processing, pending, succeeded o failed.")
+			"The status must be one of incomplete, processing, requires_action, pending, succeeded or failed.",
+			"El estado debe ser incomplete, processing, requires_action, pending, succeeded o failed.")
 	}
 	info(r).customerID = q.Get("customer_id")
 	page, err := a.store.ListPayments(r.Context(), ledger.ListPaymentsParams{
@@ -118,7 +129,7 @@ func (a *API) listPayments(w http.ResponseWriter, r *http.Request) *apiError {
 
 func validStatus(s ledger.PaymentStatus) bool {
 	switch s {
-	case "", ledger.PaymentIncomplete, ledger.PaymentProcessing, ledger.PaymentPending,
+	case "", ledger.PaymentIncomplete, ledger.PaymentProcessing, ledger.PaymentRequiresAction, ledger.PaymentPending,
 		ledger.PaymentSucceeded, ledger.PaymentFailed:
 		return true
 	}
@@ -146,7 +157,20 @@ func (a *API) confirmPayment(w http.ResponseWriter, r *http.Request) *apiError {
 	if e := decodeOptionalJSON(w, r, &req); e != nil {
 		return e
 	}
-	p, err := a.store.ConfirmPayment(r.Context(), id)
+	d, e := a.driver(r)
+	if e != nil {
+		return e
+	}
+	_, err := d.ConfirmPending(r.Context(), id)
+	switch {
+	case errors.Is(err, charging.ErrNotWaiting), errors.Is(err, payments.ErrUnsupported):
+		// Not pending (failed, still processing…), or a processor that settles pending charges
+		// itself, by webhook.
+		return a.storeError(r, ledger.ErrPaymentState)
+	case err != nil:
+		return a.storeError(r, err)
+	}
+	p, err := a.store.GetPayment(context.WithoutCancel(r.Context()), id)
 	if err != nil {
 		return a.storeError(r, err)
 	}

@@ -230,8 +230,16 @@ func (a *API) updateSubscription(w http.ResponseWriter, r *http.Request) *apiErr
 			CreditBalance: q.CreditBalance})
 		return nil
 	}
+	d, e := a.driver(r)
+	if e != nil {
+		return e
+	}
+	ch.Processor = d.Adapter().Type()
 	res, err := a.store.ChangeSubscription(r.Context(), sub.CustomerID, id, ch)
 	if err != nil {
+		return a.storeError(r, err)
+	}
+	if res.Payment, err = a.charged(r.Context(), d, res.Payment, res.Claim); err != nil {
 		return a.storeError(r, err)
 	}
 	out := subscriptionUpdateJSON{Changed: res.Changed, Subscription: toSubscription(res.Subscription),

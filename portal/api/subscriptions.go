@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
@@ -46,9 +47,23 @@ func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) *apiErr
 	// under the customer's lock, still guarantees one subscription.
 	unlock := a.idem.lock("subscription\x00" + req.CustomerID + "\x00" + key)
 	defer unlock()
+	d, e := a.driver(r)
+	if e != nil {
+		return e
+	}
+	in.Processor = d.Adapter().Type()
 	c, err := a.store.CreateSubscriptionIdempotent(r.Context(), in)
 	if err != nil {
 		return a.idempotentStoreError(r, err)
+	}
+	if c.Claim != nil {
+		if c.InitialPayment, err = a.charged(r.Context(), d, c.InitialPayment, c.Claim); err != nil {
+			return a.storeError(r, err)
+		}
+		// Its status follows the payment's (past due when it failed).
+		if c.Subscription, err = a.store.GetSubscription(context.WithoutCancel(r.Context()), c.Subscription.ID); err != nil {
+			return a.storeError(r, err)
+		}
 	}
 	info(r).subscriptionID = c.Subscription.ID
 	out := toSubscription(c.Subscription)

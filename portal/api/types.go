@@ -106,10 +106,14 @@ type cardJSON struct {
 
 // addPaymentMethodRequest is the body of POST /customers/{id}/payment_methods.
 type addPaymentMethodRequest struct {
-	Type    string            `json:"type"`
-	Card    *cardDetailsInput `json:"card"`
-	Account string            `json:"account"`
-	Wallet  string            `json:"wallet"`
+	Type string            `json:"type"`
+	Card *cardDetailsInput `json:"card"`
+	// ProcessorPaymentMethod is a method the merchant created at the portal's processor
+	// (Stripe's pm_…), adopted for the customer: the way to add a card on a portal whose
+	// processor takes card details on its own pages only.
+	ProcessorPaymentMethod string `json:"processor_payment_method"`
+	Account                string `json:"account"`
+	Wallet                 string `json:"wallet"`
 }
 
 // cardDetailsInput is what the merchant sends to add a card. It goes to the processor and is

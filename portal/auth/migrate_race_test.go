@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/portero-dev/portero/portal/ledger"
-	"github.com/portero-dev/portero/portal/payments"
 )
 
 // TestReplicasOpenOneNewSQLiteFileTogether: make run starts two portal processes on one SQLite
@@ -15,10 +14,6 @@ import (
 func TestReplicasOpenOneNewSQLiteFileTogether(t *testing.T) {
 	dsn := "sqlite://" + filepath.Join(t.TempDir(), "ledger.db")
 	ctx := context.Background()
-	proc, err := payments.NewSandbox(make([]byte, 32), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const replicas = 4
 	var wg sync.WaitGroup
 	errs := make(chan error, replicas)
@@ -26,7 +21,7 @@ func TestReplicasOpenOneNewSQLiteFileTogether(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := ledger.Open(ctx, dsn, ledger.Options{Processor: proc})
+			st, err := ledger.Open(ctx, dsn, ledger.Options{})
 			if err != nil {
 				errs <- err
 				return

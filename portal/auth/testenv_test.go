@@ -13,7 +13,6 @@ import (
 
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/ledger/ledgertest"
-	"github.com/portero-dev/portero/portal/payments"
 )
 
 var testPG ledgertest.Postgres
@@ -34,7 +33,6 @@ type env struct {
 	ctx    context.Context
 }
 
-const testSecret = "portero-test-sandbox-secret-0123456789"
 
 func newEnv(t testing.TB, engine ledger.Engine) *env {
 	t.Helper()
@@ -45,11 +43,8 @@ func newEnv(t testing.TB, engine ledger.Engine) *env {
 	case ledger.Postgres:
 		e.dsn = testPG.DSN(t)
 	}
-	sb, err := payments.NewSandbox([]byte(testSecret), e.clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.ledger, err = ledger.Open(e.ctx, e.dsn, ledger.Options{Processor: sb, Now: e.clock.Now})
+	var err error
+	e.ledger, err = ledger.Open(e.ctx, e.dsn, ledger.Options{Now: e.clock.Now})
 	if err != nil {
 		t.Fatalf("open %s ledger: %v", engine, err)
 	}

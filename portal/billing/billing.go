@@ -1,6 +1,8 @@
 // Package billing runs a portal's background billing work: renewing subscriptions whose period
-// ended, re-driving charges a crash interrupted, and e-mailing customers whose payment waits for a
-// payment method a portal link to complete it (a PortalSession with flow complete_payment).
+// ended (the ledger records the payments, the portal's processor charges them through
+// portal/charging), re-driving charges whose outcome was lost, and e-mailing customers whose
+// payment waits for them — for a payment method, or to authenticate a charge with their bank — a
+// portal link to complete it (a PortalSession with flow complete_payment).
 //
 // Every step is safe to run on several replicas at once and to repeat: renewals are keyed by
 // subscription and period in the ledger, and the completion link of a payment is a PortalSession
@@ -16,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
+	"github.com/portero-dev/portero/portal/charging"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/rules"
 )
@@ -25,8 +28,8 @@ const (
 	DefaultRenewEvery   = time.Minute
 	DefaultSweepEvery   = 5 * time.Minute
 	DefaultNotifyWindow = 24 * time.Hour
-	// DefaultStaleAfter must exceed the ledger's one-minute processor timeout, so live charges
-	// are never taken for abandoned ones.
+	// DefaultStaleAfter must exceed the charging driver's processor timeout
+	// (charging.DefaultCallTimeout), so live charges are never taken for abandoned ones.
 	DefaultStaleAfter = 5 * time.Minute
 )
 
@@ -104,8 +107,20 @@ func (l *Loops) Hooks() ledger.Hooks {
 			l.metrics.payment(ledger.PaymentIncomplete)
 			l.enqueue(p)
 		},
-		PaymentUpdated: func(_ context.Context, p ledger.Payment) { l.metrics.payment(p.Status) },
+		PaymentUpdated: func(_ context.Context, p ledger.Payment) {
+			l.metrics.payment(p.Status)
+			if p.Status == ledger.PaymentRequiresAction {
+				// The customer must authenticate it with their bank: the link takes them there.
+				l.enqueue(p)
+			}
+		},
 	}
+}
+
+// Processors gives the charging driver of the processor the portal names now
+// (portal/charging/live in production).
+type Processors interface {
+	Driver(ctx context.Context) (*charging.Driver, error)
 }
 
 func (l *Loops) enqueue(p ledger.Payment) {
@@ -120,8 +135,9 @@ func (l *Loops) enqueue(p ledger.Payment) {
 // worker is the loops bound to their dependencies for one Run.
 type worker struct {
 	*Loops
-	store *ledger.Store
-	rules *rules.Rules
+	store      *ledger.Store
+	rules      *rules.Rules
+	processors Processors
 }
 
 // Run works until ctx ends, then returns nil (once both of its goroutines have stopped); it
@@ -131,9 +147,9 @@ type worker struct {
 // RenewEvery and sweeps every SweepEvery, and sends completion links as payments become
 // incomplete. Completion links talk to the API server, which may hang: they have a goroutine of
 // their own, so renewals and recovery never wait for them.
-func (l *Loops) Run(ctx context.Context, store *ledger.Store, rl *rules.Rules) error {
+func (l *Loops) Run(ctx context.Context, store *ledger.Store, rl *rules.Rules, procs Processors) error {
 	ctx = ledger.WithSource(ctx, ledger.SourceBilling) // renewals and settlements are the portal's own
-	w := &worker{Loops: l, store: store, rules: rl}
+	w := &worker{Loops: l, store: store, rules: rl, processors: procs}
 	renew := l.clock.NewTicker(l.opts.RenewEvery)
 	defer renew.Stop()
 	sweep := l.clock.NewTicker(l.opts.SweepEvery)
@@ -181,30 +197,73 @@ func (w *worker) notifyLoop(ctx context.Context, sweepNow <-chan struct{}) {
 	}
 }
 
-// recoverStale re-drives charges left processing by a process that died mid-charge, and
-// settles incomplete payments whose settlement after a method change was lost the same way.
+// recoverStale re-drives charges whose outcome was lost (a process died mid-charge, the
+// processor did not answer), each with its own idempotency key, and settles incomplete payments
+// whose settlement after a method change was lost the same way. Without a usable processor it
+// waits for the next pass.
 func (w *worker) recoverStale(ctx context.Context) {
-	n, err := w.store.RecoverProcessing(ctx, w.opts.StaleAfter)
+	d, err := w.processors.Driver(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("re-drive stale charges: the payment processor is not usable now", "err", err)
+		}
+		return
+	}
+	n, err := d.Redrive(ctx, w.opts.StaleAfter)
 	if err != nil && ctx.Err() == nil {
 		w.log.Error("re-drive stale charges", "err", err)
 	}
 	if n > 0 {
 		w.log.Info("re-drove stale charges", "count", n)
 	}
-	if _, err := w.store.SettleStranded(ctx); err != nil && ctx.Err() == nil {
-		w.log.Error("settle stranded incomplete payments", "err", err)
+	customers, err := w.store.StrandedCustomers(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Error("settle stranded incomplete payments", "err", err)
+		}
+		return
+	}
+	settled := 0
+	for _, c := range customers {
+		if ctx.Err() != nil {
+			return
+		}
+		res, err := d.SettleIncomplete(ctx, c)
+		settled += len(res)
+		if err != nil {
+			w.log.Error("settle stranded incomplete payments", "customer", c, "err", err)
+		}
+	}
+	if settled > 0 {
+		w.log.Info("settled stranded incomplete payments", "payments", settled, "customers", len(customers))
 	}
 }
 
 // renewDue renews every subscription whose period ended and queues links for the payments that
 // were left incomplete (the ledger's hook queues them too; the link is made once either way).
 func (w *worker) renewDue(ctx context.Context) {
-	res, err := w.store.RenewDue(ctx, w.clock.Now())
+	d, err := w.processors.Driver(ctx)
+	if err != nil {
+		// Renewing without a processor would leave every new payment waiting for a charge;
+		// the subscriptions stay due until the processor is usable again.
+		w.metrics.renewalRuns.WithLabelValues("error").Inc()
+		if ctx.Err() == nil {
+			w.log.Warn("renew due subscriptions: the payment processor is not usable now", "err", err)
+		}
+		return
+	}
+	res, err := w.store.RenewDue(ctx, w.clock.Now(), d.Adapter().Type())
 	result := "ok"
 	if err != nil {
 		result = "error"
 		if ctx.Err() == nil {
 			w.log.Error("renew due subscriptions", "err", err)
+		}
+	}
+	for _, a := range res.Claims {
+		// A lost answer is no error: the payment stays processing for the next re-drive.
+		if _, err := d.Charge(ctx, a); err != nil && ctx.Err() == nil {
+			w.log.Error("charge a renewal", "payment", a.PaymentID, "err", err)
 		}
 	}
 	w.metrics.renewalRuns.WithLabelValues(result).Inc()

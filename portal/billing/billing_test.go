@@ -32,9 +32,11 @@ import (
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/controllers"
 	"github.com/portero-dev/portero/internal/testenv"
+	"github.com/portero-dev/portero/portal/charging/flowtest"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/mail"
 	"github.com/portero-dev/portero/portal/payments"
+	"github.com/portero-dev/portero/portal/payments/sandbox"
 	"github.com/portero-dev/portero/portal/rules"
 )
 
@@ -129,12 +131,14 @@ var start = time.Date(2026, time.January, 31, 15, 0, 0, 0, time.UTC)
 
 // fixture is one test's namespace, portal, ledger and loops.
 type fixture struct {
-	t      *testing.T
-	ctx    context.Context
-	ns     string
-	clock  *testingclock.FakeClock
-	proc   *flakyProcessor
-	store  *ledger.Store
+	t     *testing.T
+	ctx   context.Context
+	ns    string
+	clock *testingclock.FakeClock
+	proc  *flakyProcessor
+	// store is the ledger with a charging driver over proc in front (as the portal has it):
+	// the loops get its ledger (store.Store) and its driver (store.Processors()).
+	store  *flowtest.Flow
 	rules  *rules.Rules
 	loops  *Loops
 	dsn    string
@@ -180,11 +184,11 @@ func newFixture(t *testing.T) *fixture {
 	if f.rules, err = rules.Start(ctx, env.Config, types.NamespacedName{Namespace: f.ns, Name: portalName}); err != nil {
 		t.Fatal(err)
 	}
-	sb, err := payments.NewSandbox([]byte(testSandbox), f.clock.Now)
+	sb, err := sandbox.New([]byte(testSandbox), f.clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.proc = &flakyProcessor{Processor: sb, charges: map[string]int{}}
+	f.proc = &flakyProcessor{Adapter: sb, charges: map[string]int{}}
 	f.dsn = "sqlite://" + filepath.Join(t.TempDir(), "ledger.db")
 	f.loops = f.newLoops()
 	f.store = f.openStore(f.loops.Hooks())
@@ -197,24 +201,24 @@ func (f *fixture) newLoops() *Loops {
 }
 
 // openStore opens (another replica of) the ledger with the given hooks, on the fake clock.
-func (f *fixture) openStore(hooks ledger.Hooks) *ledger.Store {
+func (f *fixture) openStore(hooks ledger.Hooks) *flowtest.Flow {
 	f.t.Helper()
-	s, err := ledger.Open(f.ctx, f.dsn, ledger.Options{Processor: f.proc, Now: f.clock.Now, Logger: f.logger, Hooks: hooks})
+	s, err := ledger.Open(f.ctx, f.dsn, ledger.Options{Now: f.clock.Now, Logger: f.logger, Hooks: hooks})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(func() { s.Close() })
-	return s
+	return flowtest.New(s, f.proc)
 }
 
 // run starts loops until the test ends and waits for its start-up pass and tickers.
-func (f *fixture) run(l *Loops, store *ledger.Store) {
+func (f *fixture) run(l *Loops, store *flowtest.Flow) {
 	f.t.Helper()
 	ctx, cancel := context.WithCancel(f.ctx)
 	done := make(chan error, 1)
 	runs := testutil.ToFloat64(l.metrics.renewalRuns.WithLabelValues("ok"))
 	sweeps := testutil.ToFloat64(l.metrics.sweeps)
-	go func() { done <- l.Run(ctx, store, f.rules) }()
+	go func() { done <- l.Run(ctx, store.Store, f.rules, store.Processors()) }()
 	f.t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -259,7 +263,7 @@ func (f *fixture) customer(email string) ledger.Customer {
 
 func (f *fixture) addCard(customerID string) {
 	f.t.Helper()
-	if _, err := f.store.AddPaymentMethod(f.ctx, customerID, ledger.NewPaymentMethod{Type: payments.MethodCard,
+	if _, err := f.store.AddPaymentMethod(f.ctx, customerID, flowtest.Method{Type: payments.MethodCard,
 		Card: &payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: start.Year() + 4, CVC: "123"}}); err != nil {
 		f.t.Fatal(err)
 	}
@@ -284,9 +288,10 @@ func (f *fixture) sessions() []billingv1alpha1.PortalSession {
 }
 
 // flakyProcessor counts charges per payment and can make the next charges' outcome unknown (a
-// processor that cannot be reached), which leaves payments processing.
+// processor that cannot be reached), which leaves payments processing. Embedding the sandbox
+// keeps its optional interfaces (card tokenizing), which the charging driver looks for.
 type flakyProcessor struct {
-	payments.Processor
+	*sandbox.Adapter
 	mu      sync.Mutex
 	charges map[string]int
 	down    atomic.Bool
@@ -300,7 +305,7 @@ func (p *flakyProcessor) Charge(ctx context.Context, r payments.ChargeRequest) (
 	if p.down.Load() {
 		return payments.ChargeResult{}, errors.New("processor unreachable")
 	}
-	return p.Processor.Charge(ctx, r)
+	return p.Adapter.Charge(ctx, r)
 }
 
 func (p *flakyProcessor) chargesFor(id string) int {

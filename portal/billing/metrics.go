@@ -68,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // later cannot grow the series unnoticed.
 func (m *metrics) payment(status ledger.PaymentStatus) {
 	switch status {
-	case ledger.PaymentSucceeded, ledger.PaymentFailed, ledger.PaymentPending, ledger.PaymentIncomplete:
+	case ledger.PaymentSucceeded, ledger.PaymentFailed, ledger.PaymentPending, ledger.PaymentIncomplete, ledger.PaymentRequiresAction:
 		m.payments.WithLabelValues(string(status)).Inc()
 	default:
 		m.payments.WithLabelValues("other").Inc()

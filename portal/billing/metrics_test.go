@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/portero-dev/portero/portal/charging/flowtest"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 )
@@ -26,7 +27,7 @@ func TestPaymentOutcomesAreCounted(t *testing.T) {
 	good := f.customer("good@example.com")
 	f.addCard(good.ID)
 	declined := f.customer("declined@example.com")
-	if _, err := f.store.AddPaymentMethod(f.ctx, declined.ID, ledger.NewPaymentMethod{Type: payments.MethodCard,
+	if _, err := f.store.AddPaymentMethod(f.ctx, declined.ID, flowtest.Method{Type: payments.MethodCard,
 		Card: &payments.CardDetails{Number: "4000000000000002", ExpMonth: 12, ExpYear: start.Year() + 4, CVC: "123"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -92,7 +92,7 @@ func (w *worker) ensureCompletionLink(ctx context.Context, p ledger.Payment) (bo
 	if err != nil {
 		return false, fmt.Errorf("get payment %s: %w", p.ID, err)
 	}
-	if cur.Status != ledger.PaymentIncomplete {
+	if cur.Status != ledger.PaymentIncomplete && cur.Status != ledger.PaymentRequiresAction {
 		return false, nil
 	}
 	portal := w.rules.Portal(ctx)
@@ -142,12 +142,13 @@ func completionSession(p *billingv1alpha1.CustomerPortal, pay ledger.Payment, c 
 	return s
 }
 
-// sweepIncomplete finds payments that became incomplete within NotifyWindow and makes sure each
-// has its completion link: the safety net for notifications lost to a crash or a full queue.
+// sweepIncomplete finds payments that began waiting for the customer (incomplete, or a charge to
+// authenticate) within NotifyWindow and makes sure each has its completion link: the safety net
+// for notifications lost to a crash or a full queue.
 func (w *worker) sweepIncomplete(ctx context.Context) {
 	defer w.metrics.sweeps.Inc()
 	since := w.clock.Now().Add(-w.opts.NotifyWindow)
-	params := ledger.ListPaymentsParams{Status: ledger.PaymentIncomplete, Limit: ledger.MaxPageSize}
+	params := ledger.ListPaymentsParams{Statuses: []ledger.PaymentStatus{ledger.PaymentIncomplete, ledger.PaymentRequiresAction}, Limit: ledger.MaxPageSize}
 	for {
 		page, err := w.store.ListPayments(ctx, params)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/payments/sandbox"
 )
 
 // TestIncompletePaymentGetsExactlyOneCompletionLink: a payment left incomplete produces one
@@ -34,7 +35,7 @@ func TestIncompletePaymentGetsExactlyOneCompletionLink(t *testing.T) {
 
 	// Run the notifier again in every way it can run: directly, twice; through the hook queue;
 	// through a sweep; and as a second replica starting up.
-	w := &worker{Loops: f.loops, store: f.store, rules: f.rules}
+	w := &worker{Loops: f.loops, store: f.store.Store, rules: f.rules, processors: f.store.Processors()}
 	w.notify(f.ctx, p)
 	w.notify(f.ctx, p)
 	f.loops.enqueue(p)
@@ -116,7 +117,7 @@ func TestNoLinkForAPaymentAlreadyCompleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.addCard(c.ID) // settles it
-	w := &worker{Loops: f.loops, store: f.store, rules: f.rules}
+	w := &worker{Loops: f.loops, store: f.store.Store, rules: f.rules, processors: f.store.Processors()}
 	if created, err := w.ensureCompletionLink(f.ctx, p); err != nil || created {
 		t.Fatalf("created %v, err %v", created, err)
 	}
@@ -197,5 +198,32 @@ func TestSessionName(t *testing.T) {
 	}
 	if SessionName("PAY_1") == SessionName("PAY_2") {
 		t.Error("hashed names collide")
+	}
+}
+
+// TestPaymentToAuthenticateGetsACompletionLink: a charge the bank wants the customer to
+// authenticate waits for them like an incomplete payment: one link deep into the payment, so
+// they can confirm it from the portal.
+func TestPaymentToAuthenticateGetsACompletionLink(t *testing.T) {
+	f := newFixture(t)
+	f.run(f.loops, f.store)
+	addr := "sca@" + f.ns + ".example"
+	c := f.customer(addr)
+	f.addCard(c.ID)
+	f.proc.InjectFault(sandbox.FaultRequiresAction)
+	p, err := f.store.CreatePayment(f.ctx, ledger.NewPayment{CustomerID: c.ID, Amount: 9900, Currency: ledger.ARS, Description: "Order 8"})
+	if err != nil || p.Status != ledger.PaymentRequiresAction {
+		t.Fatalf("payment: %v %+v", err, p)
+	}
+	eventually(t, "completion link e-mailed", func() error {
+		if n := mailer.to(addr); n != 1 {
+			return fmt.Errorf("%d e-mails", n)
+		}
+		return nil
+	})
+	sessions := f.sessions()
+	if len(sessions) != 1 || sessions[0].Spec.Flow == nil || sessions[0].Spec.Flow.Type != billingv1alpha1.FlowCompletePayment ||
+		sessions[0].Spec.Flow.PaymentID != p.ID {
+		t.Fatalf("sessions = %+v, want one completing the payment", sessions)
 	}
 }

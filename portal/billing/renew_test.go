@@ -123,7 +123,7 @@ func TestRenewalsDoNotWaitForCompletionLinks(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(f.ctx)
 	done := make(chan error, 1)
-	go func() { done <- f.loops.Run(ctx, f.store, f.rules) }()
+	go func() { done <- f.loops.Run(ctx, f.store.Store, f.rules, f.store.Processors()) }()
 	t.Cleanup(func() { cancel(); <-done })
 	t.Cleanup(func() { close(release) }) // first: the hung create returns, then Run stops
 	select {

@@ -10,7 +10,7 @@ import (
 
 // settleRace has 50 goroutines add a method to a customer with 3 incomplete payments, spread
 // over the given stores, and checks each payment was charged exactly once.
-func settleRace(t *testing.T, e *env, stores []*Store) {
+func settleRace(t *testing.T, e *env, stores []*flow) {
 	t.Helper()
 	c := e.customer(t, "race@example.com")
 	var pending []Payment
@@ -64,7 +64,7 @@ func settleRace(t *testing.T, e *env, stores []*Store) {
 
 func TestConcurrentAddMethodSettlesEachPaymentOnce(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		settleRace(t, e, []*Store{e.store})
+		settleRace(t, e, []*flow{e.store})
 	})
 }
 
@@ -72,7 +72,7 @@ func TestConcurrentAddMethodSettlesEachPaymentOnce(t *testing.T) {
 // database, as two portal replicas would (on SQLite: two processes sharing the file).
 func TestTwoReplicasSettleEachPaymentOnce(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		settleRace(t, e, []*Store{e.store, e.open(t)})
+		settleRace(t, e, []*flow{e.store, e.open(t)})
 	})
 }
 
@@ -93,7 +93,7 @@ func TestConcurrentPaymentAndMethod(t *testing.T) {
 			}()
 			go func() {
 				defer wg.Done()
-				_, merr = replica.AddPaymentMethod(e.ctx, c.ID, NewPaymentMethod{Type: payments.MethodWallet, Wallet: "mp"})
+				_, merr = replica.AddPaymentMethod(e.ctx, c.ID, methodIn{Type: payments.MethodWallet, Wallet: "mp"})
 			}()
 			wg.Wait()
 			if perr != nil || merr != nil {

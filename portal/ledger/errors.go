@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portero-dev/portero/portal/charging"
 	"github.com/portero-dev/portero/portal/payments"
 )
 
@@ -102,8 +103,12 @@ func (e *Error) Error() string {
 // Unwrap exposes the payments.Error a validation failure came from.
 func (e *Error) Unwrap() error { return e.cause }
 
-// Is matches sentinels by Code.
+// Is matches sentinels by Code, and a not-found error matches charging.ErrNotFound (the
+// ledger answers the charging driver as its Recorder).
 func (e *Error) Is(target error) bool {
+	if target == charging.ErrNotFound {
+		return e.Kind == KindNotFound
+	}
 	t, ok := target.(*Error)
 	return ok && t.Code == e.Code
 }

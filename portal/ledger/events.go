@@ -60,6 +60,7 @@ const (
 	EventSubscriptionCanceled             = "subscription.canceled"
 	EventPaymentCreated                   = "payment.created"
 	EventPaymentIncomplete                = "payment.incomplete"
+	EventPaymentRequiresAction            = "payment.requires_action"
 	EventPaymentPending                   = "payment.pending"
 	EventPaymentSucceeded                 = "payment.succeeded"
 	EventPaymentFailed                    = "payment.failed"
@@ -71,7 +72,8 @@ func EventTypes() []string {
 		EventCustomerCreated, EventCustomerUpdated,
 		EventPaymentMethodAdded, EventPaymentMethodRemoved, EventPaymentMethodPreferredChanged,
 		EventSubscriptionCreated, EventSubscriptionPaymentMethodChanged, EventSubscriptionCanceled,
-		EventPaymentCreated, EventPaymentIncomplete, EventPaymentPending, EventPaymentSucceeded, EventPaymentFailed,
+		EventPaymentCreated, EventPaymentIncomplete, EventPaymentRequiresAction, EventPaymentPending,
+		EventPaymentSucceeded, EventPaymentFailed,
 	}
 }
 

@@ -24,8 +24,7 @@ func newEventsEnv(t *testing.T, e *env, subs ...Subscriber) *eventsEnv {
 	t.Helper()
 	ee := &eventsEnv{env: e, subs: subs}
 	s, err := Open(e.ctx, e.dsn, Options{
-		Processor: e.proc,
-		Now:       e.clock.Now,
+		Now: e.clock.Now,
 		Events: EventOptions{
 			Portal: "shop/general",
 			Render: func(obj any) (json.RawMessage, error) {
@@ -55,7 +54,7 @@ func newEventsEnv(t *testing.T, e *env, subs ...Subscriber) *eventsEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	e.store = s
+	e.store = newFlow(s, e.proc, nil)
 	return ee
 }
 
@@ -275,9 +274,9 @@ func TestDeliveryLeases(t *testing.T) {
 			wg   sync.WaitGroup
 			errs = make(chan error, 2)
 		)
-		for i, s := range []*Store{e.store, replica} {
+		for i, s := range []*flow{e.store, replica} {
 			wg.Add(1)
-			go func(owner string, s *Store) {
+			go func(owner string, s *flow) {
 				defer wg.Done()
 				for {
 					got, err := s.ClaimDeliveries(e.ctx, owner, "backend", time.Minute, 4)

@@ -13,29 +13,30 @@ import (
 
 // tokenizeCounter counts the cards that reach the processor.
 type tokenizeCounter struct {
-	payments.Processor
+	*countingProcessor
 	n atomic.Int64
 }
 
 func (c *tokenizeCounter) TokenizeCard(ctx context.Context, d payments.CardDetails) (payments.TokenizedCard, error) {
 	c.n.Add(1)
-	return c.Processor.TokenizeCard(ctx, d)
+	return c.countingProcessor.TokenizeCard(ctx, d)
 }
 
 // A customer cannot keep more methods than the limit; at the limit a card does not even reach
 // the processor (or the add form would still serve to test cards), and a removal frees a place.
 func TestPaymentMethodLimit(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		proc := &tokenizeCounter{Processor: e.proc}
-		s, err := Open(e.ctx, e.dsn, Options{Processor: proc, Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler)})
+		proc := &tokenizeCounter{countingProcessor: e.proc}
+		st, err := Open(e.ctx, e.dsn, Options{Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { s.Close() })
+		t.Cleanup(func() { st.Close() })
+		s := newFlow(st, proc, nil)
 		c := e.customer(t, "cap@example.com")
-		capped := func(in NewPaymentMethod) NewPaymentMethod { in.Limit = 3; return in }
+		capped := func(in methodIn) methodIn { in.Limit = 3; return in }
 		var added []PaymentMethod
-		for _, in := range []NewPaymentMethod{card("4242424242424242"), {Type: payments.MethodBankTransfer}, card("5555555555554444")} {
+		for _, in := range []methodIn{card("4242424242424242"), {Type: payments.MethodBankTransfer}, card("5555555555554444")} {
 			m, err := s.AddPaymentMethod(e.ctx, c.ID, capped(in))
 			if err != nil {
 				t.Fatalf("add within the limit: %v", err)
@@ -61,11 +62,11 @@ func TestPaymentMethodLimit(t *testing.T) {
 			t.Fatalf("%d methods after a refused add, want 3", len(ms))
 		}
 		// Without a limit (the merchant's own tools, benchmarks) nothing is capped.
-		if _, err := s.AddPaymentMethod(e.ctx, c.ID, NewPaymentMethod{Type: payments.MethodQR}); err != nil {
+		if _, err := s.AddPaymentMethod(e.ctx, c.ID, methodIn{Type: payments.MethodQR}); err != nil {
 			t.Fatalf("add without a limit: %v", err)
 		}
 		// A limit lowered below what the customer has keeps the methods and refuses new ones.
-		if _, err := s.AddPaymentMethod(e.ctx, c.ID, capped(NewPaymentMethod{Type: payments.MethodQR})); !errors.Is(err, ErrPaymentMethodLimit) {
+		if _, err := s.AddPaymentMethod(e.ctx, c.ID, capped(methodIn{Type: payments.MethodQR})); !errors.Is(err, ErrPaymentMethodLimit) {
 			t.Fatalf("add above a lowered limit: err = %v", err)
 		}
 		if ms := mustMethods(t, e, c.ID); len(ms) != 4 {
@@ -92,14 +93,14 @@ func TestPaymentMethodLimit(t *testing.T) {
 // barrierProcessor holds every card at the processor until n have arrived, so every add in a
 // race has passed the early count before any of them writes.
 type barrierProcessor struct {
-	payments.Processor
+	*countingProcessor
 	arrive sync.WaitGroup
 }
 
 func (b *barrierProcessor) TokenizeCard(ctx context.Context, d payments.CardDetails) (payments.TokenizedCard, error) {
 	b.arrive.Done()
 	b.arrive.Wait()
-	return b.Processor.TokenizeCard(ctx, d)
+	return b.countingProcessor.TokenizeCard(ctx, d)
 }
 
 // Adds racing at the limit, on two replicas of the same database: the count that decides is
@@ -107,20 +108,20 @@ func (b *barrierProcessor) TokenizeCard(ctx context.Context, d payments.CardDeta
 func TestConcurrentAddsStopAtTheLimit(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		const limit, have, workers = 5, 3, 20
-		proc := &barrierProcessor{Processor: e.proc}
+		proc := &barrierProcessor{countingProcessor: e.proc}
 		proc.arrive.Add(workers)
-		var replicas []*Store
+		var replicas []*flow
 		for range 2 {
-			s, err := Open(e.ctx, e.dsn, Options{Processor: proc, Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler)})
+			s, err := Open(e.ctx, e.dsn, Options{Now: e.clock.Now, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
-			replicas = append(replicas, s)
+			replicas = append(replicas, newFlow(s, proc, nil))
 		}
 		c := e.customer(t, "race-cap@example.com")
 		for i := 0; i < have; i++ {
-			e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodBankTransfer})
+			e.addMethod(t, c.ID, methodIn{Type: payments.MethodBankTransfer})
 		}
 		var wg sync.WaitGroup
 		var ok, refused atomic.Int64

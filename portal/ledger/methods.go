@@ -11,12 +11,11 @@ import (
 	"github.com/portero-dev/portero/portal/payments"
 )
 
-// NewPaymentMethod is the input of AddPaymentMethod. Set the field that matches Type.
+// NewPaymentMethod is the input of AddPaymentMethod: a method no processor holds, which the
+// portal validates itself. Cards are tokenized by the portal's processor and recorded through
+// AddMethod (portal/charging drives that), so a card number never reaches the ledger.
 type NewPaymentMethod struct {
 	Type payments.MethodType
-	// Card (type card) goes to the processor to be tokenized and is then dropped: neither the
-	// number nor the CVC reaches the database or the logs.
-	Card *payments.CardDetails
 	// Account is the CBU (direct_debit) or CVU (cvu); spaces and dashes are accepted.
 	Account string
 	// Wallet names the wallet provider (type wallet), e.g. "mercadopago".
@@ -27,17 +26,19 @@ type NewPaymentMethod struct {
 	Limit int
 }
 
-const methodColumns = `id, customer_id, ordinal, method_type, card_token, card_brand, card_last4,
+const methodColumns = `id, customer_id, ordinal, method_type, processor, card_token, card_brand, card_last4,
 	card_exp_month, card_exp_year, card_fingerprint, account_number, wallet, created_at`
 
 func scanMethod(row interface{ Scan(...any) error }) (PaymentMethod, error) {
 	var m PaymentMethod
 	var card CardInfo
 	var created int64
-	err := row.Scan(&m.ID, &m.CustomerID, &m.Position, &m.Type, &card.Token, &card.Brand,
+	err := row.Scan(&m.ID, &m.CustomerID, &m.Position, &m.Type, &m.Processor, &card.Token, &card.Brand,
 		&card.Last4, &card.ExpMonth, &card.ExpYear, &card.Fingerprint, &m.Account, &m.Wallet, &created)
 	if m.Type == payments.MethodCard {
 		m.Card = &card
+	} else {
+		m.processorID = card.Token
 	}
 	m.CreatedAt = fromMillis(created)
 	return m, err
@@ -65,29 +66,13 @@ func listMethods(ctx context.Context, q querier, customerID string) ([]PaymentMe
 	return out, nil
 }
 
-// prepareMethod validates the input and, for cards, tokenizes them. It runs before the
-// transaction because the processor is a network call.
-func (s *Store) prepareMethod(ctx context.Context, in NewPaymentMethod) (PaymentMethod, error) {
+// prepareMethod validates a method the portal checks itself (no processor holds it).
+func prepareMethod(in NewPaymentMethod) (PaymentMethod, error) {
 	m := PaymentMethod{Type: in.Type}
 	switch in.Type {
 	case payments.MethodCard:
-		if in.Card == nil {
-			return m, newError(KindInvalid, CodeRequired, "card", nil)
-		}
-		tok, err := s.processor.TokenizeCard(ctx, *in.Card)
-		if err != nil {
-			var pe *payments.Error
-			if errors.As(err, &pe) {
-				field := "card"
-				if pe.Field != "" {
-					field += "." + pe.Field
-				}
-				return m, invalid(field, pe)
-			}
-			return m, fmt.Errorf("tokenize card with %s: %w", s.processor.Name(), err)
-		}
-		m.Card = &CardInfo{Brand: tok.Brand, Last4: tok.Last4, ExpMonth: tok.ExpMonth,
-			ExpYear: tok.ExpYear, Fingerprint: tok.Fingerprint, Token: tok.Token}
+		// Only a processor's token may stand for a card here (AddMethod).
+		return m, newError(KindInvalid, payments.CodeUnsupportedMethod, "type", nil)
 	case payments.MethodDirectDebit:
 		acct, err := payments.ParseCBU(in.Account)
 		if err != nil {
@@ -113,34 +98,63 @@ func (s *Store) prepareMethod(ctx context.Context, in NewPaymentMethod) (Payment
 	return m, nil
 }
 
-// AddPaymentMethod appends a method to the customer's list (the first one becomes preferred)
-// and then lets the customer's incomplete payments proceed with it, each exactly once.
+// AddPaymentMethod appends a method no processor holds (CBU, CVU, transfer, QR, wallet) to the
+// customer's list; the first one becomes preferred. Incomplete payments it could settle stay
+// incomplete until the portal's charging driver settles them (charging.Driver.SettleIncomplete):
+// the ledger only records.
 func (s *Store) AddPaymentMethod(ctx context.Context, customerID string, in NewPaymentMethod) (PaymentMethod, error) {
-	// Fail fast on an unknown customer before asking the processor to tokenize anything.
-	if _, err := s.GetCustomer(ctx, customerID); err != nil {
-		return PaymentMethod{}, err
-	}
-	// And on a full list: a customer at the cap must not reach the processor either, or the
-	// add form would still test cards. The count under the lock below is the one that holds.
-	if in.Limit > 0 {
-		n, err := countMethods(ctx, s.read(), customerID)
-		if err != nil {
-			return PaymentMethod{}, fmt.Errorf("add payment method for customer %s: %w", customerID, err)
-		}
-		if n >= in.Limit {
-			return PaymentMethod{}, methodLimit(in.Limit)
-		}
-	}
-	m, err := s.prepareMethod(ctx, in)
+	m, err := prepareMethod(in)
 	if err != nil {
 		return PaymentMethod{}, err
 	}
+	m, _, err = s.insertMethod(ctx, customerID, m, in.Limit)
+	return m, err
+}
+
+// CheckMethodLimit refuses with ErrPaymentMethodLimit when the customer already keeps limit
+// methods (limit ≤ 0: no cap). Callers check it before asking a processor for anything, so a
+// customer at the cap cannot test cards; the add itself checks again under the customer lock.
+func (s *Store) CheckMethodLimit(ctx context.Context, customerID string, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	n, err := countMethods(ctx, s.read(), customerID)
+	if err != nil {
+		return fmt.Errorf("check payment methods of customer %s: %w", customerID, err)
+	}
+	if n >= limit {
+		return methodLimit(limit)
+	}
+	return nil
+}
+
+// insertMethod appends m to the customer's list under the customer lock, refusing it beyond
+// limit (limit ≤ 0: no cap). A card whose processor token is already on a list is not added
+// again: the stored method is returned with added=false (a hosted set-up completed twice, by
+// the customer's return and by the processor's webhook).
+func (s *Store) insertMethod(ctx context.Context, customerID string, m PaymentMethod, limit int) (PaymentMethod, bool, error) {
 	m.ID = newID(prefixMethod)
 	m.CustomerID = customerID
 	m.CreatedAt = s.nowMs()
-	err = s.inTx(ctx, func(q querier) error {
+	var existing *PaymentMethod
+	err := s.inTx(ctx, func(q querier) error {
 		if err := lockCustomer(ctx, q, customerID); err != nil {
 			return err
+		}
+		if m.handle() != "" {
+			prior, err := scanMethod(q.queryRow(ctx, "SELECT "+methodColumns+` FROM payment_methods
+				WHERE processor = ? AND card_token = ? AND card_token <> '' AND detached_at IS NULL`,
+				string(m.Processor), m.handle()))
+			switch {
+			case err == nil && prior.CustomerID != customerID:
+				// A processor attaches a method to one customer; another's cannot be adopted.
+				return invalid("processor_payment_method", &payments.Error{Code: payments.CodePaymentMethodInUse})
+			case err == nil:
+				existing = &prior
+				return nil
+			case !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("look up processor method: %w", err)
+			}
 		}
 		// Under the customer lock the count is the next free position, and concurrent adds
 		// (other requests, other replicas) wait here, so none can slip past the limit.
@@ -148,11 +162,11 @@ func (s *Store) AddPaymentMethod(ctx context.Context, customerID string, in NewP
 		if err != nil {
 			return err
 		}
-		if in.Limit > 0 && n >= in.Limit {
-			return methodLimit(in.Limit)
+		if limit > 0 && n >= limit {
+			return methodLimit(limit)
 		}
 		m.Position = n
-		var card CardInfo
+		card := CardInfo{Token: m.handle()}
 		if m.Card != nil {
 			card = *m.Card
 		}
@@ -160,7 +174,7 @@ func (s *Store) AddPaymentMethod(ctx context.Context, customerID string, in NewP
 			processor, card_token, card_brand, card_last4, card_exp_month, card_exp_year,
 			card_fingerprint, account_number, wallet, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			m.ID, customerID, m.Position, string(m.Type), s.processor.Name(), card.Token,
+			m.ID, customerID, m.Position, string(m.Type), string(m.Processor), card.Token,
 			string(card.Brand), card.Last4, card.ExpMonth, card.ExpYear, card.Fingerprint,
 			m.Account, m.Wallet, toMillis(m.CreatedAt))
 		if err != nil {
@@ -175,12 +189,14 @@ func (s *Store) AddPaymentMethod(ctx context.Context, customerID string, in NewP
 		return nil
 	})
 	if err != nil {
-		return PaymentMethod{}, fmt.Errorf("add payment method for customer %s: %w", customerID, err)
+		return PaymentMethod{}, false, fmt.Errorf("add payment method for customer %s: %w", customerID, err)
+	}
+	if existing != nil {
+		return *existing, false, nil
 	}
 	s.log.Info("payment method added", "customer", customerID, "payment_method", m.ID,
 		"type", m.Type, "position", m.Position)
-	s.settleAfterMethodChange(ctx, customerID)
-	return m, nil
+	return m, true, nil
 }
 
 // countMethods is how many methods the customer has attached.
@@ -195,17 +211,6 @@ func countMethods(ctx context.Context, q querier, customerID string) (int, error
 
 func methodLimit(limit int) *Error {
 	return &Error{Kind: KindConflict, Code: CodePaymentMethodLimit, Limit: limit}
-}
-
-// settleAfterMethodChange runs SettleIncomplete after a method change. Its failure does not
-// undo the change the customer made; the payments stay incomplete and the next change or an
-// explicit SettleIncomplete picks them up.
-func (s *Store) settleAfterMethodChange(ctx context.Context, customerID string) {
-	// The change is committed; finish the follow-up even if the request is canceled now.
-	ctx = context.WithoutCancel(ctx)
-	if _, err := s.SettleIncomplete(ctx, customerID); err != nil {
-		s.log.Error("settle incomplete payments after payment method change", "customer", customerID, "err", err)
-	}
 }
 
 // ListPaymentMethods returns the customer's methods in preference order (preferred first).
@@ -278,10 +283,52 @@ func getMethod(ctx context.Context, q querier, customerID, methodID string) (Pay
 	return m, nil
 }
 
-// RemovePaymentMethod detaches a method. It is refused with ErrLastMethodWithActiveSubscription
-// when it is the customer's only method and a subscription is still billing (active or past
-// due). Subscriptions pinned to it fall back to the preferred method.
+// RemovePaymentMethod removes a method from the customer's list. It is refused with
+// ErrLastMethodWithActiveSubscription when it is the customer's only method and a subscription
+// is still billing (active or past due). Subscriptions pinned to it fall back to the preferred
+// method. A method a processor holds is detached there first by the portal's charging driver
+// (charging.Driver.RemoveMethod), which records the removal through RemoveMethod.
 func (s *Store) RemovePaymentMethod(ctx context.Context, customerID, methodID string) error {
+	return s.removeMethod(ctx, customerID, methodID, true)
+}
+
+// CheckRemovePaymentMethod answers as RemovePaymentMethod would, without removing anything:
+// callers ask before detaching a method at its processor, so a refusal leaves both sides as they
+// were.
+func (s *Store) CheckRemovePaymentMethod(ctx context.Context, customerID, methodID string) error {
+	ms, err := listMethods(ctx, s.read(), customerID)
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, m := range ms {
+		found = found || m.ID == methodID
+	}
+	if !found {
+		return notFound("payment_method")
+	}
+	if len(ms) == 1 {
+		return lastMethodGuard(ctx, s.read(), customerID)
+	}
+	return nil
+}
+
+// lastMethodGuard refuses to remove a customer's last method while a subscription bills.
+func lastMethodGuard(ctx context.Context, q querier, customerID string) error {
+	var billing int
+	if err := q.queryRow(ctx, `SELECT COUNT(*) FROM subscriptions
+		WHERE customer_id = ? AND status IN ('active', 'past_due')`, customerID).Scan(&billing); err != nil {
+		return err
+	}
+	if billing > 0 {
+		return newError(KindConflict, CodeLastMethodWithActiveSubscription, "", nil)
+	}
+	return nil
+}
+
+// removeMethod removes a method; guard applies the last-method rule (a method the processor
+// already removed is gone whatever the rule says).
+func (s *Store) removeMethod(ctx context.Context, customerID, methodID string, guard bool) error {
 	err := s.inTx(ctx, func(q querier) error {
 		if err := lockCustomer(ctx, q, customerID); err != nil {
 			return err
@@ -302,14 +349,9 @@ func (s *Store) RemovePaymentMethod(ctx context.Context, customerID, methodID st
 		if removed == nil {
 			return notFound("payment_method")
 		}
-		if len(rest) == 0 {
-			var billing int
-			if err := q.queryRow(ctx, `SELECT COUNT(*) FROM subscriptions
-				WHERE customer_id = ? AND status IN ('active', 'past_due')`, customerID).Scan(&billing); err != nil {
+		if len(rest) == 0 && guard {
+			if err := lastMethodGuard(ctx, q, customerID); err != nil {
 				return err
-			}
-			if billing > 0 {
-				return newError(KindConflict, CodeLastMethodWithActiveSubscription, "", nil)
 			}
 		}
 		now := toMillis(s.nowMs())
@@ -446,14 +488,15 @@ func (s *Store) reorder(ctx context.Context, customerID string, order func(curre
 	if err != nil {
 		return nil, fmt.Errorf("reorder payment methods of customer %s: %w", customerID, err)
 	}
-	s.settleAfterMethodChange(ctx, customerID)
 	return out, nil
 }
 
-// resolveMethod picks the method to charge: the subscription's pinned method when it is still
-// attached and usable, else the customer's first usable method in preference order. Expired
-// cards are skipped rather than charged into a certain decline. nil means none is usable.
-func resolveMethod(ctx context.Context, q querier, customerID, subscriptionID string, now time.Time) (*PaymentMethod, error) {
+// resolveMethod picks the method the processor is to charge: the subscription's pinned method
+// when it is still attached and usable, else the customer's first usable method in preference
+// order. Usable means the processor can charge it (a card through the processor holding its
+// token) and, for a card, not expired: those are skipped rather than charged into a certain
+// decline. nil means none is usable.
+func resolveMethod(ctx context.Context, q querier, customerID, subscriptionID string, now time.Time, processor payments.ProcessorType) (*PaymentMethod, error) {
 	ms, err := listMethods(ctx, q, customerID)
 	if err != nil {
 		return nil, err
@@ -465,13 +508,13 @@ func resolveMethod(ctx context.Context, q querier, customerID, subscriptionID st
 			return nil, fmt.Errorf("resolve pinned payment method: %w", err)
 		}
 		for i := range ms {
-			if pinned.Valid && ms[i].ID == pinned.String && ms[i].usableAt(now) {
+			if pinned.Valid && ms[i].ID == pinned.String && ms[i].usableAt(now) && ms[i].chargeableBy(processor) {
 				return &ms[i], nil
 			}
 		}
 	}
 	for i := range ms {
-		if ms[i].usableAt(now) {
+		if ms[i].usableAt(now) && ms[i].chargeableBy(processor) {
 			return &ms[i], nil
 		}
 	}

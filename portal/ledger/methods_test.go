@@ -39,14 +39,14 @@ func TestAddPaymentMethodTypes(t *testing.T) {
 			t.Fatalf("summary = %q", visa.Summary())
 		}
 		amex := e.addMethod(t, c.ID, card("378282246310005"))
-		cbu := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "28505909-40090418135201"})
+		cbu := e.addMethod(t, c.ID, methodIn{Type: payments.MethodDirectDebit, Account: "28505909-40090418135201"})
 		if cbu.Account != "2850590940090418135201" || cbu.MaskedAccount() != "•••• 5201" || cbu.Summary() != "CBU •••• 5201" {
 			t.Fatalf("CBU method: %+v", cbu)
 		}
-		cvu := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodCVU, Account: "0000003110000000123456"})
-		transfer := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodBankTransfer})
-		qr := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodQR})
-		wallet := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodWallet, Wallet: "MercadoPago"})
+		cvu := e.addMethod(t, c.ID, methodIn{Type: payments.MethodCVU, Account: "0000003110000000123456"})
+		transfer := e.addMethod(t, c.ID, methodIn{Type: payments.MethodBankTransfer})
+		qr := e.addMethod(t, c.ID, methodIn{Type: payments.MethodQR})
+		wallet := e.addMethod(t, c.ID, methodIn{Type: payments.MethodWallet, Wallet: "MercadoPago"})
 
 		ms, err := e.store.ListPaymentMethods(e.ctx, c.ID)
 		if err != nil {
@@ -83,7 +83,7 @@ func TestAddPaymentMethodRejects(t *testing.T) {
 		amex3.Card.CVC = "123"
 		tests := []struct {
 			name      string
-			in        NewPaymentMethod
+			in        methodIn
 			code      string
 			wantField string
 		}{
@@ -92,12 +92,12 @@ func TestAddPaymentMethodRejects(t *testing.T) {
 			{"cvc", shortCVC, payments.CodeInvalidCVC, "card.cvc"},
 			{"amex cvc", amex3, payments.CodeInvalidCVC, "card.cvc"},
 			{"incorrect cvc", card("4000000000000127"), payments.CodeIncorrectCVC, "card.cvc"},
-			{"no card", NewPaymentMethod{Type: payments.MethodCard}, CodeRequired, "card"},
-			{"cbu check", NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "2850590940090418135202"}, payments.CodeInvalidCBUCheckDigit, "account"},
-			{"cvu as cbu", NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "0000003110000000123456"}, payments.CodeCBUIsCVU, "account"},
-			{"cbu as cvu", NewPaymentMethod{Type: payments.MethodCVU, Account: "2850590940090418135201"}, payments.CodeInvalidCVUPrefix, "account"},
-			{"cvu length", NewPaymentMethod{Type: payments.MethodCVU, Account: "000000311000000012345"}, payments.CodeInvalidCVULength, "account"},
-			{"unknown type", NewPaymentMethod{Type: "cash"}, payments.CodeUnsupportedMethod, "type"},
+			{"no card", methodIn{Type: payments.MethodCard}, CodeRequired, "card"},
+			{"cbu check", methodIn{Type: payments.MethodDirectDebit, Account: "2850590940090418135202"}, payments.CodeInvalidCBUCheckDigit, "account"},
+			{"cvu as cbu", methodIn{Type: payments.MethodDirectDebit, Account: "0000003110000000123456"}, payments.CodeCBUIsCVU, "account"},
+			{"cbu as cvu", methodIn{Type: payments.MethodCVU, Account: "2850590940090418135201"}, payments.CodeInvalidCVUPrefix, "account"},
+			{"cvu length", methodIn{Type: payments.MethodCVU, Account: "000000311000000012345"}, payments.CodeInvalidCVULength, "account"},
+			{"unknown type", methodIn{Type: "cash"}, payments.CodeUnsupportedMethod, "type"},
 		}
 		for _, tt := range tests {
 			_, err := e.store.AddPaymentMethod(e.ctx, c.ID, tt.in)
@@ -105,6 +105,10 @@ func TestAddPaymentMethodRejects(t *testing.T) {
 			if !errors.As(err, &le) || le.Code != tt.code || le.Field != tt.wantField || le.Kind != KindInvalid {
 				t.Errorf("%s: error = %v, want %s on %s", tt.name, err, tt.code, tt.wantField)
 			}
+		}
+		// The ledger itself takes no card but a processor's token (AddMethod).
+		if _, err := e.store.Store.AddPaymentMethod(e.ctx, c.ID, NewPaymentMethod{Type: payments.MethodCard}); CodeOf(err) != payments.CodeUnsupportedMethod {
+			t.Errorf("a card added to the ledger directly: error = %v, want %s", err, payments.CodeUnsupportedMethod)
 		}
 		if ms := mustMethods(t, e, c.ID); len(ms) != 0 {
 			t.Fatalf("rejected methods were stored: %+v", ms)
@@ -122,8 +126,8 @@ func TestReorderAndMakePreferred(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "jane@example.com")
 		a := e.addMethod(t, c.ID, card("4242424242424242"))
-		b := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodBankTransfer})
-		d := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodQR})
+		b := e.addMethod(t, c.ID, methodIn{Type: payments.MethodBankTransfer})
+		d := e.addMethod(t, c.ID, methodIn{Type: payments.MethodQR})
 
 		ms, err := e.store.ReorderPaymentMethods(e.ctx, c.ID, []string{d.ID, a.ID, b.ID})
 		if err != nil {
@@ -145,7 +149,7 @@ func TestReorderAndMakePreferred(t *testing.T) {
 		assertPositions(t, ms)
 
 		other := e.customer(t, "other@example.com")
-		foreign := e.addMethod(t, other.ID, NewPaymentMethod{Type: payments.MethodQR})
+		foreign := e.addMethod(t, other.ID, methodIn{Type: payments.MethodQR})
 		bad := [][]string{
 			{a.ID, b.ID},             // missing one
 			{a.ID, b.ID, b.ID},       // repeated
@@ -220,7 +224,7 @@ func TestRemovePaymentMethod(t *testing.T) {
 		}
 		// Another customer cannot remove it.
 		other := e.customer(t, "other@example.com")
-		x := e.addMethod(t, other.ID, NewPaymentMethod{Type: payments.MethodQR})
+		x := e.addMethod(t, other.ID, methodIn{Type: payments.MethodQR})
 		if err := e.store.RemovePaymentMethod(e.ctx, c.ID, x.ID); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("cross-customer removal: %v", err)
 		}
@@ -230,9 +234,9 @@ func TestRemovePaymentMethod(t *testing.T) {
 func TestRemoveRenumbers(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "jane@example.com")
-		a := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodQR})
-		b := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodBankTransfer})
-		d := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodWallet})
+		a := e.addMethod(t, c.ID, methodIn{Type: payments.MethodQR})
+		b := e.addMethod(t, c.ID, methodIn{Type: payments.MethodBankTransfer})
+		d := e.addMethod(t, c.ID, methodIn{Type: payments.MethodWallet})
 		if err := e.store.RemovePaymentMethod(e.ctx, c.ID, a.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +245,7 @@ func TestRemoveRenumbers(t *testing.T) {
 			t.Fatalf("order = %v", methodIDs(ms))
 		}
 		assertPositions(t, ms)
-		n := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodQR})
+		n := e.addMethod(t, c.ID, methodIn{Type: payments.MethodQR})
 		if n.Position != 2 {
 			t.Fatalf("new method position = %d, want 2", n.Position)
 		}
@@ -254,8 +258,8 @@ func TestMethodAndSubscriptionSummaries(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "sum@example.com")
 		e.addMethod(t, c.ID, card("4242424242424242"))
-		pinned := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "0110599552000000123456"})
-		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodWallet, Wallet: "modo"})
+		pinned := e.addMethod(t, c.ID, methodIn{Type: payments.MethodDirectDebit, Account: "0110599552000000123456"})
+		e.addMethod(t, c.ID, methodIn{Type: payments.MethodWallet, Wallet: "modo"})
 		e.addMethod(t, c.ID, card("5555555555554444"))
 		if _, _, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Pro", Amount: 150000, Currency: ARS, Interval: Month}); err != nil {
 			t.Fatal(err)

@@ -91,6 +91,9 @@ type PaymentMethod struct {
 	CustomerID string
 	Position   int
 	Type       payments.MethodType
+	// Processor holds the method (a card's token is its handle); "" for methods no processor
+	// holds (CBU, CVU, transfer, QR, wallet), which any processor taking the type can charge.
+	Processor payments.ProcessorType
 	// Card fields (type card): what the processor returned when tokenizing; never the number.
 	Card *CardInfo
 	// Account is the CBU (direct_debit) or CVU (cvu), digits only; show MaskedAccount instead.
@@ -98,6 +101,17 @@ type PaymentMethod struct {
 	// Wallet names the wallet provider (type wallet).
 	Wallet    string
 	CreatedAt time.Time
+	// processorID is the handle of a processor-held method other than a card (a card's is
+	// Card.Token); like a token it can charge, so it is never exported.
+	processorID string
+}
+
+// handle is the processor's handle for charging the method; "" for methods no processor holds.
+func (m PaymentMethod) handle() string {
+	if m.Card != nil {
+		return m.Card.Token
+	}
+	return m.processorID
 }
 
 // CardInfo is the stored, non-sensitive description of a tokenized card.
@@ -141,6 +155,16 @@ func (m PaymentMethod) Summary() string {
 		return "Wallet"
 	}
 	return string(m.Type)
+}
+
+// chargeableBy reports whether the processor can charge the method: one a processor holds (every
+// card) only through that processor (a sandbox token means nothing to Stripe); the others
+// through any.
+func (m PaymentMethod) chargeableBy(p payments.ProcessorType) bool {
+	if m.Processor == "" {
+		return m.Type != payments.MethodCard
+	}
+	return m.Processor == p
 }
 
 // usableAt reports whether the method can be charged at now: a card must not have expired.
@@ -234,8 +258,9 @@ const (
 
 // PaymentStatus is a payment's state:
 //
-//	incomplete ──(usable method)──▶ processing ──▶ succeeded | failed | pending
-//	pending ──(ConfirmPayment)──▶ processing ──▶ succeeded | failed
+//	incomplete ──(usable method)──▶ processing ──▶ succeeded | failed | pending | requires_action
+//	requires_action ──(the customer authenticates)──▶ succeeded | failed | pending
+//	pending ──(the money arrives)──▶ succeeded | failed
 //	failed ──(RetryPayment)──▶ processing
 type PaymentStatus string
 
@@ -245,6 +270,9 @@ const (
 	PaymentIncomplete PaymentStatus = "incomplete"
 	// PaymentProcessing is claimed by one portal process, which is talking to the processor.
 	PaymentProcessing PaymentStatus = "processing"
+	// PaymentRequiresAction waits for the customer to authenticate the charge (SCA, 3-D
+	// Secure) from the portal; the charge at the processor is the attempt's, and stays one.
+	PaymentRequiresAction PaymentStatus = "requires_action"
 	// PaymentPending waits for money that moves later (bank transfer, QR).
 	PaymentPending   PaymentStatus = "pending"
 	PaymentSucceeded PaymentStatus = "succeeded"
@@ -259,9 +287,11 @@ func (p Payment) Closed() bool {
 }
 
 // Due reports a payment that waits for the customer: no usable method yet (incomplete), a
-// refused charge they can pay again (failed, not closed), or money still to be sent (pending).
+// charge to authenticate (requires_action), a refused charge they can pay again (failed, not
+// closed), or money still to be sent (pending).
 func (p Payment) Due() bool {
-	return p.Status == PaymentIncomplete || p.Status == PaymentPending || (p.Status == PaymentFailed && !p.Closed())
+	return p.Status == PaymentIncomplete || p.Status == PaymentRequiresAction || p.Status == PaymentPending ||
+		(p.Status == PaymentFailed && !p.Closed())
 }
 
 // Payment is one amount to collect from a customer, with its attempts.
@@ -301,7 +331,9 @@ type Payment struct {
 
 // Attempt is one try at charging a payment.
 type Attempt struct {
-	Number             int
+	Number int
+	// Processor is the processor the attempt was charged through.
+	Processor          string
 	PaymentMethodID    string
 	MethodType         payments.MethodType
 	MethodSummary      string

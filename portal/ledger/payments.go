@@ -8,10 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/portero-dev/portero/portal/charging"
 	"github.com/portero-dev/portero/portal/payments"
 )
 
@@ -29,6 +29,9 @@ type NewPayment struct {
 	// original payment without charging again; with other parameters, ErrIdempotencyConflict.
 	// Keys are scoped to the customer.
 	IdempotencyKey string
+	// Processor is the portal's processor now: the first attempt is claimed for a method it can
+	// charge, and the caller charges it through that processor. Required.
+	Processor payments.ProcessorType
 }
 
 // ListPaymentsParams filter and page ListPayments.
@@ -49,7 +52,7 @@ type ListPaymentsParams struct {
 // knownStatus reports the statuses a payment can be in.
 func knownStatus(s PaymentStatus) bool {
 	switch s {
-	case PaymentIncomplete, PaymentProcessing, PaymentPending, PaymentSucceeded, PaymentFailed:
+	case PaymentIncomplete, PaymentProcessing, PaymentRequiresAction, PaymentPending, PaymentSucceeded, PaymentFailed:
 		return true
 	}
 	return false
@@ -130,54 +133,39 @@ func findIdempotent(ctx context.Context, q querier, table, customerID, key, hash
 	return id, nil
 }
 
-// claim is a payment this process owns for one charge attempt: the conditional UPDATE that
-// created it succeeded, so no other goroutine or replica can charge the same attempt.
-type claim struct {
-	paymentID      string
-	customerID     string
-	subscriptionID string
-	attempt        int
-	amount         int64
-	currency       Currency
-	description    string
-	method         PaymentMethod
-	// restore marks a finish that puts a payment back as it was (a failed confirmation).
-	restore bool
+// newAttempt is the claim of attempt n of a payment, charging m through processor: what the
+// charging driver needs to call the processor, and its idempotency key (payment id + n).
+func newAttempt(p paymentRow, n int, m PaymentMethod, processor payments.ProcessorType) *charging.Attempt {
+	ref := payments.MethodRef{Type: m.Type, Token: m.handle(), Account: m.Account, Wallet: m.Wallet}
+	return &charging.Attempt{PaymentID: p.ID, CustomerID: p.CustomerID, Number: n, Amount: p.Amount,
+		Currency: string(p.Currency), Description: p.Description, Method: ref, Processor: processor,
+		Status: charging.AttemptProcessing}
 }
 
-func (c claim) chargeRequest() payments.ChargeRequest {
-	ref := payments.MethodRef{Type: c.method.Type, Account: c.method.Account, Wallet: c.method.Wallet}
-	if c.method.Card != nil {
-		ref.Token = c.method.Card.Token
-	}
-	return payments.ChargeRequest{
-		// Stable per attempt: a re-driven attempt (RecoverProcessing) reuses it, so a processor
-		// that honours idempotency keys never collects twice.
-		IdempotencyKey: c.paymentID + "/" + strconv.Itoa(c.attempt),
-		Amount:         c.amount,
-		Currency:       string(c.currency),
-		Description:    c.description,
-		Method:         ref,
-	}
-}
-
-// CreatePayment records a payment and charges it: to the subscription's pinned method, else
-// the customer's preferred usable method. Without one the payment is left incomplete and
-// Hooks.PaymentIncomplete fires; it then completes by itself when a method is added.
-func (s *Store) CreatePayment(ctx context.Context, in NewPayment) (Payment, error) {
+// CreatePayment records a payment and, when the customer has a method the processor named in
+// in.Processor can charge (the subscription's pinned one, else the preferred usable one), claims
+// its first attempt: the payment is processing and the returned attempt is the caller's to
+// charge (charging.Driver.Charge, which records the outcome). The ledger never calls a
+// processor. Without a usable method the payment is incomplete, the attempt is nil and
+// Hooks.PaymentIncomplete fires; the customer's next method settles it. A replay of an
+// idempotency key returns the stored payment and no attempt.
+func (s *Store) CreatePayment(ctx context.Context, in NewPayment) (Payment, *charging.Attempt, error) {
 	if in.Amount <= 0 {
-		return Payment{}, newError(KindInvalid, CodeInvalidAmount, "amount", nil)
+		return Payment{}, nil, newError(KindInvalid, CodeInvalidAmount, "amount", nil)
 	}
 	cur, err := ParseCurrency(string(in.Currency))
 	if err != nil {
-		return Payment{}, err
+		return Payment{}, nil, err
 	}
 	desc, err := checkText("description", in.Description, 500)
 	if err != nil {
-		return Payment{}, err
+		return Payment{}, nil, err
 	}
 	if err := validateIdempotencyKey(in.IdempotencyKey); err != nil {
-		return Payment{}, err
+		return Payment{}, nil, err
+	}
+	if in.Processor == "" {
+		return Payment{}, nil, errNoProcessor
 	}
 	return s.createPayment(ctx, paymentInsert{
 		customerID:     in.CustomerID,
@@ -187,8 +175,12 @@ func (s *Store) CreatePayment(ctx context.Context, in NewPayment) (Payment, erro
 		subscriptionID: in.SubscriptionID,
 		idempotencyKey: in.IdempotencyKey,
 		requestHash:    requestHash(in.Amount, cur, desc, in.SubscriptionID, ""),
+		processor:      in.Processor,
 	})
 }
+
+// errNoProcessor is a caller's mistake: claims are made for one processor.
+var errNoProcessor = errors.New("ledger: no processor named for the payment's charge")
 
 type paymentInsert struct {
 	customerID     string
@@ -204,11 +196,13 @@ type paymentInsert struct {
 	// creditApplied is the part it pays.
 	applyCredit   bool
 	creditApplied int64
+	// processor is the one the first attempt is claimed for.
+	processor payments.ProcessorType
 }
 
-// createPayment inserts and charges a validated payment. The insert, the method choice and the
-// claim of the first attempt are one transaction under the customer lock.
-func (s *Store) createPayment(ctx context.Context, in paymentInsert) (Payment, error) {
+// createPayment inserts a validated payment and claims its first attempt. The insert, the method
+// choice and the claim are one transaction under the customer lock.
+func (s *Store) createPayment(ctx context.Context, in paymentInsert) (Payment, *charging.Attempt, error) {
 	var r inserted
 	err := s.inTx(ctx, func(q querier) error {
 		if err := lockCustomer(ctx, q, in.customerID); err != nil {
@@ -219,16 +213,17 @@ func (s *Store) createPayment(ctx context.Context, in paymentInsert) (Payment, e
 		return err
 	})
 	if err != nil {
-		return Payment{}, fmt.Errorf("create payment for customer %s: %w", in.customerID, err)
+		return Payment{}, nil, fmt.Errorf("create payment for customer %s: %w", in.customerID, err)
 	}
-	return s.afterInsert(ctx, in.customerID, r)
+	p, err := s.afterInsert(ctx, in.customerID, r)
+	return p, r.claim, err
 }
 
 // inserted is what insertPayment did, for afterInsert to act on once committed.
 type inserted struct {
 	id     string
 	replay bool
-	claim  *claim
+	claim  *charging.Attempt
 	// covered: the credit balance paid the charge whole, and no payment was made.
 	covered bool
 }
@@ -258,7 +253,7 @@ func (s *Store) insertPayment(ctx context.Context, q querier, in paymentInsert, 
 			return inserted{}, fmt.Errorf("look up subscription: %w", err)
 		}
 	}
-	m, err := resolveMethod(ctx, q, in.customerID, in.subscriptionID, now)
+	m, err := resolveMethod(ctx, q, in.customerID, in.subscriptionID, now, in.processor)
 	if err != nil {
 		return inserted{}, err
 	}
@@ -293,15 +288,15 @@ func (s *Store) insertPayment(ctx context.Context, q querier, in paymentInsert, 
 		}
 		return inserted{id: id}, s.recordPaymentEvent(ctx, q, EventPaymentIncomplete, id)
 	}
-	if err := insertAttempt(ctx, q, id, 1, *m, now); err != nil {
+	if err := insertAttempt(ctx, q, id, 1, *m, in.processor, now); err != nil {
 		return inserted{}, err
 	}
 	if err := s.recordPaymentEvent(ctx, q, EventPaymentCreated, id); err != nil {
 		return inserted{}, err
 	}
-	return inserted{id: id, claim: &claim{paymentID: id, customerID: in.customerID,
-		subscriptionID: in.subscriptionID, attempt: 1, amount: in.amount, currency: in.currency,
-		description: in.description, method: *m}}, nil
+	row := paymentRow{Payment: Payment{ID: id, CustomerID: in.customerID, Amount: in.amount,
+		Currency: in.currency, Description: in.description}}
+	return inserted{id: id, claim: newAttempt(row, 1, *m, in.processor)}, nil
 }
 
 // recordPaymentEvent records an event of type typ about the payment as the transaction q sees it.
@@ -324,130 +319,42 @@ func paymentStatusEvent(st PaymentStatus) string {
 		return EventPaymentPending
 	case PaymentIncomplete:
 		return EventPaymentIncomplete
+	case PaymentRequiresAction:
+		return EventPaymentRequiresAction
 	}
 	return ""
 }
 
 // afterInsert acts on a committed insertPayment: replays return the stored payment, incomplete
-// payments fire the hook, claimed ones are charged.
+// payments fire the hook; a claimed one is returned processing, for the caller to charge.
 func (s *Store) afterInsert(ctx context.Context, customerID string, r inserted) (Payment, error) {
-	switch {
-	case r.covered:
+	if r.covered {
 		return Payment{}, nil
+	}
+	p, err := s.getPayment(ctx, customerID, r.id)
+	if err != nil {
+		return Payment{}, err
+	}
+	switch {
 	case r.replay:
 		s.log.Info("payment request replayed", "customer", customerID, "payment", r.id)
-		return s.getPayment(ctx, customerID, r.id)
 	case r.claim == nil:
-		p, err := s.getPayment(ctx, customerID, r.id)
-		if err != nil {
-			return Payment{}, err
-		}
 		s.log.Info("payment incomplete: no usable payment method", "customer", customerID, "payment", r.id)
 		if s.hooks.PaymentIncomplete != nil {
 			s.hooks.PaymentIncomplete(ctx, p)
 		}
-		return p, nil
 	}
-	return s.charge(ctx, *r.claim)
+	return p, nil
 }
 
-func insertAttempt(ctx context.Context, q querier, paymentID string, n int, m PaymentMethod, now time.Time) error {
+func insertAttempt(ctx context.Context, q querier, paymentID string, n int, m PaymentMethod, processor payments.ProcessorType, now time.Time) error {
 	_, err := q.exec(ctx, `INSERT INTO payment_attempts (payment_id, attempt_number, payment_method_id,
-		method_type, method_summary, outcome, started_at) VALUES (?, ?, ?, ?, ?, 'processing', ?)`,
-		paymentID, n, m.ID, string(m.Type), m.Summary(), toMillis(now))
+		method_type, method_summary, outcome, processor, started_at) VALUES (?, ?, ?, ?, ?, 'processing', ?, ?)`,
+		paymentID, n, m.ID, string(m.Type), m.Summary(), string(processor), toMillis(now))
 	if err != nil {
 		return fmt.Errorf("insert payment attempt: %w", err)
 	}
 	return nil
-}
-
-// chargeTimeout bounds one processor call. Keep RecoverProcessing's staleAfter above it.
-const chargeTimeout = time.Minute
-
-// charge calls the processor for a claimed attempt and records the outcome. It runs outside any
-// transaction: a slow processor holds no lock. Once claimed, an attempt is driven to the end
-// even if the caller goes away (a customer closing the tab right after adding a card), since
-// an abandoned claim would wait for RecoverProcessing.
-func (s *Store) charge(ctx context.Context, c claim) (Payment, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), chargeTimeout)
-	defer cancel()
-	res, err := s.processor.Charge(ctx, c.chargeRequest())
-	if err != nil {
-		// The outcome is unknown (the processor may have collected): the payment stays
-		// processing for RecoverProcessing to re-drive with the same idempotency key, rather
-		// than being marked failed and retried as a new charge.
-		s.log.Error("charge outcome unknown; payment left processing", "payment", c.paymentID,
-			"attempt", c.attempt, "processor", s.processor.Name(), "err", err)
-		return s.getPayment(ctx, c.customerID, c.paymentID)
-	}
-	return s.finish(ctx, c, res)
-}
-
-// finish records a processor result for a claimed attempt. It runs even if ctx was canceled
-// while the processor answered: money may have moved, so the record must be written.
-func (s *Store) finish(ctx context.Context, c claim, res payments.ChargeResult) (Payment, error) {
-	ctx = context.WithoutCancel(ctx)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	status := PaymentFailed
-	switch res.Status {
-	case payments.ChargeSucceeded:
-		status = PaymentSucceeded
-	case payments.ChargePending:
-		status = PaymentPending
-	}
-	var code, msg string
-	if status == PaymentFailed {
-		code = payments.CodeProcessingError
-		if res.Failure != nil {
-			code = res.Failure.Code
-		}
-		msg = (&payments.Error{Code: code}).Message("en")
-	}
-	now := s.nowMs()
-	finished := false
-	err := s.inTx(ctx, func(q querier) error {
-		if err := lockCustomer(ctx, q, c.customerID); err != nil {
-			return err
-		}
-		ok, err := q.execOne(ctx, `UPDATE payments SET status = ?, processor = ?,
-			processor_reference = ?, instructions = ?, failure_code = ?, failure_message = ?, updated_at = ?
-			WHERE id = ? AND status = 'processing' AND attempt_count = ?`,
-			string(status), s.processor.Name(), res.Reference, res.Instructions, code, msg,
-			toMillis(now), c.paymentID, c.attempt)
-		if err != nil || !ok {
-			// !ok: another process already recorded this attempt (a RecoverProcessing re-drive).
-			return err
-		}
-		finished = true
-		if _, err := q.exec(ctx, `UPDATE payment_attempts SET outcome = ?, processor_reference = ?,
-			failure_code = ?, failure_message = ?, finished_at = ? WHERE payment_id = ? AND attempt_number = ?`,
-			string(status), res.Reference, code, msg, toMillis(now), c.paymentID, c.attempt); err != nil {
-			return err
-		}
-		if err := updateSubscriptionAfterPayment(ctx, q, c.paymentID, status, now); err != nil {
-			return err
-		}
-		if c.restore {
-			return nil // back to where it was: nothing happened the merchant must hear of
-		}
-		return s.recordPaymentEvent(ctx, q, paymentStatusEvent(status), c.paymentID)
-	})
-	if err != nil {
-		return Payment{}, fmt.Errorf("record charge of payment %s: %w", c.paymentID, err)
-	}
-	p, err := s.getPayment(ctx, c.customerID, c.paymentID)
-	if err != nil {
-		return Payment{}, err
-	}
-	if finished {
-		s.log.Info("payment charged", "customer", c.customerID, "payment", c.paymentID,
-			"attempt", c.attempt, "method_type", c.method.Type, "status", status, "failure_code", code)
-		if s.hooks.PaymentUpdated != nil {
-			s.hooks.PaymentUpdated(ctx, p)
-		}
-	}
-	return p, nil
 }
 
 // updateSubscriptionAfterPayment keeps a subscription's status in line with the payment of its
@@ -472,11 +379,12 @@ func updateSubscriptionAfterPayment(ctx context.Context, q querier, paymentID st
 	return nil
 }
 
-// claimPayment takes an attempt on a payment that is in status from (incomplete or failed):
-// under the customer lock it picks the method to charge and moves the payment to processing
-// with a conditional UPDATE. Only the caller whose UPDATE matched gets a claim; everyone else
-// gets nil. A failed payment with no usable method becomes incomplete (madeIncomplete).
-func (s *Store) claimPayment(ctx context.Context, paymentID string, from PaymentStatus) (c *claim, madeIncomplete bool, err error) {
+// claimPayment takes an attempt on a payment that is in status from (incomplete or failed) for
+// the processor: under the customer lock it picks the method to charge and moves the payment to
+// processing with a conditional UPDATE. Only the caller whose UPDATE matched gets the attempt;
+// everyone else gets nil. A failed payment with no usable method becomes incomplete
+// (madeIncomplete).
+func (s *Store) claimPayment(ctx context.Context, paymentID string, from PaymentStatus, processor payments.ProcessorType) (c *charging.Attempt, madeIncomplete bool, err error) {
 	now := s.nowMs()
 	err = s.inTx(ctx, func(q querier) error {
 		var customerID string
@@ -489,42 +397,8 @@ func (s *Store) claimPayment(ctx context.Context, paymentID string, from Payment
 		if err := lockCustomer(ctx, q, customerID); err != nil {
 			return err
 		}
-		p, err := scanPayment(q.queryRow(ctx, "SELECT "+paymentColumns+" FROM payments WHERE id = ?", paymentID))
-		if err != nil {
-			return err
-		}
-		if p.Status != from || p.Closed() {
-			return nil
-		}
-		m, err := resolveMethod(ctx, q, customerID, p.SubscriptionID, now)
-		if err != nil {
-			return err
-		}
-		if m == nil {
-			if from == PaymentFailed {
-				madeIncomplete, err = q.execOne(ctx, `UPDATE payments SET status = 'incomplete', updated_at = ?
-					WHERE id = ? AND status = 'failed'`, toMillis(now), paymentID)
-				if err == nil && madeIncomplete {
-					err = s.recordPaymentEvent(ctx, q, EventPaymentIncomplete, paymentID)
-				}
-			}
-			return err
-		}
-		n := p.attemptCount + 1
-		ok, err := q.execOne(ctx, `UPDATE payments SET status = 'processing', payment_method_id = ?,
-			method_type = ?, method_summary = ?, attempt_count = ?, processor_reference = '',
-			instructions = '', failure_code = '', failure_message = '', updated_at = ?
-			WHERE id = ? AND status = ? AND attempt_count = ?`,
-			m.ID, string(m.Type), m.Summary(), n, toMillis(now), paymentID, string(from), p.attemptCount)
-		if err != nil || !ok {
-			return err
-		}
-		if err := insertAttempt(ctx, q, paymentID, n, *m, now); err != nil {
-			return err
-		}
-		c = &claim{paymentID: paymentID, customerID: customerID, subscriptionID: p.SubscriptionID,
-			attempt: n, amount: p.Amount, currency: p.Currency, description: p.Description, method: *m}
-		return nil
+		c, madeIncomplete, err = s.claimLocked(ctx, q, paymentID, from, processor, now)
+		return err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("claim payment %s: %w", paymentID, err)
@@ -532,233 +406,88 @@ func (s *Store) claimPayment(ctx context.Context, paymentID string, from Payment
 	return c, madeIncomplete, nil
 }
 
-// SettleIncomplete charges the customer's incomplete payments if the customer now has a usable
-// method, each exactly once however many callers (goroutines or replicas) race: every payment
-// is claimed by a conditional UPDATE and only the winner charges it. It returns the payments
-// this call charged. AddPaymentMethod and MakePreferred call it; call it directly to sweep.
-func (s *Store) SettleIncomplete(ctx context.Context, customerID string) ([]Payment, error) {
-	ids, err := s.read().strings(ctx, `SELECT id FROM payments WHERE customer_id = ? AND status = 'incomplete'
-		ORDER BY created_at, id`, customerID)
+// claimLocked is claimPayment inside a transaction that holds the payment's customer lock.
+func (s *Store) claimLocked(ctx context.Context, q querier, paymentID string, from PaymentStatus, processor payments.ProcessorType, now time.Time) (*charging.Attempt, bool, error) {
+	p, err := scanPayment(q.queryRow(ctx, "SELECT "+paymentColumns+" FROM payments WHERE id = ?", paymentID))
 	if err != nil {
-		return nil, fmt.Errorf("list incomplete payments of customer %s: %w", customerID, err)
+		return nil, false, err
 	}
-	// One payment's failure (a database hiccup, a processor outage) must not strand the others:
-	// every payment gets its try, and the errors are reported together.
-	var settled []Payment
-	var errs []error
-	for _, id := range ids {
-		c, _, err := s.claimPayment(ctx, id, PaymentIncomplete)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if c == nil {
-			continue // someone else claimed it, or there is still no usable method
-		}
-		p, err := s.charge(ctx, *c)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		settled = append(settled, p)
+	if p.Status != from || p.Closed() {
+		return nil, false, nil
 	}
-	return settled, errors.Join(errs...)
+	m, err := resolveMethod(ctx, q, p.CustomerID, p.SubscriptionID, now, processor)
+	if err != nil {
+		return nil, false, err
+	}
+	if m == nil {
+		if from != PaymentFailed {
+			return nil, false, nil
+		}
+		made, err := q.execOne(ctx, `UPDATE payments SET status = 'incomplete', updated_at = ?
+			WHERE id = ? AND status = 'failed'`, toMillis(now), paymentID)
+		if err == nil && made {
+			err = s.recordPaymentEvent(ctx, q, EventPaymentIncomplete, paymentID)
+		}
+		return nil, made, err
+	}
+	n := p.attemptCount + 1
+	ok, err := q.execOne(ctx, `UPDATE payments SET status = 'processing', payment_method_id = ?,
+		method_type = ?, method_summary = ?, attempt_count = ?, processor_reference = '',
+		instructions = '', failure_code = '', failure_message = '', updated_at = ?
+		WHERE id = ? AND status = ? AND attempt_count = ?`,
+		m.ID, string(m.Type), m.Summary(), n, toMillis(now), paymentID, string(from), p.attemptCount)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	if err := insertAttempt(ctx, q, paymentID, n, *m, processor, now); err != nil {
+		return nil, false, err
+	}
+	return newAttempt(p, n, *m, processor), false, nil
 }
 
-// SettleStranded settles the incomplete payments of customers who added a payment method after
-// the payment became incomplete. The settlement that follows a method change runs after the
-// change commits, so a process stopped in between (a rollout, an OOM kill) or a failure on the
-// way leaves payments incomplete beside a usable method, and nothing else would ever charge
-// them. Run it periodically (the billing loop does, with the renewals). Each payment is still
-// charged exactly once; it returns how many this call charged.
-func (s *Store) SettleStranded(ctx context.Context) (int, error) {
+// StrandedCustomers lists the customers with incomplete payments who added a payment method
+// after the payment became incomplete. The settlement that follows a method change runs after
+// the change commits, so a process stopped in between (a rollout, an OOM kill) or a failure on
+// the way leaves payments incomplete beside a usable method, and nothing else would ever charge
+// them: the billing loop settles these customers' payments periodically
+// (charging.Driver.SettleIncomplete), each still exactly once.
+func (s *Store) StrandedCustomers(ctx context.Context) ([]string, error) {
 	customers, err := s.read().strings(ctx, `SELECT DISTINCT p.customer_id FROM payments p
 		WHERE p.status = 'incomplete' AND EXISTS (SELECT 1 FROM payment_methods m
 			WHERE m.customer_id = p.customer_id AND m.detached_at IS NULL AND m.created_at >= p.updated_at)`)
 	if err != nil {
-		return 0, fmt.Errorf("find stranded incomplete payments: %w", err)
+		return nil, fmt.Errorf("find stranded incomplete payments: %w", err)
 	}
-	n := 0
-	var errs []error
-	for _, c := range customers {
-		if ctx.Err() != nil {
-			break
-		}
-		settled, err := s.SettleIncomplete(ctx, c)
-		n += len(settled)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("customer %s: %w", c, err))
-		}
-	}
-	if n > 0 {
-		s.log.Info("settled stranded incomplete payments", "payments", n, "customers", len(customers))
-	}
-	return n, errors.Join(errs...)
+	return customers, nil
 }
 
-// RetryPayment charges a failed payment again with the customer's current method choice (a new
-// attempt). Without a usable method it becomes incomplete and completes when one is added.
-func (s *Store) RetryPayment(ctx context.Context, customerID, paymentID string) (Payment, error) {
+// RetryPayment claims a new attempt on a failed payment, with the customer's current method
+// choice, for the processor: the returned attempt is the caller's to charge
+// (charging.Driver.Charge). Without a method that processor can charge the payment becomes
+// incomplete (no attempt) and completes when one is added.
+func (s *Store) RetryPayment(ctx context.Context, customerID, paymentID string, processor payments.ProcessorType) (Payment, *charging.Attempt, error) {
+	if processor == "" {
+		return Payment{}, nil, errNoProcessor
+	}
 	p, err := s.getPayment(ctx, customerID, paymentID)
 	if err != nil {
-		return Payment{}, err
+		return Payment{}, nil, err
 	}
 	if p.Status != PaymentFailed || p.Closed() {
-		return Payment{}, newError(KindConflict, CodePaymentState, "", nil)
+		return Payment{}, nil, newError(KindConflict, CodePaymentState, "", nil)
 	}
-	c, madeIncomplete, err := s.claimPayment(ctx, paymentID, PaymentFailed)
+	c, madeIncomplete, err := s.claimPayment(ctx, paymentID, PaymentFailed, processor)
 	if err != nil {
-		return Payment{}, err
-	}
-	if c != nil {
-		return s.charge(ctx, *c)
+		return Payment{}, nil, err
 	}
 	p, err = s.getPayment(ctx, customerID, paymentID)
-	if err == nil && madeIncomplete && s.hooks.PaymentIncomplete != nil {
+	if err != nil {
+		return Payment{}, nil, err
+	}
+	if madeIncomplete && s.hooks.PaymentIncomplete != nil {
 		s.hooks.PaymentIncomplete(ctx, p)
 	}
-	return p, err
-}
-
-// ConfirmPayment settles a pending payment (bank transfer, QR) once the processor confirms the
-// money arrived. Confirming a payment that already succeeded returns it unchanged.
-func (s *Store) ConfirmPayment(ctx context.Context, paymentID string) (Payment, error) {
-	now := s.nowMs()
-	var c *claim
-	var current paymentRow
-	err := s.inTx(ctx, func(q querier) error {
-		var err error
-		current, err = scanPayment(q.queryRow(ctx, "SELECT "+paymentColumns+" FROM payments WHERE id = ?", paymentID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return notFound("payment")
-		}
-		if err != nil {
-			return err
-		}
-		if err := lockCustomer(ctx, q, current.CustomerID); err != nil {
-			return err
-		}
-		ok, err := q.execOne(ctx, `UPDATE payments SET status = 'processing', updated_at = ?
-			WHERE id = ? AND status = 'pending'`, toMillis(now), paymentID)
-		if err != nil || !ok {
-			return err
-		}
-		c = &claim{paymentID: paymentID, customerID: current.CustomerID, attempt: current.attemptCount}
-		return nil
-	})
-	if err != nil {
-		return Payment{}, fmt.Errorf("confirm payment %s: %w", paymentID, err)
-	}
-	if c == nil {
-		if current.Status == PaymentSucceeded {
-			return s.getPayment(ctx, current.CustomerID, paymentID)
-		}
-		return Payment{}, newError(KindConflict, CodePaymentState, "", nil)
-	}
-	res, err := s.processor.Confirm(ctx, current.ProcessorReference)
-	if err != nil {
-		// Nothing is known to have changed at the processor: put the payment back to pending so
-		// the confirmation can simply be retried.
-		res = payments.ChargeResult{Status: payments.ChargePending, Reference: current.ProcessorReference, Instructions: current.Instructions}
-		c.restore = true
-		if _, ferr := s.finish(ctx, *c, res); ferr != nil {
-			s.log.Error("restore pending payment after failed confirmation", "payment", paymentID, "err", ferr)
-		}
-		return Payment{}, fmt.Errorf("confirm payment %s with %s: %w", paymentID, s.processor.Name(), err)
-	}
-	if res.Reference == "" {
-		res.Reference = current.ProcessorReference
-	}
-	return s.finish(ctx, *c, res)
-}
-
-// RecoverProcessing re-drives payments left processing for longer than staleAfter, which only
-// happens when a process died or lost the processor mid-charge. The same attempt is charged
-// again with the same idempotency key (or its confirmation repeated), so a processor that
-// honours keys never collects twice. Each stale payment is taken over by a compare-and-set on
-// its updated_at, so two replicas sweeping together do not both re-drive it. staleAfter must
-// exceed the processor call timeout (one minute) so live charges are left alone. It returns
-// how many payments it re-drove; run it periodically, e.g. next to RenewDue.
-func (s *Store) RecoverProcessing(ctx context.Context, staleAfter time.Duration) (int, error) {
-	cutoff := toMillis(s.nowMs().Add(-staleAfter))
-	rows, err := s.read().query(ctx, `SELECT id, customer_id, updated_at FROM payments
-		WHERE status = 'processing' AND updated_at < ? ORDER BY updated_at LIMIT 100`, cutoff)
-	if err != nil {
-		return 0, fmt.Errorf("list stale payments: %w", err)
-	}
-	type stale struct {
-		id, customerID string
-		updated        int64
-	}
-	var list []stale
-	for rows.Next() {
-		var st stale
-		if err := rows.Scan(&st.id, &st.customerID, &st.updated); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("list stale payments: %w", err)
-		}
-		list = append(list, st)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("list stale payments: %w", err)
-	}
-	n := 0
-	for _, st := range list {
-		var c *claim
-		var p paymentRow
-		var m PaymentMethod
-		err := s.inTx(ctx, func(q querier) error {
-			// The customer's row first, as in every transaction that writes a payment: the
-			// payment's write takes it too (the version trigger), and on PostgreSQL two
-			// transactions taking the two locks in opposite orders could deadlock.
-			if err := lockCustomer(ctx, q, st.customerID); err != nil {
-				return err
-			}
-			ok, err := q.execOne(ctx, `UPDATE payments SET updated_at = ? WHERE id = ? AND status = 'processing'
-				AND updated_at = ?`, toMillis(s.nowMs()), st.id, st.updated)
-			if err != nil || !ok {
-				return err
-			}
-			if p, err = scanPayment(q.queryRow(ctx, "SELECT "+paymentColumns+" FROM payments WHERE id = ?", st.id)); err != nil {
-				return err
-			}
-			// The method may have been removed since; the attempt still charges what it chose.
-			m, err = scanMethod(q.queryRow(ctx, "SELECT "+methodColumns+" FROM payment_methods WHERE id = ?", p.PaymentMethodID))
-			if err != nil {
-				return err
-			}
-			c = &claim{paymentID: p.ID, customerID: p.CustomerID, subscriptionID: p.SubscriptionID,
-				attempt: p.attemptCount, amount: p.Amount, currency: p.Currency, description: p.Description, method: m}
-			return nil
-		})
-		if err != nil {
-			return n, fmt.Errorf("take over stale payment %s: %w", st.id, err)
-		}
-		if c == nil {
-			continue
-		}
-		s.log.Warn("re-driving stale processing payment", "payment", c.paymentID, "attempt", c.attempt)
-		n++
-		if p.ProcessorReference != "" {
-			// A confirmation of a pending charge was interrupted.
-			res, err := s.processor.Confirm(ctx, p.ProcessorReference)
-			if err != nil {
-				continue // stays processing; the next sweep tries again
-			}
-			if res.Reference == "" {
-				res.Reference = p.ProcessorReference
-			}
-			if _, err := s.finish(ctx, *c, res); err != nil {
-				return n, err
-			}
-			continue
-		}
-		if _, err := s.charge(ctx, *c); err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	return p, c, nil
 }
 
 // GetPayment returns a payment by id with its attempts, for the merchant (any customer).
@@ -795,7 +524,7 @@ func getPaymentQ(ctx context.Context, q querier, customerID, paymentID string) (
 	if err != nil {
 		return Payment{}, fmt.Errorf("get payment %s: %w", paymentID, err)
 	}
-	rows, err := q.query(ctx, `SELECT attempt_number, payment_method_id, method_type, method_summary,
+	rows, err := q.query(ctx, `SELECT attempt_number, processor, payment_method_id, method_type, method_summary,
 		outcome, processor_reference, failure_code, failure_message, started_at, finished_at
 		FROM payment_attempts WHERE payment_id = ? ORDER BY attempt_number`, paymentID)
 	if err != nil {
@@ -808,7 +537,7 @@ func getPaymentQ(ctx context.Context, q querier, customerID, paymentID string) (
 		var methodID sql.NullString
 		var started int64
 		var finished sql.NullInt64
-		if err := rows.Scan(&a.Number, &methodID, &a.MethodType, &a.MethodSummary, &a.Outcome,
+		if err := rows.Scan(&a.Number, &a.Processor, &methodID, &a.MethodType, &a.MethodSummary, &a.Outcome,
 			&a.ProcessorReference, &a.FailureCode, &a.FailureMessage, &started, &finished); err != nil {
 			return Payment{}, fmt.Errorf("get attempts of payment %s: %w", paymentID, err)
 		}
@@ -873,8 +602,8 @@ func (s *Store) listPayments(ctx context.Context, p ListPaymentsParams, columns 
 	if len(p.Statuses) > 0 {
 		// Written as literals, not parameters: only known statuses get here, and SQLite then
 		// plans the prepared query once instead of again for every new set of values. The list
-		// incomplete, failed, pending (the portal's payments due) matches the partial index
-		// payments_customer_due, which both engines then use.
+		// incomplete, requires_action, failed, pending (the portal's payments due) matches the
+		// partial index payments_customer_due, which both engines then use.
 		lits := make([]string, len(p.Statuses))
 		for i, st := range p.Statuses {
 			if !knownStatus(st) {
@@ -886,7 +615,7 @@ func (s *Store) listPayments(ctx context.Context, p ListPaymentsParams, columns 
 	}
 	if p.Due {
 		// The same literals as the partial index payments_customer_due, which both engines use.
-		where = append(where, "status IN ('incomplete', 'failed', 'pending')",
+		where = append(where, "status IN ('incomplete', 'requires_action', 'failed', 'pending')",
 			"NOT (status = 'failed' AND failure_code = '"+payments.CodeSubscriptionCanceled+"')")
 	}
 	if p.Cursor != "" {

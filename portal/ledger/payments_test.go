@@ -16,7 +16,7 @@ func TestCreatePaymentOutcomes(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		tests := []struct {
 			name       string
-			method     NewPaymentMethod
+			method     methodIn
 			wantStatus PaymentStatus
 			wantCode   string
 		}{
@@ -25,12 +25,12 @@ func TestCreatePaymentOutcomes(t *testing.T) {
 			{"declined", card("4000000000000002"), PaymentFailed, payments.CodeCardDeclined},
 			{"insufficient funds", card("4000000000009995"), PaymentFailed, payments.CodeInsufficientFunds},
 			{"expired at processor", card("4000000000000069"), PaymentFailed, payments.CodeExpiredCard},
-			{"direct debit", NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "0110599552000000123456"}, PaymentSucceeded, ""},
-			{"direct debit no funds", NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "0110599552000000999952"}, PaymentFailed, payments.CodeInsufficientFunds},
-			{"cvu", NewPaymentMethod{Type: payments.MethodCVU, Account: "0000003110000000123456"}, PaymentSucceeded, ""},
-			{"wallet", NewPaymentMethod{Type: payments.MethodWallet, Wallet: "mercadopago"}, PaymentSucceeded, ""},
-			{"bank transfer", NewPaymentMethod{Type: payments.MethodBankTransfer}, PaymentPending, ""},
-			{"qr", NewPaymentMethod{Type: payments.MethodQR}, PaymentPending, ""},
+			{"direct debit", methodIn{Type: payments.MethodDirectDebit, Account: "0110599552000000123456"}, PaymentSucceeded, ""},
+			{"direct debit no funds", methodIn{Type: payments.MethodDirectDebit, Account: "0110599552000000999952"}, PaymentFailed, payments.CodeInsufficientFunds},
+			{"cvu", methodIn{Type: payments.MethodCVU, Account: "0000003110000000123456"}, PaymentSucceeded, ""},
+			{"wallet", methodIn{Type: payments.MethodWallet, Wallet: "mercadopago"}, PaymentSucceeded, ""},
+			{"bank transfer", methodIn{Type: payments.MethodBankTransfer}, PaymentPending, ""},
+			{"qr", methodIn{Type: payments.MethodQR}, PaymentPending, ""},
 		}
 		for _, tt := range tests {
 			c := e.customer(t, "c@example.com")
@@ -63,7 +63,7 @@ func TestCreatePaymentOutcomes(t *testing.T) {
 func TestConfirmPendingPayment(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "c@example.com")
-		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodBankTransfer})
+		e.addMethod(t, c.ID, methodIn{Type: payments.MethodBankTransfer})
 		p := e.pay(t, c.ID, 5000)
 		if p.Status != PaymentPending {
 			t.Fatalf("status = %s", p.Status)
@@ -133,7 +133,7 @@ func TestCreatePaymentValidation(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "c@example.com")
 		other := e.customer(t, "o@example.com")
-		e.addMethod(t, other.ID, NewPaymentMethod{Type: payments.MethodQR})
+		e.addMethod(t, other.ID, methodIn{Type: payments.MethodQR})
 		otherSub, _, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: other.ID, Plan: "Basic",
 			Amount: 1000, Currency: ARS, Interval: Month})
 		if err != nil {
@@ -310,7 +310,7 @@ func TestStrandedIncompletePaymentsSettle(t *testing.T) {
 		// Again, and from a second replica at once: nothing more is charged.
 		replica := e.open(t)
 		var wg sync.WaitGroup
-		for _, st := range []*Store{e.store, replica} {
+		for _, st := range []*flow{e.store, replica} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -410,7 +410,7 @@ func TestExpiredCardIsSkipped(t *testing.T) {
 		if p := e.pay(t, c.ID, 100); p.Status != PaymentIncomplete {
 			t.Fatalf("only an expired card: %s", p.Status)
 		}
-		backup := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodCVU, Account: "0000003110000000123456"})
+		backup := e.addMethod(t, c.ID, methodIn{Type: payments.MethodCVU, Account: "0000003110000000123456"})
 		p := e.pay(t, c.ID, 100)
 		if p.Status != PaymentSucceeded || p.PaymentMethodID != backup.ID {
 			t.Fatalf("with a usable second method: %+v", p)
@@ -451,7 +451,7 @@ func TestListPaymentsPagination(t *testing.T) {
 			created = append(created, e.pay(t, c.ID, int64(100+i)).ID)
 			e.pay(t, other.ID, 1)
 		}
-		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodQR}) // makes them pending
+		e.addMethod(t, c.ID, methodIn{Type: payments.MethodQR}) // makes them pending
 		var got []string
 		cur := ""
 		for {
@@ -588,7 +588,7 @@ func TestListPaymentSummaries(t *testing.T) {
 			e.clock.Advance(time.Minute)
 			e.pay(t, c.ID, int64(100+i))
 		}
-		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodQR}) // makes them pending
+		e.addMethod(t, c.ID, methodIn{Type: payments.MethodQR}) // makes them pending
 		for i := 0; i < 3; i++ {
 			e.clock.Advance(time.Minute)
 			e.pay(t, c.ID, int64(200+i))

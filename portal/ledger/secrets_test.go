@@ -62,7 +62,7 @@ func TestCardDataNeverStoredOrLogged(t *testing.T) {
 			if payments.DetectBrand(n) == payments.BrandAmex {
 				cvc = leakAmexCVC
 			}
-			_, err := e.store.AddPaymentMethod(e.ctx, c.ID, NewPaymentMethod{Type: payments.MethodCard,
+			_, err := e.store.AddPaymentMethod(e.ctx, c.ID, methodIn{Type: payments.MethodCard,
 				Card: &payments.CardDetails{Number: spaced4(n), ExpMonth: 11, ExpYear: cardExpYear, CVC: cvc}})
 			if err != nil {
 				t.Fatal(err)
@@ -78,7 +78,7 @@ func TestCardDataNeverStoredOrLogged(t *testing.T) {
 				{Number: n, ExpMonth: 1, ExpYear: testStart.Year() - 1, CVC: cvc},
 				{Number: n[:len(n)-1] + string('0'+(n[len(n)-1]-'0'+1)%10), ExpMonth: 11, ExpYear: cardExpYear, CVC: cvc},
 			} {
-				_, err := e.store.AddPaymentMethod(e.ctx, c.ID, NewPaymentMethod{Type: payments.MethodCard, Card: &bad})
+				_, err := e.store.AddPaymentMethod(e.ctx, c.ID, methodIn{Type: payments.MethodCard, Card: &bad})
 				if err == nil {
 					t.Fatalf("bad card accepted")
 				}
@@ -97,7 +97,7 @@ func TestCardDataNeverStoredOrLogged(t *testing.T) {
 		haystacks := map[string]string{
 			"logs":   e.logs.String(),
 			"errors": strings.Join(errTexts, "\n"),
-			"rows":   dumpTables(t, e.store),
+			"rows":   dumpTables(t, e.store.Store),
 		}
 		if e.engine == SQLite {
 			// Checkpoint so the main file holds everything, then read the WAL too.

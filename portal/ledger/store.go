@@ -2,9 +2,11 @@
 // subscriptions and payments, in SQLite (the embedded default) or PostgreSQL (for several
 // replicas or portals sharing one customer base), with the same SQL and migrations on both.
 //
-// Every state change happens in one transaction. Charges go to a payments.Processor outside
-// any transaction, but only after the payment was claimed by a conditional UPDATE, so a payment
-// is charged at most once per attempt however many goroutines or replicas race for it.
+// Every state change happens in one transaction. The ledger only records: it never calls a
+// payment processor (portal/charging does, and records what happened through the ledger's
+// charging.Recorder methods). A charge attempt exists only once a conditional UPDATE claimed
+// it, and only the claim's holder charges it, so a payment is charged at most once per attempt
+// however many goroutines or replicas race for it.
 package ledger
 
 import (
@@ -21,8 +23,6 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
-
-	"github.com/portero-dev/portero/portal/payments"
 )
 
 //go:embed migrations/*.sql migrations/sqlite/*.sql migrations/postgres/*.sql
@@ -43,14 +43,13 @@ type Hooks struct {
 	// PaymentIncomplete reports a payment left waiting for a payment method: the caller e-mails
 	// the customer a portal link to complete it (a PortalSession with flow complete_payment).
 	PaymentIncomplete func(ctx context.Context, p Payment)
-	// PaymentUpdated reports the end of a charge attempt: succeeded, failed or pending.
+	// PaymentUpdated reports a charge attempt's outcome: succeeded, failed, pending, or
+	// requires_action (the customer must authenticate it).
 	PaymentUpdated func(ctx context.Context, p Payment)
 }
 
 // Options configure a Store.
 type Options struct {
-	// Processor charges payments and tokenizes cards. Required.
-	Processor payments.Processor
 	// Now is the clock; nil means time.Now. Tests inject a fixed clock instead of sleeping.
 	Now func() time.Time
 	// Logger receives operational logs (ids and outcomes, never card data); nil discards them.
@@ -70,7 +69,6 @@ type Store struct {
 	db        *sql.DB
 	stmts     *Statements
 	engine    Engine
-	processor payments.Processor
 	now       func() time.Time
 	log       *slog.Logger
 	hooks     Hooks
@@ -87,9 +85,6 @@ type Store struct {
 // on, a busy timeout and BEGIN IMMEDIATE transactions, so concurrent writers queue instead of
 // failing.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
-	if opts.Processor == nil {
-		return nil, errors.New("open ledger: Options.Processor is required")
-	}
 	engine, driverDSN, err := parseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
@@ -114,15 +109,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	db.SetMaxIdleConns(conns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &Store{
-		db:        db,
-		stmts:     NewStatements(db, engine),
-		engine:    engine,
-		processor: opts.Processor,
-		now:       opts.Now,
-		zone:      opts.BillingZone,
-		log:       opts.Logger,
-		hooks:     opts.Hooks,
-		events:    opts.Events,
+		db:     db,
+		stmts:  NewStatements(db, engine),
+		engine: engine,
+		now:    opts.Now,
+		zone:   opts.BillingZone,
+		log:    opts.Logger,
+		hooks:  opts.Hooks,
+		events: opts.Events,
 	}
 	if s.zone == nil {
 		s.zone = ArgentinaTime

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/portero-dev/portero/portal/charging"
+	"github.com/portero-dev/portero/portal/payments"
 )
 
 // Plan and quantity changes. A change names the plan (a catalogue plan of the subscription's
@@ -39,6 +42,9 @@ type SubscriptionChange struct {
 	// Prorated, when set, is the quote's Prorated as it was shown; a different amount now (the
 	// portal's rules changed, say) is ErrSubscriptionChanged.
 	Prorated *int64
+	// Processor is the portal's processor now, which the change's charge is claimed for (see
+	// NewPayment.Processor); required for a change that charges at once.
+	Processor payments.ProcessorType
 }
 
 // ChangeLine is one side of a change: a plan, a quantity and their price per period.
@@ -89,9 +95,12 @@ type ChangeQuote struct {
 type SubscriptionChangeResult struct {
 	Subscription Subscription
 	Quote        ChangeQuote
-	// Payment is the change's charge when one was made; zero when nothing was charged or the
-	// credit balance paid all of it.
+	// Payment is the change's charge when one was made, as recorded; zero when nothing was
+	// charged or the credit balance paid all of it.
 	Payment Payment
+	// Claim is the charge's attempt, for the caller to charge (charging.Driver.Charge); nil when
+	// there is nothing to charge (no payment, or no usable method: the payment is incomplete).
+	Claim *charging.Attempt
 	// Changed is false when the subscription already was as asked (a repeated request).
 	Changed bool
 	// CreditBalance is the balance after the change.
@@ -165,9 +174,13 @@ func (s *Store) ChangeSubscription(ctx context.Context, customerID, id string, c
 			}
 		}
 		if quote.Charge > 0 {
+			if ch.Processor == "" {
+				return errNoProcessor
+			}
 			r, err = s.insertPayment(ctx, q, paymentInsert{customerID: customerID, amount: quote.Charge,
 				currency: sub.Currency, description: desc, subscriptionID: id, idempotencyKey: key,
-				requestHash: requestHash(quote.Charge, sub.Currency, desc, id, key), applyCredit: true}, now)
+				requestHash: requestHash(quote.Charge, sub.Currency, desc, id, key), applyCredit: true,
+				processor: ch.Processor}, now)
 			if err != nil {
 				return err
 			}
@@ -186,6 +199,7 @@ func (s *Store) ChangeSubscription(ctx context.Context, customerID, id string, c
 		if res.Payment, err = s.afterInsert(ctx, customerID, r); err != nil {
 			return SubscriptionChangeResult{}, err
 		}
+		res.Claim = r.claim
 	}
 	if res.Subscription, err = s.GetSubscriptionForCustomer(ctx, customerID, id); err != nil {
 		return SubscriptionChangeResult{}, err

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/portero-dev/portero/portal/charging"
 	"github.com/portero-dev/portero/portal/payments"
 )
 
@@ -32,6 +33,9 @@ type NewSubscription struct {
 	// NoInitialPayment skips billing the first period, for subscriptions imported from another
 	// system whose current period is already paid.
 	NoInitialPayment bool
+	// Processor is the portal's processor now, which the first period's attempt is claimed for
+	// (see NewPayment.Processor); required unless NoInitialPayment.
+	Processor payments.ProcessorType
 	// IdempotencyKey makes retries safe, as NewPayment's does: the same key with the same
 	// parameters returns the original subscription and its initial payment, creating and
 	// charging nothing; with other parameters, ErrIdempotencyConflict. Keys are scoped to the
@@ -46,6 +50,10 @@ type SubscriptionCreation struct {
 	InitialPayment Payment
 	// Replayed says IdempotencyKey named an earlier creation, returned as it is now.
 	Replayed bool
+	// Claim is the first period's attempt, claimed for the caller to charge
+	// (charging.Driver.Charge); nil when there is nothing to charge (no usable method, no
+	// initial payment, a replay).
+	Claim *charging.Attempt
 }
 
 const subscriptionColumns = `id, customer_id, plan, amount, currency, billing_interval, status,
@@ -109,12 +117,13 @@ func renewalKey(subID string, start time.Time) string {
 	return internalKeyPrefix + "sub:" + subID + ":" + strconv.FormatInt(toMillis(start), 10)
 }
 
-// CreateSubscription starts a subscription and, unless NoInitialPayment, bills its first
-// period at once (subscriptions are billed in advance). The payment is returned with it; if
-// it is incomplete or failed the subscription is past due.
-func (s *Store) CreateSubscription(ctx context.Context, in NewSubscription) (Subscription, Payment, error) {
+// CreateSubscription starts a subscription and, unless NoInitialPayment, records the payment of
+// its first period at once (subscriptions are billed in advance) with its attempt claimed for
+// the caller to charge (nil without a usable method: the payment is incomplete and the
+// subscription past due).
+func (s *Store) CreateSubscription(ctx context.Context, in NewSubscription) (Subscription, Payment, *charging.Attempt, error) {
 	c, err := s.CreateSubscriptionIdempotent(ctx, in)
-	return c.Subscription, c.InitialPayment, err
+	return c.Subscription, c.InitialPayment, c.Claim, err
 }
 
 // subscriptionRequestHash fingerprints the parameters a subscription's idempotency key promises
@@ -162,7 +171,8 @@ func (s *Store) fromPlan(ctx context.Context, in NewSubscription) (NewSubscripti
 // CreateSubscriptionIdempotent is CreateSubscription that also reports whether in.IdempotencyKey
 // named an earlier creation. The key is looked up and stored in the transaction that inserts the
 // subscription, under the customer lock, so of any number of concurrent requests with one key
-// (on any replica) exactly one creates and charges; the others return what it created.
+// (on any replica) exactly one creates and claims the first charge; the others return what it
+// created.
 func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscription) (SubscriptionCreation, error) {
 	hashIn := in // the request as given, for its fingerprint
 	var catalogue Plan
@@ -193,6 +203,9 @@ func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscrip
 	}
 	if err := validateIdempotencyKey(in.IdempotencyKey); err != nil {
 		return SubscriptionCreation{}, err
+	}
+	if in.Processor == "" && !in.NoInitialPayment {
+		return SubscriptionCreation{}, errNoProcessor
 	}
 	hash := subscriptionRequestHash(hashIn, plan, cur)
 	now := s.nowMs()
@@ -248,7 +261,7 @@ func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscrip
 		if in.NoInitialPayment {
 			return nil
 		}
-		r, err = s.insertPayment(ctx, q, s.periodPayment(sub, start, sub.CurrentPeriodEnd), now)
+		r, err = s.insertPayment(ctx, q, s.periodPayment(sub, start, sub.CurrentPeriodEnd, in.Processor), now)
 		return err
 	})
 	if err != nil {
@@ -269,7 +282,7 @@ func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscrip
 	if err != nil {
 		return SubscriptionCreation{}, err
 	}
-	return SubscriptionCreation{Subscription: sub, InitialPayment: p}, nil
+	return SubscriptionCreation{Subscription: sub, InitialPayment: p, Claim: r.claim}, nil
 }
 
 // replayedSubscription returns a subscription created earlier and its initial payment, as they
@@ -296,9 +309,9 @@ func (s *Store) replayedSubscription(ctx context.Context, customerID, id string)
 	return out, nil
 }
 
-// periodPayment describes the payment for one period of sub. The customer's credit balance
-// pays what it can of it.
-func (s *Store) periodPayment(sub Subscription, start, end time.Time) paymentInsert {
+// periodPayment describes the payment for one period of sub, its attempt to be claimed for the
+// processor. The customer's credit balance pays what it can of it.
+func (s *Store) periodPayment(sub Subscription, start, end time.Time, processor payments.ProcessorType) paymentInsert {
 	desc := planLabel(sub.Plan, sub.Quantity)
 	return paymentInsert{
 		customerID:     sub.CustomerID,
@@ -311,6 +324,7 @@ func (s *Store) periodPayment(sub Subscription, start, end time.Time) paymentIns
 		idempotencyKey: renewalKey(sub.ID, start),
 		requestHash:    requestHash(sub.Amount, sub.Currency, desc, sub.ID, strconv.FormatInt(toMillis(start), 10)),
 		applyCredit:    true,
+		processor:      processor,
 	}
 }
 
@@ -535,8 +549,11 @@ func (s *Store) SetSubscriptionPaymentMethod(ctx context.Context, customerID, id
 
 // RenewalResult reports what RenewDue did.
 type RenewalResult struct {
-	// Payments are the period payments created, after their charge attempt.
+	// Payments are the period payments created, as recorded: processing with a claimed
+	// attempt (in Claims), or incomplete.
 	Payments []Payment
+	// Claims are the payments' attempts, for the caller to charge (charging.Driver.Charge).
+	Claims []charging.Attempt
 	// Incomplete are those waiting for a payment method: e-mail each customer a portal link
 	// with flow complete_payment.
 	Incomplete []Payment
@@ -551,9 +568,13 @@ const maxRenewalsPerCall = 1000
 // RenewDue renews every active or past-due subscription whose period ended at or before now:
 // it advances the period and creates exactly one payment for the new period (keyed by
 // subscription and period start, so concurrent or repeated calls, on any replica, never
-// double-bill), charging the pinned or preferred method. Subscriptions set to cancel at period
-// end are canceled instead. A subscription several periods behind gets one payment per period.
-func (s *Store) RenewDue(ctx context.Context, now time.Time) (RenewalResult, error) {
+// double-bill), claiming an attempt on the pinned or preferred method the processor can charge.
+// Subscriptions set to cancel at period end are canceled instead. A subscription several
+// periods behind gets one payment per period.
+func (s *Store) RenewDue(ctx context.Context, now time.Time, processor payments.ProcessorType) (RenewalResult, error) {
+	if processor == "" {
+		return RenewalResult{}, errNoProcessor
+	}
 	now = now.UTC().Truncate(time.Millisecond)
 	var res RenewalResult
 	for done := 0; done < maxRenewalsPerCall; {
@@ -568,7 +589,7 @@ func (s *Store) RenewDue(ctx context.Context, now time.Time) (RenewalResult, err
 		}
 		progress := false
 		for _, id := range ids {
-			p, canceled, did, err := s.renewOne(ctx, id, now)
+			p, claim, canceled, did, err := s.renewOne(ctx, id, now, processor)
 			if err != nil {
 				return res, err
 			}
@@ -585,6 +606,9 @@ func (s *Store) RenewDue(ctx context.Context, now time.Time) (RenewalResult, err
 				continue // paid from the credit balance: no payment
 			}
 			res.Payments = append(res.Payments, p)
+			if claim != nil {
+				res.Claims = append(res.Claims, *claim)
+			}
 			if p.Status == PaymentIncomplete {
 				res.Incomplete = append(res.Incomplete, p)
 			}
@@ -599,7 +623,7 @@ func (s *Store) RenewDue(ctx context.Context, now time.Time) (RenewalResult, err
 }
 
 // renewOne advances one subscription by one period, if it is still due.
-func (s *Store) renewOne(ctx context.Context, id string, now time.Time) (Payment, *Subscription, bool, error) {
+func (s *Store) renewOne(ctx context.Context, id string, now time.Time, processor payments.ProcessorType) (Payment, *charging.Attempt, *Subscription, bool, error) {
 	var (
 		r        inserted
 		did      bool
@@ -649,27 +673,27 @@ func (s *Store) renewOne(ctx context.Context, id string, now time.Time) (Payment
 				return err
 			}
 		}
-		r, err = s.insertPayment(ctx, q, s.periodPayment(sub, end, next), now)
+		r, err = s.insertPayment(ctx, q, s.periodPayment(sub, end, next, processor), now)
 		return err
 	})
 	if err != nil {
-		return Payment{}, nil, false, fmt.Errorf("renew subscription %s: %w", id, err)
+		return Payment{}, nil, nil, false, fmt.Errorf("renew subscription %s: %w", id, err)
 	}
 	if !did || canceled != nil {
 		if canceled != nil {
 			s.log.Info("subscription ended at period end", "customer", sub.CustomerID, "subscription", id)
 		}
-		return Payment{}, canceled, did, nil
+		return Payment{}, nil, canceled, did, nil
 	}
 	if r.covered {
 		s.log.Info("subscription renewed, paid from the credit balance", "customer", sub.CustomerID, "subscription", id)
-		return Payment{}, nil, true, nil
+		return Payment{}, nil, nil, true, nil
 	}
 	p, err := s.afterInsert(ctx, sub.CustomerID, r)
 	if err != nil {
-		return Payment{}, nil, true, err
+		return Payment{}, nil, nil, true, err
 	}
 	s.log.Info("subscription renewed", "customer", sub.CustomerID, "subscription", id,
 		"payment", p.ID, "status", p.Status)
-	return p, nil, true, nil
+	return p, r.claim, nil, true, nil
 }

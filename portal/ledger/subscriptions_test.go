@@ -157,7 +157,7 @@ func TestCancelImmediatelyClosesUnpaidPayments(t *testing.T) {
 		}
 
 		// The customer adds a method: what is owed is charged, the closed payment is not.
-		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodWallet, Wallet: "mp"})
+		e.addMethod(t, c.ID, methodIn{Type: payments.MethodWallet, Wallet: "mp"})
 		for _, p := range []Payment{owed, laterOwed} {
 			if got, _ := e.store.GetPayment(e.ctx, p.ID); got.Status != PaymentSucceeded {
 				t.Errorf("payment of a live subscription = %s", got.Status)
@@ -175,7 +175,7 @@ func TestCancelImmediatelyClosesUnpaidPayments(t *testing.T) {
 func TestCancelImmediatelyAndResume(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "c@example.com")
-		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodWallet, Wallet: "mp"})
+		e.addMethod(t, c.ID, methodIn{Type: payments.MethodWallet, Wallet: "mp"})
 		sub, _, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Pro",
 			Amount: 1000, Currency: USD, Interval: Year})
 		if err != nil {
@@ -232,7 +232,7 @@ func TestSubscriptionWithoutMethodIsPastDueUntilPaid(t *testing.T) {
 			t.Fatalf("%d incomplete hooks, want 2", len(hooks))
 		}
 		// The customer follows the e-mailed link and adds a method: both periods get paid.
-		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "0110599552000000123456"})
+		e.addMethod(t, c.ID, methodIn{Type: payments.MethodDirectDebit, Account: "0110599552000000123456"})
 		for _, id := range []string{first.ID, res.Incomplete[0].ID} {
 			if p, _ := e.store.GetPayment(e.ctx, id); p.Status != PaymentSucceeded {
 				t.Fatalf("payment %s: %s", id, p.Status)
@@ -282,7 +282,7 @@ func TestPinnedMethod(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "c@example.com")
 		preferred := e.addMethod(t, c.ID, card("4242424242424242"))
-		cbu := e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodDirectDebit, Account: "2850590940090418135201"})
+		cbu := e.addMethod(t, c.ID, methodIn{Type: payments.MethodDirectDebit, Account: "2850590940090418135201"})
 		sub, first, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Pro",
 			Amount: 1000, Currency: ARS, Interval: Month, PaymentMethodID: cbu.ID})
 		if err != nil {
@@ -308,7 +308,7 @@ func TestPinnedMethod(t *testing.T) {
 			t.Fatalf("unpinned renewal: %+v", res.Payments)
 		}
 		other := e.customer(t, "o@example.com")
-		foreign := e.addMethod(t, other.ID, NewPaymentMethod{Type: payments.MethodQR})
+		foreign := e.addMethod(t, other.ID, methodIn{Type: payments.MethodQR})
 		if _, err := e.store.SetSubscriptionPaymentMethod(e.ctx, c.ID, sub.ID, foreign.ID); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("pin foreign method: %v", err)
 		}
@@ -322,7 +322,7 @@ func TestPinnedMethod(t *testing.T) {
 func TestRenewDueCatchesUpAndImports(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "c@example.com")
-		e.addMethod(t, c.ID, NewPaymentMethod{Type: payments.MethodWallet, Wallet: "mp"})
+		e.addMethod(t, c.ID, methodIn{Type: payments.MethodWallet, Wallet: "mp"})
 		// Imported with its current period already paid: no payment at creation.
 		start := date(2025, 11, 30)
 		sub, p, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: c.ID, Plan: "Legacy",
@@ -465,7 +465,7 @@ func TestSubscriptionIdempotency(t *testing.T) {
 // replicas, make one subscription and one charge.
 func TestSubscriptionIdempotencyUnderConcurrency(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
-		stores := []*Store{e.store, e.open(t)}
+		stores := []*flow{e.store, e.open(t)}
 		c := e.customer(t, "c@example.com")
 		e.addMethod(t, c.ID, card("4242424242424242"))
 		in := NewSubscription{CustomerID: c.ID, Plan: "Pro", Amount: 500, Currency: ARS, Interval: Month,

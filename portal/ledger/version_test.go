@@ -17,9 +17,10 @@ import (
 // or a payment's for payment_attempts), in an order rows can be deleted in.
 var ownedTables = []string{"payment_attempts", "payments", "subscriptions", "payment_methods"}
 
-// logTables are the merchant's event log: no customer page shows them, so they need no
+// logTables are the merchant's event log and the processor's bookkeeping (customers' ids at
+// each processor, the processor events handled): no customer page shows them, so they need no
 // version triggers.
-var logTables = []string{"event_deliveries", "events"}
+var logTables = []string{"event_deliveries", "events", "processor_customers", "processor_events"}
 
 // tables lists the ledger's tables, goose's bookkeeping aside.
 func tables(t *testing.T, e *env) []string {
@@ -174,10 +175,10 @@ func TestEveryWriteChangesTheCustomerVersion(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "w@example.com")
 		var (
-			m1, m2, transfer PaymentMethod
-			sub              Subscription
-			pending, failed  Payment
-			incomplete       Payment
+			m1, m2, m3, transfer PaymentMethod
+			sub                  Subscription
+			pending, failed      Payment
+			incomplete           Payment
 		)
 		steps := []struct {
 			name string
@@ -199,11 +200,11 @@ func TestEveryWriteChangesTheCustomerVersion(t *testing.T) {
 				}
 				return err
 			}},
-			{"AddPaymentMethod settling the incomplete payment", func() (err error) {
+			{"AddMethod (a card the processor tokenized) settling the incomplete payment", func() (err error) {
 				m1, err = e.store.AddPaymentMethod(e.ctx, c.ID, card("4242424242424242"))
 				return err
 			}},
-			{"AddPaymentMethod", func() (err error) {
+			{"AddMethod", func() (err error) {
 				m2, err = e.store.AddPaymentMethod(e.ctx, c.ID, card("4000000000000002"))
 				return err
 			}},
@@ -260,7 +261,7 @@ func TestEveryWriteChangesTheCustomerVersion(t *testing.T) {
 				return err
 			}},
 			{"AddPaymentMethod bank transfer", func() (err error) {
-				transfer, err = e.store.AddPaymentMethod(e.ctx, c.ID, NewPaymentMethod{Type: payments.MethodBankTransfer})
+				transfer, err = e.store.AddPaymentMethod(e.ctx, c.ID, methodIn{Type: payments.MethodBankTransfer})
 				if err == nil {
 					_, err = e.store.MakePreferred(e.ctx, c.ID, transfer.ID)
 				}
@@ -273,12 +274,23 @@ func TestEveryWriteChangesTheCustomerVersion(t *testing.T) {
 				}
 				return err
 			}},
-			{"ConfirmPayment", func() error {
+			{"RecordResult (the merchant confirms a pending payment)", func() error {
 				_, err := e.store.ConfirmPayment(e.ctx, pending.ID)
 				return err
 			}},
 			{"RemovePaymentMethod", func() error {
-				return e.store.RemovePaymentMethod(e.ctx, c.ID, transfer.ID)
+				return e.store.Store.RemovePaymentMethod(e.ctx, c.ID, transfer.ID)
+			}},
+			{"AddMethod (a card the processor will detach)", func() (err error) {
+				m3, err = e.store.AddPaymentMethod(e.ctx, c.ID, card("5555555555554444"))
+				return err
+			}},
+			{"RemoveProcessorMethod (the processor detached it)", func() error {
+				_, removed, err := e.store.RemoveProcessorMethod(e.ctx, e.proc.Type(), m3.Card.Token)
+				if err == nil && !removed {
+					err = errors.New("removed nothing")
+				}
+				return err
 			}},
 			{"CreatePayment with an unknown outcome", func() error {
 				e.proc.setBeforeCharge(func(payments.ChargeRequest) error { return errors.New("connection reset by peer") })
@@ -289,7 +301,7 @@ func TestEveryWriteChangesTheCustomerVersion(t *testing.T) {
 				}
 				return err
 			}},
-			{"RecoverProcessing", func() error {
+			{"ClaimStale (the driver re-drives a charge whose answer was lost)", func() error {
 				e.clock.Advance(10 * time.Minute)
 				n, err := e.store.RecoverProcessing(e.ctx, 5*time.Minute)
 				if err == nil && n != 1 {
@@ -297,10 +309,10 @@ func TestEveryWriteChangesTheCustomerVersion(t *testing.T) {
 				}
 				return err
 			}},
+			{"RemoveMethod (the driver detaches it at the processor first)", func() (err error) {
+				return e.store.RemovePaymentMethod(e.ctx, c.ID, m2.ID)
+			}},
 			{"CreatePayment incomplete (the only card expired)", func() (err error) {
-				if err := e.store.RemovePaymentMethod(e.ctx, c.ID, m2.ID); err != nil {
-					return err
-				}
 				e.clock.Set(time.Date(cardExpYear+1, time.January, 1, 0, 0, 0, 0, time.UTC))
 				incomplete, err = e.store.CreatePayment(e.ctx, NewPayment{CustomerID: c.ID, Amount: 500, Currency: ARS})
 				if err == nil && incomplete.Status != PaymentIncomplete {
@@ -308,7 +320,7 @@ func TestEveryWriteChangesTheCustomerVersion(t *testing.T) {
 				}
 				return err
 			}},
-			{"SettleIncomplete", func() error {
+			{"ClaimIncomplete (the driver settles the customer's incomplete payments)", func() error {
 				e.clock.Set(time.Date(cardExpYear, time.June, 1, 0, 0, 0, 0, time.UTC))
 				settled, err := e.store.SettleIncomplete(e.ctx, c.ID)
 				if err == nil && len(settled) != 1 {
@@ -328,7 +340,7 @@ func TestEveryWriteChangesTheCustomerVersion(t *testing.T) {
 					"pm_version_stranded", c.ID, e.proc.Name(), "2850590940090418135201", e.clock.Now().UnixMilli())
 				return err
 			}},
-			{"SettleStranded", func() error {
+			{"StrandedCustomers settled", func() error {
 				n, err := e.store.SettleStranded(e.ctx)
 				if err == nil && n != 1 {
 					err = fmt.Errorf("settled %d", n)
@@ -359,6 +371,9 @@ func TestEveryWriteChangesTheCustomerVersion(t *testing.T) {
 			"GetPaymentMethod", "ListPaymentMethods", "ListPaymentMethodSummaries", "GetPayment", "GetPaymentForCustomer",
 			"ListPayments", "ListPaymentSummaries", "GetSubscription", "GetSubscriptionForCustomer", "ListSubscriptions",
 			"ListSubscriptionSummaries"}
+		// What only the charging driver reads, and the processor's bookkeeping (see logTables).
+		reads = append(reads, "Customer", "Method", "FindAttempt", "EventSeen", "CheckMethodLimit",
+			"CheckRemovePaymentMethod", "SetProcessorCustomer", "MarkEvent")
 		// The event log is the merchant's, on no customer page (see logTables).
 		reads = append(reads, "ListEvents", "GetEvent", "RedeliverEvent", "ClaimDeliveries", "RecordAttempt",
 			"DeliveryBacklog", "PendingEndpoints", "AbandonDeliveries", "RecordAttempts", "ReleaseDeliveries")
@@ -394,7 +409,7 @@ func TestUpdateCustomerReturnsItsVersion(t *testing.T) {
 func TestGetCustomerSeesEveryChange(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e *env) {
 		c := e.customer(t, "kept@example.com")
-		get := func(s *Store) Customer {
+		get := func(s *flow) Customer {
 			t.Helper()
 			got, err := s.GetCustomer(e.ctx, c.ID)
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/portal/auth"
+	"github.com/portero-dev/portero/portal/charging/flowtest"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 )
@@ -26,7 +27,7 @@ func (f *fixture) overviewCustomer() ledger.Customer {
 		f.t.Fatal(err)
 	}
 	year := f.clock.Now().Year() + 3
-	for _, m := range []ledger.NewPaymentMethod{
+	for _, m := range []flowtest.Method{
 		{Type: payments.MethodCard, Card: &payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: year, CVC: "123"}},
 		{Type: payments.MethodCard, Card: &payments.CardDetails{Number: "5555555555554444", ExpMonth: 6, ExpYear: year, CVC: "123"}},
 		{Type: payments.MethodCard, Card: &payments.CardDetails{Number: "378282246310005", ExpMonth: 3, ExpYear: year, CVC: "1234"}},

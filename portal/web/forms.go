@@ -44,10 +44,17 @@ func parseMethodType(s string) (payments.MethodType, bool) {
 	return t, t.Valid()
 }
 
+// newMethod is a decoded add-method form: a card (for the processor to tokenize; never given to
+// the ledger) or a method the ledger records itself.
+type newMethod struct {
+	ledger.NewPaymentMethod
+	Card *payments.CardDetails
+}
+
 // decodeNewMethod reads the add-method form for type t. The card's number and CVC are checked
 // here for quick feedback and again by the processor, which tokenizes them.
-func decodeNewMethod(vals url.Values, t payments.MethodType, now time.Time) (ledger.NewPaymentMethod, fieldErrors) {
-	in := ledger.NewPaymentMethod{Type: t}
+func decodeNewMethod(vals url.Values, t payments.MethodType, now time.Time) (newMethod, fieldErrors) {
+	in := newMethod{NewPaymentMethod: ledger.NewPaymentMethod{Type: t}}
 	errs := fieldErrors{}
 	switch t {
 	case payments.MethodCard:

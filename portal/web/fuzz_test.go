@@ -19,6 +19,7 @@ import (
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/portal/auth"
+	"github.com/portero-dev/portero/portal/charging/flowtest"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/ledger/ledgertest"
 	"github.com/portero-dev/portero/portal/mail"
@@ -208,16 +209,16 @@ func FuzzFormPosts(f *testing.F) {
 
 	ctx := context.Background()
 	clock := clocktesting.NewFakeClock(fuzzNow)
-	sb, err := payments.NewSandbox([]byte("portero-web-fuzz-sandbox-secret-0123456789"), clock.Now)
+	st, err := ledger.Open(ctx, ledgertest.SQLiteDSN(f), ledger.Options{Now: clock.Now})
 	if err != nil {
 		f.Fatal(err)
 	}
-	led, err := ledger.Open(ctx, ledgertest.SQLiteDSN(f), ledger.Options{Processor: sb, Now: clock.Now})
+	f.Cleanup(func() { st.Close() })
+	led, err := flowtest.NewSandbox(st, []byte("portero-web-fuzz-sandbox-secret-0123456789"), clock.Now)
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(func() { led.Close() })
-	as, err := auth.OpenLedger(ctx, led, auth.Options{Clock: clock})
+	as, err := auth.OpenLedger(ctx, st, auth.Options{Clock: clock})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -225,7 +226,7 @@ func FuzzFormPosts(f *testing.F) {
 		Spec: billingv1alpha1.CustomerPortalSpec{DisplayName: "Fuzz", Permissions: billingv1alpha1.Permissions{CancelSubscriptions: ptr.To(true)},
 			Cancellation: billingv1alpha1.Cancellation{CollectReason: true},
 			Email:        &billingv1alpha1.Email{From: "f@example.com"}}}
-	h, err := New(Options{Ledger: led, Auth: as, Rules: staticRules{portal}, Clock: clock,
+	h, err := New(Options{Ledger: st, Processors: led.Processors(), Auth: as, Rules: staticRules{portal}, Clock: clock,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Mailer: MailerFunc(func(context.Context, *billingv1alpha1.CustomerPortal) (mail.Sender, error) {
 			return discardSender{}, nil

@@ -237,7 +237,7 @@ func TestLinkOpenedBeforeThePortalSeesItsSession(t *testing.T) {
 	f := newFixture(t)
 	c := f.customer("jane@example.com", "Jane")
 	sig := awaitSignal{Rules: f.rules, waiting: make(chan struct{}, 1)}
-	h, err := New(Options{Ledger: f.ledger, Auth: f.auth, Rules: sig, Mailer: SecretMailer{Reader: f.rules.Client},
+	h, err := New(Options{Ledger: f.ledger.Store, Processors: f.procs, Auth: f.auth, Rules: sig, Mailer: SecretMailer{Reader: f.rules.Client},
 		Clock: f.clock, LinkWait: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +276,7 @@ func TestLinkOpenedBeforeThePortalSeesItsSession(t *testing.T) {
 	wantRedirect(t, b.submit("/s/"+tok, nil), "/")
 
 	// A token no session gets is still unknown once the wait is over.
-	f.h, err = New(Options{Ledger: f.ledger, Auth: f.auth, Rules: f.rules, Mailer: SecretMailer{Reader: f.rules.Client},
+	f.h, err = New(Options{Ledger: f.ledger.Store, Processors: f.procs, Auth: f.auth, Rules: f.rules, Mailer: SecretMailer{Reader: f.rules.Client},
 		Clock: f.clock, LinkWait: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -96,7 +96,7 @@ func TestSignOutRevokesTheLinkBeforeTheInformerSeesIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.h, err = New(Options{Ledger: f.ledger, Auth: f.auth, Rules: rl, Mailer: SecretMailer{Reader: rl.Client},
+	f.h, err = New(Options{Ledger: f.ledger.Store, Processors: f.procs, Auth: f.auth, Rules: rl, Mailer: SecretMailer{Reader: rl.Client},
 		Clock: f.clock, Logger: f.h.log, LinkWait: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

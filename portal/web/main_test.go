@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"github.com/portero-dev/portero/internal/testlog"
+	"github.com/portero-dev/portero/portal/charging/flowtest"
+	"github.com/portero-dev/portero/portal/charging/live"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -76,12 +78,15 @@ const testNamespace = "default"
 var portalSeq atomic.Int64
 
 type fixture struct {
-	t       testing.TB
-	ctx     context.Context
-	clock   *clocktesting.FakeClock
-	portal  *billingv1alpha1.CustomerPortal
-	rules   *rules.Rules
-	ledger  *ledger.Store
+	t      testing.TB
+	ctx    context.Context
+	clock  *clocktesting.FakeClock
+	portal *billingv1alpha1.CustomerPortal
+	rules  *rules.Rules
+	// ledger is the ledger with a charging driver in front (sandbox), for fixtures; the
+	// handler gets the ledger itself and the live processor (procs).
+	ledger  *flowtest.Flow
+	procs   *live.Processors
 	auth    *auth.Store
 	h       *Handler
 	reg     *prometheus.Registry
@@ -160,10 +165,6 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sb, err := payments.NewSandbox([]byte("portero-web-test-sandbox-secret-0123456789"), f.clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var dsn string
 	if f.postgres {
 		dsn = testPG.DSN(t)
@@ -171,11 +172,20 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		dsn = ledgertest.SQLiteDSN(t)
 		f.dbDir = filepath.Dir(strings.TrimPrefix(dsn, "sqlite://"))
 	}
-	if f.ledger, err = ledger.Open(ctx, dsn, ledger.Options{Processor: sb, Now: f.clock.Now, Logger: log.With("component", "ledger")}); err != nil {
+	st, err := ledger.Open(ctx, dsn, ledger.Options{Now: f.clock.Now, Logger: log.With("component", "ledger")})
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.ledger.Close() })
-	if f.auth, err = auth.OpenLedger(ctx, f.ledger, auth.Options{Clock: f.clock, Logger: log}); err != nil {
+	t.Cleanup(func() { st.Close() })
+	if f.ledger, err = flowtest.NewSandbox(st, []byte(testSandboxSecret), f.clock.Now); err != nil {
+		t.Fatal(err)
+	}
+	// The portal's processor as production reads it: spec.processor and its Secret, live.
+	if f.procs, err = live.New(live.Options{Rules: f.rules, Secrets: f.rules.Client, Recorder: st,
+		SandboxSecret: []byte(testSandboxSecret), Log: log.With("component", "charging"), Now: f.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	if f.auth, err = auth.OpenLedger(ctx, st, auth.Options{Clock: f.clock, Logger: log}); err != nil {
 		t.Fatal(err)
 	}
 	f.reg = prometheus.NewRegistry()
@@ -183,7 +193,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	if f.wrapRules != nil {
 		r = f.wrapRules(r)
 	}
-	f.h, err = New(Options{Ledger: f.ledger, Auth: f.auth, Rules: r, Mailer: SecretMailer{Reader: f.rules.Client},
+	f.h, err = New(Options{Ledger: f.ledger.Store, Processors: f.procs, Auth: f.auth, Rules: r, Mailer: SecretMailer{Reader: f.rules.Client},
 		Registry: f.reg, Clock: f.clock, Logger: log, SendTimeout: 10 * time.Second,
 		// f.session waits for the informer, so only made-up tokens wait: briefly, to keep tests quick.
 		LinkWait: 200 * time.Millisecond})
@@ -235,7 +245,10 @@ func (f *fixture) customer(email, name string) ledger.Customer {
 	return c
 }
 
-func (f *fixture) addMethod(c ledger.Customer, in ledger.NewPaymentMethod) ledger.PaymentMethod {
+// testSandboxSecret is the key of the portal's sandbox (and of the fixtures' cards).
+const testSandboxSecret = "portero-web-test-sandbox-secret-0123456789"
+
+func (f *fixture) addMethod(c ledger.Customer, in flowtest.Method) ledger.PaymentMethod {
 	f.t.Helper()
 	m, err := f.ledger.AddPaymentMethod(f.ctx, c.ID, in)
 	if err != nil {
@@ -244,8 +257,8 @@ func (f *fixture) addMethod(c ledger.Customer, in ledger.NewPaymentMethod) ledge
 	return m
 }
 
-func cardInput(number string) ledger.NewPaymentMethod {
-	return ledger.NewPaymentMethod{Type: payments.MethodCard, Card: &payments.CardDetails{Number: number, ExpMonth: 12, ExpYear: cardExpYear(), CVC: "123"}}
+func cardInput(number string) flowtest.Method {
+	return flowtest.Method{Type: payments.MethodCard, Card: &payments.CardDetails{Number: number, ExpMonth: 12, ExpYear: cardExpYear(), CVC: "123"}}
 }
 
 const (

@@ -10,7 +10,7 @@ import (
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/portal/auth"
-	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/charging/flowtest"
 	"github.com/portero-dev/portero/portal/payments"
 )
 
@@ -20,7 +20,7 @@ func TestCustomerCannotAddA51stMethod(t *testing.T) {
 	f := newFixture(t)
 	c := f.customer("many@example.com", "Many")
 	for i := 0; i < billingv1alpha1.DefaultMaxPaymentMethodsPerCustomer; i++ {
-		f.addMethod(c, ledger.NewPaymentMethod{Type: payments.MethodBankTransfer})
+		f.addMethod(c, flowtest.Method{Type: payments.MethodBankTransfer})
 	}
 	b := f.browser()
 	b.signIn(c)

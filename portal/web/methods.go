@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -12,9 +13,10 @@ import (
 	"github.com/portero-dev/portero/portal/payments"
 )
 
-// allows reports whether the portal accepts methods of type t right now.
+// allows reports whether the portal accepts methods of type t right now: its selection, as far
+// as its processor takes the type.
 func allows(p *billingv1alpha1.CustomerPortal, t payments.MethodType) bool {
-	return p.Spec.PaymentMethods.Allows(billingv1alpha1.PaymentMethodType(t))
+	return p.Spec.AcceptsPaymentMethod(billingv1alpha1.PaymentMethodType(t))
 }
 
 // typeOption is one method type the customer may add.
@@ -27,7 +29,7 @@ type typeOption struct {
 // at base (e.g. "/methods/new").
 func addableTypes(p *billingv1alpha1.CustomerPortal, base string) []typeOption {
 	var out []typeOption
-	for _, t := range p.Spec.PaymentMethods.Effective() {
+	for _, t := range p.Spec.EffectivePaymentMethods() {
 		out = append(out, typeOption{Type: string(t), Href: base + "?type=" + url.QueryEscape(string(t))})
 	}
 	return out
@@ -135,6 +137,21 @@ func (h *Handler) methodNewPage(w http.ResponseWriter, v *visit) {
 	if !ok {
 		return
 	}
+	if t == string(payments.MethodCard) && h.hostedCards(v) {
+		// The card is typed on the processor's page; the customer comes back to
+		// methodSetupReturn. ?preferred=1 makes it the preferred method on return.
+		d, err := h.driver(v)
+		if err != nil {
+			h.processorFailure(w, v, err)
+			return
+		}
+		back := "/methods/return"
+		if v.r.URL.Query().Get("preferred") == "1" {
+			back += "?preferred=1"
+		}
+		h.startHostedSetup(w, v, d, back, "/methods")
+		return
+	}
 	d := h.methodForm(v, "/methods", "/methods/new", t)
 	h.render(w, v, http.StatusOK, "methodnew", "title.method_new", methodNewData{Form: d})
 }
@@ -150,6 +167,13 @@ func (h *Handler) addMethod(w http.ResponseWriter, v *visit, name, title string,
 	if !allows(v.portal, t) {
 		h.log.Info("refused a payment method type the portal does not accept", "type", t, "customer", v.customer.ID)
 		h.fail(w, v, http.StatusForbidden, "error.method_not_allowed")
+		return ledger.PaymentMethod{}, false
+	}
+	if t == payments.MethodCard && h.hostedCards(v) {
+		// Card details are entered on the processor's page only: fields posted here (by hand,
+		// or a stale page) are refused unread, and never logged.
+		h.log.Warn("card fields posted to a portal whose processor hosts card entry; refused", "customer", v.customer.ID)
+		h.fail(w, v, http.StatusBadRequest, "error.card_fields_refused")
 		return ledger.PaymentMethod{}, false
 	}
 	d := data(string(t))
@@ -183,8 +207,9 @@ func (h *Handler) addMethod(w http.ResponseWriter, v *visit, name, title string,
 		return ledger.PaymentMethod{}, false
 	}
 	in.Limit = v.portal.Spec.PaymentMethods.Max()
-	m, err := h.ledger.AddPaymentMethod(v.ctx, v.customer.ID, in)
+	m, err := h.recordMethod(v, in)
 	var le *ledger.Error
+	var pe *payments.Error
 	if errors.As(err, &le) && le.Code == ledger.CodePaymentMethodLimit {
 		h.log.Info("payment method refused at the portal's cap", "customer", v.customer.ID, "limit", le.Limit)
 		f.Summary = le.Message(v.locale)
@@ -192,6 +217,20 @@ func (h *Handler) addMethod(w http.ResponseWriter, v *visit, name, title string,
 			f.fail(field, f.Summary)
 		}
 		h.renderForm(w, v, http.StatusUnprocessableEntity, name, title, d, f)
+		return ledger.PaymentMethod{}, false
+	}
+	if errors.As(err, &pe) && !errors.As(err, &le) {
+		// The processor refused the card: its reason lands on its field.
+		if field := formField("card." + pe.Field); field != "" && pe.Field != "" {
+			f.fail(field, pe.Message(v.locale))
+		} else {
+			f.Summary = pe.Message(v.locale)
+		}
+		h.renderForm(w, v, http.StatusUnprocessableEntity, name, title, d, f)
+		return ledger.PaymentMethod{}, false
+	}
+	if payments.IsUnavailable(err) {
+		h.processorFailure(w, v, err)
 		return ledger.PaymentMethod{}, false
 	}
 	if err != nil {
@@ -204,6 +243,32 @@ func (h *Handler) addMethod(w http.ResponseWriter, v *visit, name, title string,
 	}
 	h.log.Info("payment method added in the portal", "customer", v.customer.ID, "payment_method", m.ID, "type", m.Type)
 	return m, true
+}
+
+// recordMethod adds a decoded method: a card through the processor, which tokenizes it (the
+// number never reaches the ledger), anything else straight to the ledger. Either way the
+// customer's incomplete payments then proceed, each exactly once.
+func (h *Handler) recordMethod(v *visit, in newMethod) (ledger.PaymentMethod, error) {
+	if in.Card == nil {
+		m, err := h.ledger.AddPaymentMethod(v.ctx, v.customer.ID, in.NewPaymentMethod)
+		if err == nil {
+			h.settle(v)
+		}
+		return m, err
+	}
+	d, err := h.driver(v)
+	if err != nil {
+		return ledger.PaymentMethod{}, err
+	}
+	// A customer at the cap must not reach the processor, or the form would still test cards.
+	if err := h.ledger.CheckMethodLimit(v.ctx, v.customer.ID, in.Limit); err != nil {
+		return ledger.PaymentMethod{}, err
+	}
+	added, err := d.AddCard(ledger.WithMethodLimit(v.ctx, in.Limit), v.customer.ID, *in.Card)
+	if err != nil {
+		return ledger.PaymentMethod{}, err
+	}
+	return h.ledger.GetPaymentMethod(context.WithoutCancel(v.ctx), v.customer.ID, added.MethodID)
 }
 
 // primaryField is the form field that holds the method of type t, where an error about the
@@ -337,7 +402,11 @@ func (h *Handler) methodRemove(w http.ResponseWriter, v *visit) {
 		h.ledgerFailure(w, v, err)
 		return
 	}
-	if err := h.ledger.RemovePaymentMethod(v.ctx, v.customer.ID, id); err != nil {
+	if err := h.removeMethod(v, m); err != nil {
+		if payments.IsUnavailable(err) {
+			h.processorFailure(w, v, err)
+			return
+		}
 		var le *ledger.Error
 		if errors.As(err, &le) && le.Kind == ledger.KindConflict {
 			h.render(w, v, http.StatusConflict, "methodremove", "title.method_remove",
@@ -350,6 +419,23 @@ func (h *Handler) methodRemove(w http.ResponseWriter, v *visit) {
 	h.log.Info("payment method removed in the portal", "customer", v.customer.ID, "payment_method", id)
 	h.keepPreferredAccepted(v)
 	h.flashAndRedirect(w, v, "flash.method_removed", "/methods")
+}
+
+// removeMethod removes one of the customer's methods. The ledger is asked first (the last method
+// of a customer with a subscription stays), then a method a processor holds is detached there
+// before it leaves the list: an unreachable processor leaves both as they were.
+func (h *Handler) removeMethod(v *visit, m ledger.PaymentMethod) error {
+	if err := h.ledger.CheckRemovePaymentMethod(v.ctx, v.customer.ID, m.ID); err != nil {
+		return err
+	}
+	if m.Processor == "" {
+		return h.ledger.RemovePaymentMethod(v.ctx, v.customer.ID, m.ID)
+	}
+	d, err := h.driver(v)
+	if err != nil {
+		return err
+	}
+	return d.RemoveMethod(v.ctx, v.customer.ID, m.ID)
 }
 
 // keepPreferredAccepted runs after a removal: if the method that moved up to first is of a type
@@ -428,6 +514,7 @@ func (h *Handler) methodMove(w http.ResponseWriter, v *visit) {
 		h.ledgerFailure(w, v, err)
 		return
 	}
+	h.settle(v)
 	flash := "flash.order_saved"
 	if order[0] != ids[0] {
 		flash = "flash.preferred_changed"

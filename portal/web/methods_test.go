@@ -15,6 +15,7 @@ import (
 	"time"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/portal/charging/flowtest"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 )
@@ -259,7 +260,7 @@ func TestMethodTypesThePortalDoesNotAllow(t *testing.T) {
 	}))
 	c := f.customer("jane@example.com", "Jane")
 	card := f.addMethod(c, cardInput("4242424242424242")) // added elsewhere, e.g. another portal
-	transfer := f.addMethod(c, ledger.NewPaymentMethod{Type: payments.MethodBankTransfer})
+	transfer := f.addMethod(c, flowtest.Method{Type: payments.MethodBankTransfer})
 	b := f.browser()
 	b.signIn(c)
 
@@ -287,7 +288,7 @@ func TestMethodTypesThePortalDoesNotAllow(t *testing.T) {
 
 	// Removing the preferred method does not leave the card first either: the first method this
 	// portal accepts moves up, and the confirmation page says which one.
-	debit := f.addMethod(c, ledger.NewPaymentMethod{Type: payments.MethodDirectDebit, Account: goodCBU})
+	debit := f.addMethod(c, flowtest.Method{Type: payments.MethodDirectDebit, Account: goodCBU})
 	r = b.get("/methods/" + transfer.ID + "/remove")
 	wantBody(t, r, "si lo quitás, CBU •••• 3456 pasa a ser el preferido")
 	wantRedirect(t, b.submit("/methods/"+transfer.ID+"/remove", nil), "/methods")
@@ -308,7 +309,7 @@ func TestReorderAndRemoveMethods(t *testing.T) {
 	c := f.customer("jane@example.com", "Jane")
 	visa := f.addMethod(c, cardInput("4242424242424242"))
 	master := f.addMethod(c, cardInput("5555555555554444"))
-	cbu := f.addMethod(c, ledger.NewPaymentMethod{Type: payments.MethodDirectDebit, Account: goodCBU})
+	cbu := f.addMethod(c, flowtest.Method{Type: payments.MethodDirectDebit, Account: goodCBU})
 	stranger := f.customer("mallory@example.com", "Mallory")
 	theirs := f.addMethod(stranger, cardInput("2223003122003222"))
 	b := f.browser()

@@ -29,7 +29,7 @@ var oddPaths = []string{
 func servedPortal(t *testing.T, f *fixture) (public, metrics http.Handler, h *Handler) {
 	t.Helper()
 	srv := server.New(slog.New(slog.DiscardHandler))
-	h, err := New(Options{Ledger: f.ledger, Auth: f.auth, Rules: f.rules, Mailer: SecretMailer{Reader: f.rules.Client},
+	h, err := New(Options{Ledger: f.ledger.Store, Processors: f.procs, Auth: f.auth, Rules: f.rules, Mailer: SecretMailer{Reader: f.rules.Client},
 		Registry: srv.Registry(), Clock: f.clock})
 	if err != nil {
 		t.Fatal(err)

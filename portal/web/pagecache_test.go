@@ -16,6 +16,7 @@ import (
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
 	"github.com/portero-dev/portero/portal/auth"
+	"github.com/portero-dev/portero/portal/charging/flowtest"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 )
@@ -120,7 +121,7 @@ func TestPageStampDay(t *testing.T) {
 // the overview is when rendered afresh.
 func (f *fixture) uncached() *Handler {
 	f.t.Helper()
-	h, err := New(Options{Ledger: f.ledger, Auth: f.auth, Rules: f.rules, Mailer: SecretMailer{Reader: f.rules.Client},
+	h, err := New(Options{Ledger: f.ledger.Store, Processors: f.procs, Auth: f.auth, Rules: f.rules, Mailer: SecretMailer{Reader: f.rules.Client},
 		Registry: prometheus.NewRegistry(), Clock: f.clock, PageCacheBytes: -1})
 	if err != nil {
 		f.t.Fatal(err)
@@ -239,7 +240,7 @@ func TestOverviewShowsEveryWrite(t *testing.T) {
 					return err
 				}, ""},
 				{"a pending transfer", func() (err error) {
-					if transfer, err = f.ledger.AddPaymentMethod(ctx, c.ID, ledger.NewPaymentMethod{Type: payments.MethodBankTransfer}); err != nil {
+					if transfer, err = f.ledger.AddPaymentMethod(ctx, c.ID, flowtest.Method{Type: payments.MethodBankTransfer}); err != nil {
 						return err
 					}
 					if _, err = f.ledger.MakePreferred(ctx, c.ID, transfer.ID); err != nil {

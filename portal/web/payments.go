@@ -136,7 +136,10 @@ type attemptRow struct {
 }
 
 type paymentData struct {
-	P            paymentRow
+	P paymentRow
+	// Authenticate is the link that sends the customer to their bank, for a payment waiting
+	// for it.
+	Authenticate string
 	Attempts     []attemptRow
 	Instructions string
 	QR           bool
@@ -165,7 +168,8 @@ func (h *Handler) payment(w http.ResponseWriter, v *visit) (ledger.Payment, bool
 
 func (h *Handler) paymentData(v *visit, p ledger.Payment) paymentData {
 	d := paymentData{P: paymentView(v.locale, p), CanPay: mayPay(v.portal, p), Instructions: p.Instructions,
-		QR: p.MethodType == payments.MethodQR, Result: v.flash == paidFlash(p.ID), Receipt: receiptURL(v, p)}
+		Authenticate: authenticateURL(p),
+		QR:           p.MethodType == payments.MethodQR, Result: v.flash == paidFlash(p.ID), Receipt: receiptURL(v, p)}
 	if d.QR && p.Status == ledger.PaymentPending && p.Instructions != "" {
 		// Only the pending page shows it, so only it pays for the encoding.
 		qc, err := newQRCode(p.Instructions)
@@ -192,6 +196,14 @@ func (h *Handler) paymentData(v *visit, p ledger.Payment) paymentData {
 }
 
 func paidFlash(id string) string { return "flash.payment_submitted:" + id }
+
+// authenticateURL is the link to authenticate a payment that waits for it; "" otherwise.
+func authenticateURL(p ledger.Payment) string {
+	if p.Status != ledger.PaymentRequiresAction {
+		return ""
+	}
+	return "/payments/" + url.PathEscape(p.ID) + "/authenticate"
+}
 
 // paymentPage shows one payment. Without the history permission only the payments that wait
 // for the customer are shown, plus the one they just paid (its result).
@@ -225,9 +237,47 @@ func (h *Handler) paymentPayPage(w http.ResponseWriter, v *visit) {
 	if !ok {
 		return
 	}
+	if t == string(payments.MethodCard) && h.hostedCards(v) {
+		// "Pay with a new card": entered on the processor's page, back to paymentPayReturn.
+		drv, err := h.driver(v)
+		if err != nil {
+			h.processorFailure(w, v, err)
+			return
+		}
+		base := "/payments/" + url.PathEscape(p.ID) + "/pay"
+		h.startHostedSetup(w, v, drv, base+"/return", base)
+		return
+	}
 	d := h.paymentData(v, p)
 	d.Form.Type = t
 	h.render(w, v, http.StatusOK, "paymentpay", "title.payment_pay", d)
+}
+
+// paymentPayReturn completes a payment with the card the customer just entered on the
+// processor's page: as paymentPay does with a card from the portal's own form.
+func (h *Handler) paymentPayReturn(w http.ResponseWriter, v *visit) {
+	p, ok := h.payment(w, v)
+	if !ok {
+		return
+	}
+	if !mayPay(v.portal, p) && canPay(p) {
+		h.fail(w, v, http.StatusForbidden, "error.forbidden")
+		return
+	}
+	// Paying again with a new card makes it the preferred one (retryWith); completing an
+	// incomplete payment adds it as any first usable method, which the add already charged.
+	m, ok := h.completeHostedSetup(w, v, false)
+	if !ok {
+		return
+	}
+	if p.Status == ledger.PaymentFailed && mayPay(v.portal, p) {
+		if err := h.retryWith(v, p, m); err != nil {
+			h.processorFailure(w, v, err)
+			return
+		}
+	}
+	h.log.Info("payment completed in the portal", "customer", v.customer.ID, "payment", p.ID, "hosted", true)
+	h.flashAndRedirect(w, v, paidFlash(p.ID), "/payments/"+url.PathEscape(p.ID))
 }
 
 // paymentPay completes a payment with a new method of a type the portal accepts. For an
@@ -258,7 +308,7 @@ func (h *Handler) paymentPay(w http.ResponseWriter, v *visit) {
 	}
 	if p.Status == ledger.PaymentFailed {
 		if err := h.retryWith(v, p, m); err != nil {
-			h.ledgerFailure(w, v, err)
+			h.processorFailure(w, v, err)
 			return
 		}
 	}
@@ -283,9 +333,18 @@ func (h *Handler) retryWith(v *visit, p ledger.Payment, m ledger.PaymentMethod) 
 			}
 		}
 	}
-	_, err := h.ledger.RetryPayment(v.ctx, v.customer.ID, p.ID)
+	d, err := h.driver(v)
+	if err != nil {
+		return err
+	}
+	_, claim, err := h.ledger.RetryPayment(v.ctx, v.customer.ID, p.ID, d.Adapter().Type())
 	if errors.Is(err, ledger.ErrPaymentState) {
 		return nil // it moved on meanwhile (e.g. another tab); the page shows where it is
 	}
+	if err != nil || claim == nil {
+		return err
+	}
+	// A lost answer is no error: the payment stays processing and is re-driven.
+	_, err = d.Charge(v.ctx, *claim)
 	return err
 }

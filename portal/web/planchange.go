@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -340,10 +341,28 @@ func (h *Handler) planChangeSubmit(w http.ResponseWriter, v *visit) {
 		return
 	}
 	ch.At, ch.Revision, ch.Prorated = time.Unix(at, 0), &rev, &prorated
+	d, err := h.driver(v)
+	if err != nil {
+		h.processorFailure(w, v, err)
+		return
+	}
+	ch.Processor = d.Adapter().Type()
 	res, err := h.ledger.ChangeSubscription(v.ctx, v.customer.ID, s.ID, ch)
 	if err != nil {
 		h.changeFailure(w, v, s, vals, err)
 		return
+	}
+	if res.Claim != nil {
+		// The change's charge, claimed by the ledger: charged through the processor, and read
+		// back as recorded (a lost answer leaves it processing, re-driven with its key).
+		if _, err := d.Charge(v.ctx, *res.Claim); err != nil {
+			h.internal(w, v, err)
+			return
+		}
+		if res.Payment, err = h.ledger.GetPaymentForCustomer(context.WithoutCancel(v.ctx), v.customer.ID, res.Payment.ID); err != nil {
+			h.internal(w, v, err)
+			return
+		}
 	}
 	h.log.Info("subscription changed in the portal", "customer", v.customer.ID, "subscription", s.ID,
 		"plan", plan.ID, "quantity", qty, "changed", res.Changed, "payment", res.Payment.ID)

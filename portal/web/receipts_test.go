@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/portal/charging/flowtest"
 	"github.com/portero-dev/portero/portal/ledger"
 )
 
@@ -49,7 +50,7 @@ func TestReceipts(t *testing.T) {
 		LegalName: "Gómez & Asociados S.A.", TaxID: "27-28033514-8", TaxCondition: ledger.ResponsableInscripto}}); err != nil {
 		t.Fatal(err)
 	}
-	f.addMethod(c, ledger.NewPaymentMethod{Type: "bank_transfer"})
+	f.addMethod(c, flowtest.Method{Type: "bank_transfer"})
 	due := f.charge(c, 4200, "Transferencia esperada") // pending until the money arrives
 	card := f.addMethod(c, cardInput("4242424242424242"))
 	if _, err := f.ledger.MakePreferred(f.ctx, c.ID, card.ID); err != nil {

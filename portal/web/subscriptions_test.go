@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	billingv1alpha1 "github.com/portero-dev/portero/api/v1alpha1"
+	"github.com/portero-dev/portero/portal/charging/flowtest"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 )
@@ -36,8 +37,8 @@ func TestSubscriptionsAndTheirMethods(t *testing.T) {
 	}))
 	c := f.customer("jane@example.com", "Jane")
 	visa := f.addMethod(c, cardInput("4242424242424242"))
-	cbu := f.addMethod(c, ledger.NewPaymentMethod{Type: payments.MethodDirectDebit, Account: goodCBU})
-	wallet := f.addMethod(c, ledger.NewPaymentMethod{Type: payments.MethodWallet, Wallet: "modo"})
+	cbu := f.addMethod(c, flowtest.Method{Type: payments.MethodDirectDebit, Account: goodCBU})
+	wallet := f.addMethod(c, flowtest.Method{Type: payments.MethodWallet, Wallet: "modo"})
 	sub := f.subscribe(c, "Plan Pro")
 	stranger := f.customer("mallory@example.com", "Mallory")
 	theirMethod := f.addMethod(stranger, cardInput("5555555555554444"))

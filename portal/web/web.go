@@ -100,26 +100,29 @@ type Options struct {
 	// LinkWait is how long a well-formed link token no session has yet waits for the session
 	// view to learn it (default rules.TokenWait; negative: no wait).
 	LinkWait time.Duration
+	// Processors gives the portal's payment processor as its CustomerPortal names it now.
+	Processors Processors
 }
 
 // Handler serves the customer portal.
 type Handler struct {
-	ledger   *ledger.Store
-	auth     *auth.Store
-	rules    Rules
-	mailer   Mailer
-	clock    clock.PassiveClock
-	log      *slog.Logger
-	insecure bool
-	limits   RateLimits
-	sendTO   time.Duration
-	linkWait time.Duration
-	metrics  *metrics
-	pages    *templates
-	cache    *pageCache // nil: off
-	mux      *http.ServeMux
-	chain    http.Handler
-	sends    sync.WaitGroup
+	ledger     *ledger.Store
+	processors Processors
+	auth       *auth.Store
+	rules      Rules
+	mailer     Mailer
+	clock      clock.PassiveClock
+	log        *slog.Logger
+	insecure   bool
+	limits     RateLimits
+	sendTO     time.Duration
+	linkWait   time.Duration
+	metrics    *metrics
+	pages      *templates
+	cache      *pageCache // nil: off
+	mux        *http.ServeMux
+	chain      http.Handler
+	sends      sync.WaitGroup
 	// sendCtx is canceled by Close; e-mails in flight then stop.
 	sendCtx    context.Context
 	sendCancel context.CancelFunc
@@ -127,10 +130,10 @@ type Handler struct {
 
 // New builds the handler.
 func New(o Options) (*Handler, error) {
-	if o.Ledger == nil || o.Auth == nil || o.Rules == nil || o.Mailer == nil {
-		return nil, errors.New("web: Ledger, Auth, Rules and Mailer are required")
+	if o.Ledger == nil || o.Auth == nil || o.Rules == nil || o.Mailer == nil || o.Processors == nil {
+		return nil, errors.New("web: Ledger, Auth, Rules, Mailer and Processors are required")
 	}
-	h := &Handler{ledger: o.Ledger, auth: o.Auth, rules: o.Rules, mailer: o.Mailer, clock: o.Clock,
+	h := &Handler{ledger: o.Ledger, processors: o.Processors, auth: o.Auth, rules: o.Rules, mailer: o.Mailer, clock: o.Clock,
 		log: o.Logger, insecure: o.InsecureCookies, sendTO: o.SendTimeout, linkWait: o.LinkWait}
 	if h.clock == nil {
 		h.clock = clock.RealClock{}
@@ -232,6 +235,7 @@ func (h *Handler) routes() {
 	m.Handle("GET /methods", h.inside(canUpdateMethod, h.methodsPage))
 	m.Handle("GET /methods/new", h.inside(canUpdateMethod, h.methodNewPage))
 	m.Handle("POST /methods", h.inside(canUpdateMethod, h.methodAdd))
+	m.Handle("GET /methods/return", h.inside(canUpdateMethod, h.methodSetupReturn))
 	m.Handle("GET /methods/{id}/remove", h.inside(canUpdateMethod, h.methodRemovePage))
 	m.Handle("POST /methods/{id}/remove", h.inside(canUpdateMethod, h.methodRemove))
 	m.Handle("POST /methods/{id}/move", h.inside(canUpdateMethod, h.methodMove))
@@ -254,6 +258,9 @@ func (h *Handler) routes() {
 	m.Handle("GET /payments/{id}", h.inside(always, h.paymentPage))
 	m.Handle("GET /payments/{id}/pay", h.inside(always, h.paymentPayPage))
 	m.Handle("POST /payments/{id}/pay", h.inside(always, h.paymentPay))
+	m.Handle("GET /payments/{id}/pay/return", h.inside(always, h.paymentPayReturn))
+	m.Handle("GET /payments/{id}/authenticate", h.inside(always, h.paymentAuthenticate))
+	m.Handle("GET /payments/{id}/authenticated", h.inside(always, h.paymentAuthenticated))
 	m.Handle("GET /payments/{id}/receipt", h.inside(canSeeHistory, h.receiptPage))
 	m.Handle("GET /payments/{id}/receipt.pdf", h.inside(canSeeHistory, h.receiptPDF))
 

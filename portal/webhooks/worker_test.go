@@ -18,7 +18,6 @@ import (
 
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/ledger/ledgertest"
-	"github.com/portero-dev/portero/portal/payments"
 	"github.com/portero-dev/portero/portal/webhooks/signing"
 )
 
@@ -62,15 +61,11 @@ func (c *clock) Set(t time.Time) {
 // openStore opens a ledger on dsn whose events go to the named endpoints.
 func openStore(t *testing.T, dsn string, now func() time.Time, notify func(), endpoints ...string) *ledger.Store {
 	t.Helper()
-	sb, err := payments.NewSandbox([]byte("webhooks-test-sandbox-secret-0123456789"), now)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var subs []ledger.Subscriber
 	for _, e := range endpoints {
 		subs = append(subs, ledger.Subscriber{Name: e})
 	}
-	s, err := ledger.Open(context.Background(), dsn, ledger.Options{Processor: sb, Now: now, Events: ledger.EventOptions{
+	s, err := ledger.Open(context.Background(), dsn, ledger.Options{Now: now, Events: ledger.EventOptions{
 		Portal:      "shop/general",
 		Subscribers: func() []ledger.Subscriber { return subs },
 		Written: func(_ []string, deliveries bool) {

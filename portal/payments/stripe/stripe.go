@@ -119,6 +119,10 @@ func New(o Options) (*Adapter, error) {
 	}
 	if u, err := url.Parse(base); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 		return nil, fmt.Errorf("stripe processor: %q must be an http(s) URL without credentials", KeyAPIBase)
+	} else if u.Scheme == "http" && !plainHTTPHost(u.Hostname()) {
+		// The secret key travels in every request: in the clear only where it stays on the
+		// machine or inside the cluster (stripe-mock, an egress proxy Service).
+		return nil, fmt.Errorf("stripe processor: %q may use http only for loopback and cluster-local hosts (localhost, 127.0.0.1, ::1, *.svc, *.svc.cluster.local); use https", KeyAPIBase)
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
@@ -244,6 +248,16 @@ func (a *Adapter) StartSetup(ctx context.Context, req payments.SetupRequest) (pa
 		return payments.SetupSession{}, a.fail("create checkout session", err)
 	}
 	return payments.SetupSession{RedirectURL: s.URL, Reference: s.ID}, nil
+}
+
+// plainHTTPHost reports whether an api_base on this host may use plain http.
+func plainHTTPHost(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	switch host {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return strings.HasSuffix(host, ".svc") || strings.HasSuffix(host, ".svc.cluster.local")
 }
 
 // withReference appends setup_ref={CHECKOUT_SESSION_ID} to an absolute URL, before any

@@ -434,6 +434,7 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 		{"bad webhook secret", map[string][]byte{"secret_key": []byte(key), "webhook_secret": []byte("Secret456")}, "webhook_secret"},
 		{"bad api_base", map[string][]byte{"secret_key": []byte(key), "webhook_secret": []byte(whsec), "api_base": []byte("ftp://x")}, "api_base"},
 		{"api_base with credentials", map[string][]byte{"secret_key": []byte(key), "webhook_secret": []byte(whsec), "api_base": []byte("https://u:p@x")}, "api_base"},
+		{"plain-http api_base off the machine", map[string][]byte{"secret_key": []byte(key), "webhook_secret": []byte(whsec), "api_base": []byte("http://api.example.com")}, "api_base"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			a, err := stripe.Factory(payments.Config{Secret: tt.secret})
@@ -444,6 +445,12 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 				t.Fatalf("error %q: want it to name %s and not show a value", err, tt.names)
 			}
 		})
+	}
+	for _, base := range []string{"http://127.0.0.1:12111", "http://localhost:12111", "http://[::1]:12111",
+		"http://stripe-mock.payments.svc:12111", "http://egress.payments.svc.cluster.local", "https://proxy.example.com"} {
+		if _, err := stripe.Factory(payments.Config{Secret: map[string][]byte{"secret_key": []byte(key), "webhook_secret": []byte(whsec), "api_base": []byte(base)}}); err != nil {
+			t.Errorf("api_base %s refused: %v", base, err)
+		}
 	}
 	a, err := stripe.Factory(payments.Config{Secret: map[string][]byte{"secret_key": []byte(key), "webhook_secret": []byte(whsec)}})
 	if err != nil || a.Type() != stripe.Type || !a.Capabilities().HostedSetup || !a.Capabilities().Takes(payments.MethodCard) || a.Capabilities().Takes(payments.MethodCVU) {
