@@ -153,7 +153,7 @@ func TestLanguage(t *testing.T) {
 func TestBrandAndStatic(t *testing.T) {
 	f := newFixture(t)
 	b := f.browser()
-	r := b.get("/brand.css?v=0a7cff")
+	r := b.get("/brand.css?v=" + brandVersion("#0a7cff"))
 	wantStatus(t, r, http.StatusOK)
 	wantBody(t, r, "--brand:#0a7cff", "--brand-ink:#")
 	if r.Header.Get("Content-Type") != "text/css; charset=utf-8" || !strings.Contains(r.Header.Get("Cache-Control"), "max-age") {
