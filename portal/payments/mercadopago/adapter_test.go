@@ -381,6 +381,7 @@ func TestMercadoPagoConfigurationErrorsNameTheKey(t *testing.T) {
 		{"webhook_secret", "", `no "webhook_secret"`},
 		{"api_base", "ftp://user:secret-token-value@example", `"api_base" must be an http(s) URL`},
 		{"notification_url", "/webhooks/mercadopago", `"notification_url" must be an absolute`},
+		{"api_base", "http://api.example.com", `"api_base" may use http only for loopback`},
 	} {
 		s := map[string][]byte{}
 		for k, v := range good {

@@ -81,17 +81,23 @@ const (
 // DefaultAPIBase is Mercado Pago's API.
 const DefaultAPIBase = "https://api.mercadopago.com"
 
-// Script and frame origins of Mercado Pago's JS SDK and its secure fields: the add-card page's
-// Content-Security-Policy names these and nothing else from outside the portal.
-var (
+// Origins of Mercado Pago's JS SDK and its Secure Fields: the add-card page's
+// Content-Security-Policy names these and nothing else from outside the portal. Mercado Pago
+// publishes no CSP list; these are the hosts its SDK v2 loads from, frames and calls.
+const (
 	// SDKScriptURL is the JS SDK (v2) the add-card page loads.
 	SDKScriptURL = "https://sdk.mercadopago.com/js/v2"
+)
+
+var (
 	// ScriptOrigins may serve scripts to the add-card page.
 	ScriptOrigins = []string{"https://sdk.mercadopago.com", "https://http2.mlstatic.com"}
-	// FrameOrigins host the secure fields' iframes.
+	// FrameOrigins host the Secure Fields' iframes.
 	FrameOrigins = []string{"https://sdk.mercadopago.com", "https://*.mercadopago.com", "https://*.mercadolibre.com"}
 	// ConnectOrigins are called by the JS SDK to tokenize the card.
 	ConnectOrigins = []string{"https://api.mercadopago.com", "https://api.mercadolibre.com", "https://events.mercadopago.com"}
+	// ImageOrigins serve the card brands' logos the SDK shows.
+	ImageOrigins = []string{"https://http2.mlstatic.com"}
 )
 
 // Metadata key Portero sets on payments and preferences: the attempt's idempotency key.
@@ -194,6 +200,11 @@ func New(o Options) (*Adapter, error) {
 	if err != nil || (bu.Scheme != "https" && bu.Scheme != "http") || bu.Host == "" || bu.User != nil || bu.RawQuery != "" {
 		return nil, fmt.Errorf("mercadopago processor: %q must be an http(s) URL without credentials", KeyAPIBase)
 	}
+	if bu.Scheme == "http" && !plainHTTPHost(bu.Hostname()) {
+		// The access token travels in every request: in the clear only where it stays on the
+		// machine or inside the cluster (a test double, an egress proxy Service).
+		return nil, fmt.Errorf("mercadopago processor: %q may use http only for loopback and cluster-local hosts (localhost, 127.0.0.1, ::1, *.svc, *.svc.cluster.local); use https", KeyAPIBase)
+	}
 	notify := strings.TrimSpace(o.NotificationURL)
 	if notify != "" {
 		u, err := url.Parse(notify)
@@ -252,6 +263,25 @@ func credential(s string) bool {
 		}
 	}
 	return true
+}
+
+// plainHTTPHost reports whether an api_base on this host may use plain http.
+func plainHTTPHost(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	switch host {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return strings.HasSuffix(host, ".svc") || strings.HasSuffix(host, ".svc.cluster.local")
+}
+
+// CardFields implements payments.FieldsHost: cards are typed in Mercado Pago's Secure Fields,
+// on the portal's page that StartSetup sends the customer to.
+func (a *Adapter) CardFields() payments.CardFields {
+	return payments.CardFields{
+		Processor: Type, PublicKey: a.publicKey, ScriptURL: SDKScriptURL, Param: FieldsParam,
+		ScriptOrigins: ScriptOrigins, FrameOrigins: FrameOrigins, ConnectOrigins: ConnectOrigins, ImageOrigins: ImageOrigins,
+	}
 }
 
 // String describes the adapter without its credentials, for an accidental %v.
@@ -320,4 +350,7 @@ func (a *Adapter) EnsureCustomer(ctx context.Context, req payments.CustomerReque
 	return found.Results[0].ID, nil
 }
 
-var _ payments.Adapter = (*Adapter)(nil)
+var (
+	_ payments.Adapter    = (*Adapter)(nil)
+	_ payments.FieldsHost = (*Adapter)(nil)
+)
