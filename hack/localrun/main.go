@@ -67,15 +67,17 @@ func run(assets, binDir string) error {
 		return err
 	}
 	fmt.Printf(`
-Portero is running — no cluster needed: a local kube-apiserver + etcd, the operator, two portals.
+Portero is running — no cluster needed: a local kube-apiserver + etcd, the operator, three portals.
 
   Portal "general" (every payment method):           %s
   Portal "estrategicas" (transfer and direct debit):  %s
+  Portal "tarjetas" (cards, entered at Stripe):       %s
+  stripe-mock (tarjetas's Stripe, $STRIPE_API_BASE):  %s
   Demo customer's session link (no login needed):     %s
   Mail catcher (one-time codes and links):            %s
   Merchant API (key in $MERCHANT_API_KEY):            %s
   Webhook catcher (the general portal's events):      %s
-  Portal metrics (general, estrategicas):             %s
+  Portal metrics (general, estrategicas, tarjetas):   %s
 
   Sign in on a portal's public link as ana.garcia@example.com; the code arrives in the mail catcher.
   Any CustomerPortal you apply, in any namespace, is served too: its URL appears above and in
@@ -86,11 +88,12 @@ Portero is running — no cluster needed: a local kube-apiserver + etcd, the ope
     kubectl get cportal,psession -A
     kubectl portero share %s --portal %s
     curl -s -H "Authorization: Bearer $MERCHANT_API_KEY" "$MERCHANT_API_URL/customers"
+    kubectl get secret tarjetas-stripe -o jsonpath='{.data.webhook_secret}' | base64 -d   # signs tarjetas's POST /webhooks/stripe
 
   State lives in %s (make clean-local wipes it). Press Ctrl-C to stop everything.
 ==> ready
-`, sys.Portals[0].URL, sys.Portals[1].URL, sys.DemoSessionURL, sys.MailpitURL, sys.MerchantAPIURL,
-		sys.WebhookCatcherURL, sys.Portals[0].Metrics+" "+sys.Portals[1].Metrics, envFile,
+`, sys.Portals[0].URL, sys.Portals[1].URL, sys.Portals[2].URL, sys.StripeAPIBase, sys.DemoSessionURL, sys.MailpitURL,
+		sys.MerchantAPIURL, sys.WebhookCatcherURL, sys.Portals[0].Metrics+" "+sys.Portals[1].Metrics+" "+sys.Portals[2].Metrics, envFile,
 		sys.DemoCustomerID, sys.Portals[0].Name, state)
 
 	<-ctx.Done()

@@ -32,8 +32,10 @@ type localPortal struct {
 
 func (p localPortal) url() string { return "http://127.0.0.1:" + p.port + "/" }
 
-// localPortals are the two profiles that show the point of portal configurations: a general one
-// allowing every method, and a strategic-accounts one allowing only bank transfer and direct debit.
+// localPortals are the profiles that show the point of portal configurations: a general one
+// allowing every method, a strategic-accounts one allowing only bank transfer and direct debit
+// (both on the sandbox, sharing one customer base), and tarjetas, whose processor is Stripe (the
+// local stripe-mock): cards only, typed on Stripe's page, never on the portal's.
 func localPortals(ports []string, catcherURL string) []localPortal {
 	email := &billingv1alpha1.Email{SMTPSecretRef: billingv1alpha1.LocalObjectReference{Name: "portero-smtp"}, From: "Portero Demo <facturacion@portero.local>"}
 	api := &billingv1alpha1.MerchantAPI{KeySecretRef: billingv1alpha1.APIKeySecretReference{Name: "portero-api-key", Key: "key"}}
@@ -66,17 +68,41 @@ func localPortals(ports []string, catcherURL string) []localPortal {
 			MerchantAPI:    api,
 			Exposure:       &billingv1alpha1.Exposure{PublicURL: "http://127.0.0.1:" + ports[1] + "/"},
 		}},
+		{name: "tarjetas", port: ports[2], spec: billingv1alpha1.CustomerPortalSpec{
+			DisplayName: "Acme — Tarjetas",
+			Permissions: billingv1alpha1.Permissions{
+				UpdateBillingInfo: ptr.To(true), ViewPaymentHistory: ptr.To(true),
+				UpdatePaymentMethod: ptr.To(true), CancelSubscriptions: ptr.To(true),
+			},
+			PaymentMethods: &billingv1alpha1.PaymentMethods{Allowed: []billingv1alpha1.PaymentMethodType{billingv1alpha1.PaymentMethodCard}},
+			Processor: &billingv1alpha1.Processor{Type: billingv1alpha1.ProcessorStripe,
+				SecretRef: &billingv1alpha1.LocalObjectReference{Name: "tarjetas-stripe"}},
+			Branding:    billingv1alpha1.Branding{Locale: "es", PrimaryColor: "#635bff", SupportEmail: "tarjetas@portero.local"},
+			Email:       email,
+			MerchantAPI: api,
+			Exposure:    &billingv1alpha1.Exposure{PublicURL: "http://127.0.0.1:" + ports[2] + "/"},
+		}},
 	}
+}
+
+// localSecrets are what the local portals' Secrets hold.
+type localSecrets struct {
+	smtpPort, apiKey, webhookSecret string
+	// stripeAPIBase and stripeWebhookSecret go to tarjetas's Stripe Secret; its secret key is a
+	// test key stripe-mock accepts like any other.
+	stripeAPIBase, stripeWebhookSecret string
 }
 
 // applyLocalPortals creates the SMTP, API-key and webhook Secrets and the portals, or updates their
 // URLs on a rerun (a remembered port may have been taken), leaving the rest of what a person
 // changed alone.
-func applyLocalPortals(ctx context.Context, c client.Client, portals []localPortal, smtpPort, apiKey, webhookSecret string) error {
+func applyLocalPortals(ctx context.Context, c client.Client, portals []localPortal, sec localSecrets) error {
 	secrets := map[string]map[string]string{
-		"portero-smtp":     {"host": "127.0.0.1", "port": smtpPort, "tls": "none"},
-		"portero-api-key":  {"key": apiKey},
-		"portero-webhooks": {"secret": webhookSecret},
+		"portero-smtp":     {"host": "127.0.0.1", "port": sec.smtpPort, "tls": "none"},
+		"portero-api-key":  {"key": sec.apiKey},
+		"portero-webhooks": {"secret": sec.webhookSecret},
+		"tarjetas-stripe": {"secret_key": "sk_test_PorteroLocal", "webhook_secret": sec.stripeWebhookSecret,
+			"api_base": sec.stripeAPIBase},
 	}
 	for name, data := range secrets {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}}

@@ -1,7 +1,7 @@
 // Package localsys runs the whole Portero system on one machine with no cluster: a real
-// kube-apiserver and etcd (built by hack/build-tools.sh) with the CRDs, the operator, Mailpit, one
-// portal server process per sample portal, demo data seeded through the merchant API and a demo
-// PortalSession. `make run` (hack/localrun) and the browser journeys (e2e/) both use it.
+// kube-apiserver and etcd (built by hack/build-tools.sh) with the CRDs, the operator, Mailpit,
+// stripe-mock (Stripe's API stub, for the portal whose processor is Stripe), one portal server
+// process per sample portal, demo data seeded through the merchant API and a demo PortalSession. `make run` (hack/localrun) and the browser journeys (e2e/) both use it.
 package localsys
 
 import (
@@ -67,6 +67,8 @@ type System struct {
 	DemoSessionURL string
 	// WebhookCatcherURL is the local receiver of the general portal's webhooks (trailing slash).
 	WebhookCatcherURL string
+	// StripeAPIBase is the local stripe-mock the tarjetas portal charges through (no slash).
+	StripeAPIBase string
 
 	opts          Options
 	runner        *runner
@@ -128,10 +130,20 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 	if err := s.startCatcher(ctx); err != nil {
 		return nil, err
 	}
+	s.step("starting stripe-mock (Stripe's API stub, the tarjetas portal's processor)")
+	if err := s.startStripeMock(ctx); err != nil {
+		return nil, err
+	}
+	stripeWebhookSecret, err := loadOrCreate(filepath.Join(o.State, "stripe-webhook-secret"), func() string { return "whsec_" + randomHex(24) })
+	if err != nil {
+		return nil, err
+	}
 	var ports []string
-	for _, name := range []string{"general", "estrategicas"} {
+	for _, name := range []string{"general", "estrategicas", "tarjetas"} {
 		key := types.NamespacedName{Namespace: "default", Name: name}
-		s.runner.shared[key] = true // both profiles serve the same customers
+		// general and estrategicas serve the same customers; tarjetas keeps its own ledger
+		// (its cards are Stripe's, its customers Stripe customers).
+		s.runner.shared[key] = name != "tarjetas"
 		port, err := s.runner.port(key.String())
 		if err != nil {
 			return nil, err
@@ -139,8 +151,9 @@ func Start(ctx context.Context, o Options) (_ *System, err error) {
 		ports = append(ports, port)
 	}
 	portals := localPortals(ports, s.WebhookCatcherURL+"hooks")
-	s.step("applying the local portals: general (every method) and estrategicas (bank transfer and direct debit only)")
-	if err := applyLocalPortals(ctx, s.Client, portals, smtpPort, s.MerchantAPIKey, s.webhookSecret); err != nil {
+	s.step("applying the local portals: general (every method), estrategicas (bank transfer and direct debit only) and tarjetas (cards through Stripe, at stripe-mock)")
+	if err := applyLocalPortals(ctx, s.Client, portals, localSecrets{smtpPort: smtpPort, apiKey: s.MerchantAPIKey,
+		webhookSecret: s.webhookSecret, stripeAPIBase: s.StripeAPIBase, stripeWebhookSecret: stripeWebhookSecret}); err != nil {
 		return nil, err
 	}
 	s.step("serving every CustomerPortal, in any namespace, with a local portal process (apply one and it appears here)")
@@ -185,6 +198,7 @@ func (s *System) Env() []string {
 		"PORTAL_URLS=" + strings.Join(urls, ","),
 		"PORTAL_METRICS_URLS=" + strings.Join(metrics, ","),
 		"WEBHOOK_CATCHER_URL=" + s.WebhookCatcherURL,
+		"STRIPE_API_BASE=" + s.StripeAPIBase,
 		"MAILPIT_URL=" + s.MailpitURL,
 		"MERCHANT_API_URL=" + s.MerchantAPIURL,
 		"MERCHANT_API_KEY=" + s.MerchantAPIKey,
@@ -316,6 +330,45 @@ func applySamples(ctx context.Context, c client.Client, dir string) error {
 		}
 	}
 	return nil
+}
+
+// startStripeMock runs stripe-mock (bin/k8s/stripe-mock, built by hack/build-tools.sh) on ports
+// remembered in ports.json like the portals', so the tarjetas portal's api_base stays the same
+// across runs. It keeps no state: it checks requests against Stripe's OpenAPI document and
+// answers with its fixtures.
+func (s *System) startStripeMock(ctx context.Context) error {
+	httpPort, err := s.runner.port("stripe-mock")
+	if err != nil {
+		return err
+	}
+	httpsPort, err := s.runner.port("stripe-mock#https")
+	if err != nil {
+		return err
+	}
+	if _, err := s.spawn(ctx, "stripe-mock", nil, filepath.Join(s.opts.Assets, "stripe-mock"),
+		"-http-addr", "127.0.0.1:"+httpPort, "-https-addr", "127.0.0.1:"+httpsPort); err != nil {
+		return err
+	}
+	s.StripeAPIBase = "http://127.0.0.1:" + httpPort
+	// It answers only authenticated requests; any test key will do.
+	c := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.StripeAPIBase+"/v1/balance", nil)
+		req.SetBasicAuth("sk_test_PorteroLocal", "")
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("GET /v1/balance: %s", resp.Status)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("stripe-mock did not answer (see %s): %w", filepath.Join(s.opts.State, "stripe-mock.log"), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // startCatcher runs the webhook catcher on its remembered port, with the signing secret kept in
