@@ -33,7 +33,6 @@ type env struct {
 	ctx    context.Context
 }
 
-
 func newEnv(t testing.TB, engine ledger.Engine) *env {
 	t.Helper()
 	e := &env{engine: engine, clock: clocktesting.NewFakeClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), ctx: context.Background()}
