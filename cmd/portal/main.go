@@ -35,6 +35,7 @@ import (
 	"github.com/portero-dev/portero/portal/billing"
 	"github.com/portero-dev/portero/portal/charging/live"
 	"github.com/portero-dev/portero/portal/ledger"
+	"github.com/portero-dev/portero/portal/payments/mercadopago"
 	"github.com/portero-dev/portero/portal/rules"
 	"github.com/portero-dev/portero/portal/server"
 	"github.com/portero-dev/portero/portal/web"
@@ -154,8 +155,10 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	srv.Mux().Handle(api.Prefix, api.New(api.Deps{Store: store, Rules: rl, Processors: procs,
 		Log: log.With("component", "merchant-api"), Registry: srv.Registry()}))
 	// The processor's signed notifications, on the same Service as the pages (outside /api/v1:
-	// they carry the processor's signature, not the merchant's key).
-	srv.Mux().Handle("POST /webhooks/{processor}", procs.WebhookHandler())
+	// they carry the processor's signature, not the merchant's key). Mercado Pago signs the
+	// notification URL's data.id, which WebhookRequest hands to its adapter; other processors
+	// ignore it.
+	srv.Mux().Handle("POST /webhooks/{processor}", mercadopago.WebhookRequest(procs.WebhookHandler()))
 
 	ui, err := customerUI(ctx, c, log, store, rl, srv, secret, procs)
 	if err != nil {

@@ -143,8 +143,11 @@ type paymentData struct {
 	Attempts     []attemptRow
 	Instructions string
 	QR           bool
-	Failure      string
-	CanPay       bool
+	// Wallet is true for a payment made with the customer's wallet account: waiting for the
+	// customer, it is paid on the wallet's own checkout rather than authenticated at a bank.
+	Wallet  bool
+	Failure string
+	CanPay  bool
 	// Result is true right after the customer paid it here.
 	Result bool
 	Form   methodFormData
@@ -169,7 +172,8 @@ func (h *Handler) payment(w http.ResponseWriter, v *visit) (ledger.Payment, bool
 func (h *Handler) paymentData(v *visit, p ledger.Payment) paymentData {
 	d := paymentData{P: paymentView(v.locale, p), CanPay: mayPay(v.portal, p), Instructions: p.Instructions,
 		Authenticate: authenticateURL(p),
-		QR:           p.MethodType == payments.MethodQR, Result: v.flash == paidFlash(p.ID), Receipt: receiptURL(v, p)}
+		QR:           p.MethodType == payments.MethodQR, Wallet: p.MethodType == payments.MethodWallet,
+		Result: v.flash == paidFlash(p.ID), Receipt: receiptURL(v, p)}
 	if d.QR && p.Status == ledger.PaymentPending && p.Instructions != "" {
 		// Only the pending page shows it, so only it pays for the encoding.
 		qc, err := newQRCode(p.Instructions)
@@ -262,6 +266,9 @@ func (h *Handler) paymentPayReturn(w http.ResponseWriter, v *visit) {
 	}
 	if !mayPay(v.portal, p) && canPay(p) {
 		h.fail(w, v, http.StatusForbidden, "error.forbidden")
+		return
+	}
+	if h.cardFieldsPage(w, v, "/payments/"+url.PathEscape(p.ID)) {
 		return
 	}
 	// Paying again with a new card makes it the preferred one (retryWith); completing an

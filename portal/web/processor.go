@@ -125,7 +125,8 @@ func (h *Handler) completeHostedSetup(w http.ResponseWriter, v *visit, preferred
 		h.processorFailure(w, v, err)
 		return ledger.PaymentMethod{}, false
 	}
-	ref := v.r.URL.Query().Get(payments.SetupReferenceParam)
+	_, fields := d.Adapter().(payments.FieldsHost)
+	ref := setupReference(v, fields)
 	ctx := ledger.WithMethodLimit(v.ctx, v.portal.Spec.PaymentMethods.Max())
 	added, err := d.CompleteSetup(ctx, v.customer.ID, ref)
 	if err != nil {
@@ -151,8 +152,13 @@ func (h *Handler) completeHostedSetup(w http.ResponseWriter, v *visit, preferred
 	return m, true
 }
 
-// methodSetupReturn is where the processor sends the customer after entering a card.
+// methodSetupReturn is where the processor sends the customer after entering a card (a GET),
+// or where the page of a processor's embedded fields posts the card token. In fields mode it
+// is that page.
 func (h *Handler) methodSetupReturn(w http.ResponseWriter, v *visit) {
+	if h.cardFieldsPage(w, v, "/methods") {
+		return
+	}
 	if _, ok := h.completeHostedSetup(w, v, v.r.URL.Query().Get("preferred") == "1"); !ok {
 		return
 	}

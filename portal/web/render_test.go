@@ -3,12 +3,15 @@ package web
 import (
 	"bytes"
 	"io/fs"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portero-dev/portero/portal/ledger"
 )
+
+var scriptWithBody = regexp.MustCompile(`<script[^>]*>[^<]|<script[^>]*>$|<script(\s[^>]*)?>\s*<[^/]`)
 
 // Pretranslated fixed texts are escaped with html/template's table for HTML text and quoted
 // attributes, so each must stand in one of those (not in a URL, script, style or unquoted
@@ -24,8 +27,10 @@ func TestPretranslateContexts(t *testing.T) {
 	for _, f := range files {
 		b, _ := templateFS.ReadFile(f)
 		src := string(b)
-		if strings.Contains(src, "<script") || strings.Contains(src, "<style") {
-			t.Errorf("%s has a script or style element: check pretranslate's contexts", f)
+		// A script element that only names its source (the add-card page's processor SDK)
+		// holds no text; one with a body, or a style element, would.
+		if scriptWithBody.MatchString(src) || strings.Contains(src, "<style") {
+			t.Errorf("%s has a script or style element with a body: check pretranslate's contexts", f)
 		}
 		for _, loc := range fixedText.FindAllStringIndex(src, -1) {
 			n++
