@@ -100,7 +100,7 @@ func codeGuessing(ctx context.Context, sys *system, u string, m merchant, guesse
 		return err
 	}
 
-	var made, wrong, locked, limited, other, breaches atomic.Int64
+	var made, wrong, locked, limited, loginLimited, other, breaches atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
 	for a := range ips {
@@ -121,7 +121,7 @@ func codeGuessing(ctx context.Context, sys *system, u string, m merchant, guesse
 					return
 				}
 				if p.Status == http.StatusTooManyRequests {
-					limited.Add(1)
+					loginLimited.Add(1)
 				}
 				for range 6 {
 					if made.Add(1) > int64(guesses) {
@@ -178,7 +178,8 @@ func codeGuessing(ctx context.Context, sys *system, u string, m merchant, guesse
 	o.check("no session from guessing", breaches.Load() == 0 && sessions == 0,
 		"%d guesses signed in; %d code sessions in the database (the owner had signed out)", breaches.Load(), sessions)
 	o.check("limits tripped", limited.Load() > 0 && locked.Load() > 0,
-		"%d answered 429, %d on a locked challenge, %d wrong-code answers, %d other", limited.Load(), locked.Load(), wrong.Load(), other.Load())
+		"guesses: %d answered 429, %d on a locked challenge, %d wrong-code answers, %d other; code requests answered 429: %d",
+		limited.Load(), locked.Load(), wrong.Load(), other.Load(), loginLimited.Load())
 	o.check("guesses that could match are bounded", effective <= coded*5,
 		"%d guesses on %d challenges with an e-mailed code (≤ 5 each): chance of any hit ≤ %.3f%%", effective, coded, 100*float64(effective)/1e6)
 	o.check("the owner still signs in", ownerErr == nil, "owner's known browser after the attack: %v", errOrOK(ownerErr))

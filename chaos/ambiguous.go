@@ -14,6 +14,7 @@ import (
 
 	"github.com/portero-dev/portero/bench"
 	"github.com/portero-dev/portero/portal/billing"
+	"github.com/portero-dev/portero/portal/charging"
 	"github.com/portero-dev/portero/portal/ledger"
 	"github.com/portero-dev/portero/portal/payments"
 	"github.com/portero-dev/portero/portal/payments/sandbox"
@@ -123,6 +124,7 @@ func AmbiguousCharges(ctx context.Context, cfg Config) Outcome {
 			faults = append(faults, fmt.Sprintf("%s %d timeouts + %d 5xx of %d calls", e.name, r.timeouts, r.errors5xx, r.calls))
 			o.figure("%s: every payment settled %s after the first charge (%d recovery sweeps, each after the 5 min stale threshold on the simulated clock)",
 				e.name, r.settleWall.Round(time.Millisecond), r.sweeps)
+			o.check(e.name+": faults injected", r.timeouts > 0 && r.errors5xx > 0, "%d timeouts after collecting, %d 5xx", r.timeouts, r.errors5xx)
 			o.check(e.name+": every payment terminal", r.settled == n, "%d of %d succeeded or failed; %d still processing", r.settled, n, r.processing)
 			o.check(e.name+": 0 double charges", r.doubled == 0, "%d payments collected more than once at the processor", r.doubled)
 			o.check(e.name+": processor and ledger agree", r.lost == 0 && r.collectedTotal == r.succeeded,
@@ -148,11 +150,16 @@ func ambiguousOn(ctx context.Context, dsn string, n int, seed uint64) (ambiguous
 	if err != nil {
 		return r, err
 	}
-	st, err := ledger.Open(ctx, dsn, ledger.Options{Processor: proc, Now: clk.Now})
+	st, err := ledger.Open(ctx, dsn, ledger.Options{Now: clk.Now})
 	if err != nil {
 		return r, err
 	}
 	defer st.Close()
+	// The ledger records; the charging driver calls the processor, as in the portal.
+	drv, err := charging.New(charging.Options{Adapter: proc, Recorder: st})
+	if err != nil {
+		return r, err
+	}
 
 	// Customers with a card each, while the processor is healthy: only the charges are the test.
 	proc.setRate(0)
@@ -163,8 +170,7 @@ func ambiguousOn(ctx context.Context, dsn string, n int, seed uint64) (ambiguous
 		if err != nil {
 			return err
 		}
-		if _, err := st.AddPaymentMethod(ctx, c.ID, ledger.NewPaymentMethod{Type: payments.MethodCard,
-			Card: &payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: year, CVC: "123"}}); err != nil {
+		if _, err := drv.AddCard(ctx, c.ID, payments.CardDetails{Number: "4242424242424242", ExpMonth: 12, ExpYear: year, CVC: "123"}); err != nil {
 			return err
 		}
 		customers[i] = c.ID
@@ -179,8 +185,12 @@ func ambiguousOn(ctx context.Context, dsn string, n int, seed uint64) (ambiguous
 	err = bench.Parallel(ctx, 8, n, func(i int) error {
 		// An error here is the ledger failing, not the processor: an unknown outcome is a
 		// payment left processing, which is what the sweep is for.
-		_, err := st.CreatePayment(ctx, ledger.NewPayment{CustomerID: customers[i], Amount: 150000, Currency: ledger.ARS,
-			Description: "Cuota", IdempotencyKey: fmt.Sprintf("amb-%d", i)})
+		_, claim, err := st.CreatePayment(ctx, ledger.NewPayment{CustomerID: customers[i], Amount: 150000, Currency: ledger.ARS,
+			Description: "Cuota", IdempotencyKey: fmt.Sprintf("amb-%d", i), Processor: proc.Type()})
+		if err != nil || claim == nil {
+			return err
+		}
+		_, err = drv.Charge(ctx, *claim)
 		return err
 	})
 	if err != nil {
@@ -197,7 +207,7 @@ func ambiguousOn(ctx context.Context, dsn string, n int, seed uint64) (ambiguous
 		}
 		clk.Step(billing.DefaultStaleAfter + time.Second)
 		for {
-			k, err := st.RecoverProcessing(ctx, billing.DefaultStaleAfter)
+			k, err := drv.Redrive(ctx, billing.DefaultStaleAfter)
 			if err != nil {
 				return r, fmt.Errorf("recover: %w", err)
 			}

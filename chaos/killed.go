@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -27,9 +28,9 @@ import (
 // payment, exactly one preferred method per customer with methods, no attempt left processing,
 // and every outbox event matches a committed change.
 func KilledPortal(ctx context.Context, cfg Config) Outcome {
-	customers := cfg.size(100, 12)
+	customers := cfg.size(50, 12)
 	actions := cfg.size(1000, 80)
-	kills := cfg.size(15, 2)
+	kills := cfg.size(8, 2)
 	return run("Killed portal", func(o *Outcome) error {
 		sys, err := startSystem(ctx, cfg, "killed", systemOptions{manager: true, mailpit: true})
 		if err != nil {
@@ -55,11 +56,11 @@ func KilledPortal(ctx context.Context, cfg Config) Outcome {
 			o.check(label+": acknowledged changes stored", r.lost == 0, "%d of %d acknowledged changes missing%s", r.lost, r.acked, r.lostWhat)
 			o.check(label+": one succeeded attempt per succeeded payment", r.attemptsBad == 0 && r.doubled == 0, "%d payments break it, %d collected twice", r.attemptsBad, r.doubled)
 			o.check(label+": exactly one preferred method", r.preferredBad == 0, "%d customers with methods and not exactly one preferred", r.preferredBad)
-			o.check(label+": no attempt left processing", r.processing == 0, "%d attempts processing after recovery", r.processing)
+			o.check(label+": no attempt left processing", r.processing == 0, "%d attempts processing after recovery (%d before it)", r.processing, r.leftProcessing)
 			o.check(label+": outbox events match committed changes", r.orphanEvents == 0 && r.missingEvents == 0,
 				"%d events without their change, %d succeeded payments without exactly one payment.succeeded event", r.orphanEvents, r.missingEvents)
-			o.figure("%s: %d actions by %d signed-in customers, %d acknowledged, %d refused or cut; %d kills; restart to ready %s (median)",
-				label, r.attempted, customers, r.acked, r.attempted-r.acked, r.kills, r.restartMedian.Round(time.Millisecond))
+			o.figure("%s: %d actions by %d signed-in customers, %d acknowledged; %d kills; restart to ready %s (median); not acknowledged: %s",
+				label, r.attempted, customers, r.acked, r.kills, r.restartMedian.Round(time.Millisecond), r.refusals)
 		}
 		o.Faults = "SIGKILL of the portal at random instants, restarted at once: " + strings.Join(killed, ", ") + " kills"
 		return nil
@@ -70,8 +71,9 @@ type killedResult struct {
 	attempted, acked, lost, doubled       int
 	attemptsBad, preferredBad, processing int
 	orphanEvents, missingEvents, kills    int
+	leftProcessing                        int // attempts the kills left processing, before recovery
 	restartMedian                         time.Duration
-	lostWhat                              string
+	lostWhat, refusals                    string
 }
 
 // customerRun is what one browser did, for the checks against the stored state.
@@ -87,6 +89,7 @@ type customerRun struct {
 	// preferred is the method the last acknowledged make-preferred chose, while no later
 	// action could have changed the order.
 	preferred string
+	refused   map[string]int // why actions were not acknowledged
 }
 
 func killedOn(ctx context.Context, cfg Config, sys *system, engine string, customers, actions, kills int) (killedResult, error) {
@@ -144,15 +147,13 @@ func killedOn(ctx context.Context, cfg Config, sys *system, engine string, custo
 	killerDone := make(chan error, 1)
 	var restarts []time.Duration
 	rng := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 2))
-	// Kills land at random points of the run: after a random count of actions has started and a
-	// random few milliseconds more, so they hit requests in every stage.
-	points := make([]int64, kills)
-	for i := range points {
-		points[i] = int64(actions/10 + rng.IntN(actions*8/10))
-	}
-	slices.Sort(points)
+	// Kills land at random points of the run: each after a random number of further actions
+	// has started since the portal was last ready (on average an equal share of the run), and
+	// a random few milliseconds more, so they hit requests in every stage.
+	gap := actions / (kills + 1)
 	go func() {
-		for _, at := range points {
+		for range kills {
+			at := next.Load() + int64(gap/2+rng.IntN(gap/2+1))
 			for next.Load() < at {
 				select {
 				case <-stopKiller:
@@ -200,18 +201,22 @@ func killedOn(ctx context.Context, cfg Config, sys *system, engine string, custo
 	}
 	r.attempted, r.acked = actions, int(acked.Load())
 	r.restartMedian = medianDuration(restarts)
+	r.refusals = refusals(runs)
 
+	db, err := openDB(dsn)
+	if err != nil {
+		return r, err
+	}
+	defer db.Close()
+	if r.leftProcessing, err = processingAttempts(ctx, db); err != nil {
+		return r, err
+	}
 	// The portal is up again; the recovery its billing loop runs on start takes over charges
 	// only once they are five minutes stale. The same recovery runs here with its clock that far
 	// ahead, as the loop would a few minutes from now.
 	if err := recoverAsBillingLoop(ctx, dsn, processorSecret(st)); err != nil {
 		return r, fmt.Errorf("recovery: %w", err)
 	}
-	db, err := openDB(dsn)
-	if err != nil {
-		return r, err
-	}
-	defer db.Close()
 	return r, judgeKilled(ctx, db, runs, &r)
 }
 
@@ -232,8 +237,50 @@ func (cr *customerRun) act(ctx context.Context, rng *mrand.Rand) bool {
 	}
 }
 
-func acknowledged(p page, err error, path string) bool {
-	return err == nil && p.Status == http.StatusOK && (p.Path == path || (strings.HasSuffix(path, "/") && strings.HasPrefix(p.Path, path)))
+// acked reports whether the portal acknowledged a change — the POST's redirect landed, 200, on
+// the page it names — and counts why not.
+func (cr *customerRun) acked(p page, err error, path string) bool {
+	if err == nil && p.Status == http.StatusOK && p.Path == path {
+		return true
+	}
+	var why string
+	if err != nil {
+		// The transport's last words (connection refused, reset, EOF), without the URL.
+		why = err.Error()
+		if i := strings.LastIndex(why, ": "); i > 0 {
+			why = why[i+2:]
+		}
+	} else {
+		why = fmt.Sprintf("%d at %s", p.Status, pathKind(p.Path))
+	}
+	if cr.refused == nil {
+		cr.refused = map[string]int{}
+	}
+	cr.refused[why]++
+	return false
+}
+
+// pathKind is a path with its ids folded, so reasons group.
+func pathKind(path string) string {
+	return idSegment.ReplaceAllString(path, "/{id}")
+}
+
+var idSegment = regexp.MustCompile(`/[a-z]+_[A-Za-z0-9]+`)
+
+// refusals sums why the customers' actions were not acknowledged.
+func refusals(runs []*customerRun) string {
+	total := map[string]int{}
+	for _, cr := range runs {
+		for why, n := range cr.refused {
+			total[why] += n
+		}
+	}
+	var parts []string
+	for why, n := range total {
+		parts = append(parts, fmt.Sprintf("%d × %s", n, why))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
 }
 
 func methodForm(rng *mrand.Rand) url.Values {
@@ -250,7 +297,7 @@ func methodForm(rng *mrand.Rand) url.Values {
 func (cr *customerRun) add(ctx context.Context, rng *mrand.Rand) bool {
 	cr.addTries++
 	p, err := cr.b.post(ctx, "/methods", methodForm(rng))
-	if !acknowledged(p, err, "/methods") {
+	if !cr.acked(p, err, "/methods") {
 		return false
 	}
 	cr.adds++
@@ -259,7 +306,7 @@ func (cr *customerRun) add(ctx context.Context, rng *mrand.Rand) bool {
 
 func (cr *customerRun) makePreferred(ctx context.Context, rng *mrand.Rand) bool {
 	p, err := cr.b.get(ctx, "/methods")
-	if err != nil || p.Status != http.StatusOK {
+	if !cr.acked(p, err, "/methods") {
 		return false
 	}
 	ms := ids(p.Body, "/methods/")
@@ -270,7 +317,7 @@ func (cr *customerRun) makePreferred(ctx context.Context, rng *mrand.Rand) bool 
 	target := ms[1+rng.IntN(len(ms)-1)]
 	cr.preferred = "" // unknown until acknowledged
 	p, err = cr.b.post(ctx, "/methods/"+target+"/move", url.Values{"to": {"top"}})
-	if !acknowledged(p, err, "/methods") {
+	if !cr.acked(p, err, "/methods") {
 		return false
 	}
 	cr.preferred = target
@@ -279,7 +326,7 @@ func (cr *customerRun) makePreferred(ctx context.Context, rng *mrand.Rand) bool 
 
 func (cr *customerRun) pay(ctx context.Context) bool {
 	p, err := cr.b.get(ctx, "/payments/due")
-	if err != nil || p.Status != http.StatusOK {
+	if !cr.acked(p, err, "/payments/due") {
 		return false
 	}
 	due := ids(p.Body, "/payments/")
@@ -290,7 +337,7 @@ func (cr *customerRun) pay(ctx context.Context) bool {
 	cr.preferred = "" // a payment may make its method preferred
 	id := due[0]
 	p, err = cr.b.post(ctx, "/payments/"+id+"/pay", url.Values{"type": {"wallet"}, "wallet": {"mercadopago"}})
-	if !acknowledged(p, err, "/payments/"+id) {
+	if !cr.acked(p, err, "/payments/"+id) {
 		return false
 	}
 	cr.adds++
@@ -300,7 +347,7 @@ func (cr *customerRun) pay(ctx context.Context) bool {
 
 func (cr *customerRun) cancel(ctx context.Context) bool {
 	p, err := cr.b.get(ctx, "/subscriptions")
-	if err != nil || p.Status != http.StatusOK {
+	if !cr.acked(p, err, "/subscriptions") {
 		return false
 	}
 	subs := ids(p.Body, "/subscriptions/")
@@ -308,7 +355,7 @@ func (cr *customerRun) cancel(ctx context.Context) bool {
 		return cr.updateBilling(ctx)
 	}
 	p, err = cr.b.post(ctx, "/subscriptions/"+subs[0]+"/cancel", url.Values{"reason": {"prueba de caos"}})
-	if !acknowledged(p, err, "/subscriptions/"+subs[0]) {
+	if !cr.acked(p, err, "/subscriptions/"+subs[0]) {
 		return false
 	}
 	cr.canceled = append(cr.canceled, subs[0])
@@ -320,7 +367,7 @@ func (cr *customerRun) updateBilling(ctx context.Context) bool {
 	v := cr.billingTry
 	p, err := cr.b.post(ctx, "/billing", url.Values{"legal_name": {fmt.Sprintf("Cliente v%d", v)}, "line1": {"Av. Corrientes 1234"},
 		"city": {"CABA"}, "province": {"Buenos Aires"}, "postal_code": {"C1043"}, "country": {"AR"}, "tax_condition": {"consumidor_final"}})
-	if !acknowledged(p, err, "/billing") {
+	if !cr.acked(p, err, "/billing") {
 		return false
 	}
 	cr.billing = v

@@ -170,7 +170,7 @@ func (cr *customerRun) loadStep(ctx context.Context, rng *mrand.Rand, writes *at
 		writes.Add(1)
 		cr.addTries++
 		p, err := cr.b.post(ctx, "/methods", url.Values{"type": {"wallet"}, "wallet": {"mercadopago"}})
-		if acknowledged(p, err, "/methods") {
+		if cr.acked(p, err, "/methods") {
 			cr.adds++
 			return true
 		}
@@ -185,7 +185,7 @@ func (cr *customerRun) loadStep(ctx context.Context, rng *mrand.Rand, writes *at
 			target := ms[1+rng.IntN(len(ms)-1)]
 			cr.preferred = ""
 			p, err = cr.b.post(ctx, "/methods/"+target+"/move", url.Values{"to": {"top"}})
-			if !acknowledged(p, err, "/methods") {
+			if !cr.acked(p, err, "/methods") {
 				return false
 			}
 			cr.preferred = target

@@ -77,8 +77,8 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func WebhookReceiverDown(ctx context.Context, cfg Config) Outcome {
 	customers := cfg.size(200, 20)
 	return run("Webhook receiver down", func(o *Outcome) error {
-		o.Faults = fmt.Sprintf("merchant endpoint's port closed: batch 1 for attempts 1–7 of %d (≈ %s simulated), batch 2 for all %d; SQLite and PostgreSQL",
-			webhooks.MaxAttempts, scheduleSpan(webhooks.MaxAttempts-1).Round(time.Hour), webhooks.MaxAttempts)
+		o.Faults = fmt.Sprintf("merchant endpoint's port closed: batch 1 for attempts 1–7 of %d (≈ %.0f h simulated), batch 2 for all %d; SQLite and PostgreSQL",
+			webhooks.MaxAttempts, scheduleSpan(webhooks.MaxAttempts-1).Hours(), webhooks.MaxAttempts)
 		engines := []struct{ name, dsn string }{{"SQLite", "sqlite://" + filepath.Join(cfg.Work, "webhooks.db")}}
 		if cfg.Postgres != nil {
 			dsn, err := cfg.Postgres.Database("chaos_webhooks")
