@@ -57,11 +57,12 @@ func LoadAvg() string { return loadAvg() }
 // Suites are the benchmarks by the name -only takes. Each starts what it needs (a fresh
 // control plane, the manager, a portal, a database) and stops it before returning.
 var Suites = map[string]func(context.Context, Config) []Section{
-	"sessions": runSessions,
-	"portal":   runPortal,
-	"operator": runOperator,
-	"ledger":   runLedger,
-	"webhooks": runWebhooks,
+	"sessions":  runSessions,
+	"portal":    runPortal,
+	"operator":  runOperator,
+	"ledger":    runLedger,
+	"webhooks":  runWebhooks,
+	"processor": runProcessor,
 }
 
 // withCluster starts a control plane (and the manager, if asked) in a subdirectory of the work
@@ -130,6 +131,11 @@ func runLedger(ctx context.Context, cfg Config) []Section {
 	}
 	o := LedgerOptions{Payments: cfg.scaled(10000, 500), Workers: 8, Dir: dir, ProfileDir: cfg.ProfileDir, Progress: cfg.step}
 	return []Section{Ledger(ctx, o)}
+}
+
+func runProcessor(ctx context.Context, cfg Config) []Section {
+	o := ProcessorOptions{Charges: cfg.scaled(300, 20), Rounds: cfg.scaled(9, 2), Progress: cfg.step}
+	return []Section{Processor(ctx, o)}
 }
 
 func runWebhooks(ctx context.Context, cfg Config) []Section {

@@ -3,7 +3,7 @@
 // SQLite and PostgreSQL, each figure beside a baseline measured in the same run. It prints one
 // table and writes it, with the machine it ran on, to docs/benchmarks.md.
 //
-//	go run ./bench/cmd/portero-bench [-only sessions,portal,operator,ledger,webhooks] [-quick] [-out docs/benchmarks.md]
+//	go run ./bench/cmd/portero-bench [-only sessions,portal,operator,ledger,webhooks,processor] [-quick] [-out docs/benchmarks.md]
 //
 // It also serves as its own helper processes: `portero-bench serve-constant` (the baseline page
 // server) and `portero-bench loadgen` (the fixed-rate load generator).
@@ -46,7 +46,7 @@ func main() {
 		portals, sessions, expiring         int
 	)
 	flag.StringVar(&out, "out", "", "Write the table and the method notes to this Markdown file (e.g. docs/benchmarks.md).")
-	flag.StringVar(&only, "only", "sessions,portal,operator,ledger,webhooks", "Comma-separated benchmarks to run.")
+	flag.StringVar(&only, "only", "sessions,portal,operator,ledger,webhooks,processor", "Comma-separated benchmarks to run.")
 	flag.StringVar(&binDir, "bin", filepath.Join(root, "bin"), "Directory holding the manager and portal binaries (`make build`).")
 	flag.StringVar(&work, "work", "", "Directory for logs, kubeconfigs and data (default: a temporary one, removed unless -keep).")
 	flag.StringVar(&profileDir, "profile-dir", "", "Write CPU and heap profiles of the manager here (needs a manager with --pprof-bind-address).")
