@@ -18,7 +18,7 @@ import (
 func withStripe(t testing.TB, apiBase string) func(*billingv1alpha1.CustomerPortal) {
 	return func(p *billingv1alpha1.CustomerPortal) {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: "acme-stripe"},
-			StringData: map[string]string{"secret_key": "sk_test_portero_api", "webhook_secret": "whsec_portero_api", "api_base": apiBase}}
+			StringData: map[string]string{"secret_key": "sk_test_PorteroApi", "webhook_secret": "whsec_portero_api", "api_base": apiBase}}
 		if err := k8s.Create(context.Background(), s); err != nil {
 			t.Fatal(err)
 		}
@@ -53,10 +53,26 @@ func TestStripePortalRefusesRawCards(t *testing.T) {
 	if len(list.Data) != 0 {
 		t.Fatalf("refused requests added %d methods", len(list.Data))
 	}
+	// A card created at Stripe (here, stripe-mock's) is adopted: attached to the customer's
+	// Stripe customer, which is created for it.
+	var m paymentMethodJSON
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(f.logs.String())
+		}
+	})
+	f.expect(req{method: "POST", path: path, body: map[string]any{"type": "card", "processor_payment_method": "pm_1Qx2Ab3Cd4Ef5Gh6"}},
+		http.StatusCreated, "").json(t, &m)
+	if m.Type != "card" || m.Card == nil || len(m.Card.Last4) != 4 || m.Card.Fingerprint != "" {
+		t.Fatalf("adopted card = %+v: want brand, last 4 and expiry, nothing more", m)
+	}
+	if pc, err := f.store.Customer(f.ctx, payments.ProcessorStripe, c.ID); err != nil || !strings.HasPrefix(pc.ProcessorCustomer, "cus_") {
+		t.Fatalf("Stripe customer = %+v, %v", pc, err)
+	}
 	if strings.Contains(f.logs.String(), "4242424242424242") || strings.Contains(f.bodies.String(), "4242424242424242") {
 		t.Fatal("a raw card number reached the logs or a response")
 	}
-	if strings.Contains(f.logs.String(), "sk_test_portero_api") || strings.Contains(f.bodies.String(), "sk_test_portero_api") {
+	if strings.Contains(f.logs.String(), "sk_test_PorteroApi") || strings.Contains(f.bodies.String(), "sk_test_PorteroApi") {
 		t.Fatal("the processor's secret key reached the logs or a response")
 	}
 }
