@@ -4,8 +4,8 @@
 // spec.processor.type to one), and the built-in sandbox's core. Each processor's adapter lives
 // in a folder of its own (sandbox/, stripe/) and passes the suite in processortest/.
 //
-// Processor is the older, narrower interface the ledger still calls until portal/charging
-// takes over driving processors; the sandbox implements both.
+// Processor is the older, narrower interface the ledger called before portal/charging drove the
+// processors (the ledger now only records); the sandbox's core still implements it.
 //
 // Nothing in this package stores or logs a card number or security code: they exist only in a
 // CardDetails value on the way to TokenizeCard, and every error is a fixed, localised message.
