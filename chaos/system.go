@@ -16,7 +16,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -331,14 +330,6 @@ func (s *system) linkSecrets(ctx context.Context) (map[string]int, error) {
 		out[strings.TrimSuffix(sec.Name, "-link")]++
 	}
 	return out, nil
-}
-
-// ignoreNotFound is client.IgnoreNotFound without the import.
-func ignoreNotFound(err error) error {
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
 }
 
 func clientKey(ns, name string) types.NamespacedName {
