@@ -91,10 +91,10 @@ func (p *faultyProcessor) Charge(ctx context.Context, req payments.ChargeRequest
 }
 
 // AmbiguousCharges (scenario 1) charges N payments, one per customer with a card, through the
-// ledger while a fifth of the processor calls time out after the processor collected or answer
-// 5xx. The ledger leaves those payments processing; the recovery sweep the billing loop runs
-// (RecoverProcessing) re-drives them with the same idempotency key on a simulated clock until
-// none is left. Checked afterwards, in the database and at the processor: every payment
+// charging driver and the ledger (as the portal does) while a fifth of the processor calls time
+// out after the processor collected or answer 5xx. Those attempts stay processing; the recovery
+// sweep the billing loop runs (the driver's Redrive) re-drives them with the same idempotency key
+// on a simulated clock until none is left. Checked afterwards, in the database and at the processor: every payment
 // settled, each collected exactly once and recorded succeeded with one succeeded attempt.
 func AmbiguousCharges(ctx context.Context, cfg Config) Outcome {
 	n := cfg.size(1000, 150)
