@@ -73,13 +73,16 @@ func run(m *testing.M) int {
 	var progress bytes.Buffer
 	sys, err = localsys.Start(ctx, localsys.Options{Assets: assets, Bin: bin, State: filepath.Join(tmp, "state"), Root: root, Progress: &progress})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "start the local system: %v\n%s", err, progress.String())
+		fmt.Fprintf(os.Stderr, "%s", progress.String())
 		dumpLogs(filepath.Join(tmp, "state"))
+		// Last, so that a CI log showing only its tail still says why.
+		fmt.Fprintf(os.Stderr, "e2e: start the local system: %v\n", err)
 		return 1
 	}
 	code := m.Run()
 	if code != 0 {
 		dumpLogs(filepath.Join(tmp, "state"))
+		fmt.Fprintln(os.Stderr, "e2e: a journey failed: its --- FAIL lines are above the logs")
 	}
 	sys.Stop()
 	return code
@@ -91,8 +94,8 @@ func dumpLogs(state string) {
 		if err != nil {
 			continue
 		}
-		if len(b) > 4000 {
-			b = b[len(b)-4000:]
+		if len(b) > 1500 {
+			b = b[len(b)-1500:]
 		}
 		fmt.Fprintf(os.Stderr, "--- tail of %s.log ---\n%s\n", name, b)
 	}

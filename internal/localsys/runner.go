@@ -50,6 +50,9 @@ type runner struct {
 	claimed map[string]bool   // ports this run has taken (and checked free once)
 	running map[types.NamespacedName]*localProc
 	wake    chan struct{}
+	// cancel ends the watch loop; Stop calls it first, so no portal is restarted while the
+	// system is going down (against an API server that is gone).
+	cancel context.CancelFunc
 	// free offers an unused loopback port (freePort; tests script it).
 	free func() string
 }
@@ -132,6 +135,10 @@ func (r *runner) url(key types.NamespacedName) (string, error) {
 // watch runs the runner until ctx ends: an informer on every CustomerPortal, a pass over all of
 // them on each change, and the kubelet's status reports every two seconds.
 func (r *runner) watch(ctx context.Context, cfg *rest.Config) error {
+	ctx, cancel := context.WithCancel(ctx)
+	r.mu.Lock()
+	r.cancel = cancel
+	r.mu.Unlock()
 	c, err := cache.New(cfg, cache.Options{Scheme: scheme.New()})
 	if err != nil {
 		return err
@@ -293,6 +300,9 @@ func (r *runner) stop(key types.NamespacedName) {
 
 func (r *runner) stopAll() {
 	r.mu.Lock()
+	if r.cancel != nil {
+		r.cancel()
+	}
 	keys := make([]types.NamespacedName, 0, len(r.running))
 	for k := range r.running {
 		keys = append(keys, k)
