@@ -134,7 +134,7 @@ func runLedger(ctx context.Context, cfg Config) []Section {
 }
 
 func runProcessor(ctx context.Context, cfg Config) []Section {
-	o := ProcessorOptions{Charges: cfg.scaled(300, 20), Rounds: cfg.scaled(9, 2), Progress: cfg.step}
+	o := ProcessorOptions{Charges: cfg.scaled(300, 20), Rounds: cfg.scaled(21, 2), Progress: cfg.step}
 	return []Section{Processor(ctx, o)}
 }
 
