@@ -45,14 +45,18 @@ func localPortals(ports []string, catcherURL string) []localPortal {
 			Permissions: billingv1alpha1.Permissions{
 				UpdateBillingInfo: ptr.To(true), ViewPaymentHistory: ptr.To(true),
 				UpdatePaymentMethod: ptr.To(true), CancelSubscriptions: ptr.To(true),
+				UpdateSubscriptions: ptr.To(true),
 			},
-			Cancellation:   billingv1alpha1.Cancellation{Mode: billingv1alpha1.CancelAtPeriodEnd, CollectReason: true},
-			PaymentMethods: &billingv1alpha1.PaymentMethods{All: true},
-			ReturnURL:      "http://localhost/cuenta",
-			Branding:       billingv1alpha1.Branding{Locale: "es", PrimaryColor: "#0a7cff", SupportEmail: "soporte@portero.local"},
-			Email:          email,
-			MerchantAPI:    api,
-			Exposure:       &billingv1alpha1.Exposure{PublicURL: "http://127.0.0.1:" + ports[0] + "/"},
+			// Customers switch between the demo's monthly plans (seeded through the merchant
+			// API) and change their quantity, prorated to the second.
+			SubscriptionUpdate: billingv1alpha1.SubscriptionUpdate{Enabled: true, Quantity: true, Plans: demoPlanIDs()},
+			Cancellation:       billingv1alpha1.Cancellation{Mode: billingv1alpha1.CancelAtPeriodEnd, CollectReason: true},
+			PaymentMethods:     &billingv1alpha1.PaymentMethods{All: true},
+			ReturnURL:          "http://localhost/cuenta",
+			Branding:           billingv1alpha1.Branding{Locale: "es", PrimaryColor: "#0a7cff", SupportEmail: "soporte@portero.local"},
+			Email:              email,
+			MerchantAPI:        api,
+			Exposure:           &billingv1alpha1.Exposure{PublicURL: "http://127.0.0.1:" + ports[0] + "/"},
 			Webhooks: []billingv1alpha1.WebhookEndpoint{{Name: "catcher", URL: catcherURL,
 				SecretRef: billingv1alpha1.WebhookSecretReference{Name: "portero-webhooks"}}},
 		}},
@@ -221,6 +225,26 @@ type idOnly struct {
 	ID string `json:"id"`
 }
 
+// demoPlans are the general portal's plan catalogue: monthly, in ARS cents, switchable in the
+// portal (spec.subscriptionUpdate.plans).
+var demoPlans = []struct {
+	id, es, en  string
+	amount      int64
+	maxQuantity int
+}{
+	{"plan-inicial", "Plan Inicial", "Starter plan", 800000, 5},
+	{"plan-profesional", "Plan Profesional", "Professional plan", 1500000, 10},
+	{"plan-empresa", "Plan Empresa", "Business plan", 3500000, 50},
+}
+
+func demoPlanIDs() []string {
+	ids := make([]string, len(demoPlans))
+	for i, p := range demoPlans {
+		ids[i] = p.id
+	}
+	return ids
+}
+
 // demoCustomer is the customer the printed session link opens.
 const demoCustomerEmail = "ana.garcia@example.com"
 
@@ -249,7 +273,8 @@ func seedDemo(ctx context.Context, m merchant, marker string) (demoID string, er
 				{"type": "direct_debit", "account": "2850590940090418135201"},
 			},
 			[]map[string]any{
-				{"plan": "Plan Profesional", "amount": 1500000, "currency": "ARS", "interval": "month"},
+				// From the catalogue, begun ten days ago: changing it shows a prorated amount.
+				{"plan_id": "plan-profesional", "start_at": time.Now().Add(-10 * 24 * time.Hour).UTC().Format(time.RFC3339)},
 				{"plan": "Soporte Premium", "amount": 450000, "currency": "ARS", "interval": "month"},
 			}, 4},
 		{"estudio.lopez@example.com", "Estudio López", "Estudio López SRL", "30-71234567-1",
@@ -257,6 +282,14 @@ func seedDemo(ctx context.Context, m merchant, marker string) (demoID string, er
 			[]map[string]any{{"plan": "Plan Empresa", "amount": 9900000, "currency": "ARS", "interval": "year"}}, 1},
 		{"martin.sosa@example.com", "Martín Sosa", "", "",
 			nil, nil, 0},
+	}
+	for _, p := range demoPlans {
+		// Sending a plan again answers 200 with it, so a seeding interrupted halfway can rerun.
+		body := map[string]any{"id": p.id, "name": map[string]any{"es": p.es, "en": p.en}, "amount": p.amount,
+			"currency": "ARS", "interval": "month", "max_quantity": p.maxQuantity}
+		if err := m.do(ctx, http.MethodPost, "/api/v1/plans", body, nil); err != nil {
+			return "", fmt.Errorf("seed plan %s: %w", p.id, err)
+		}
 	}
 	for _, cu := range customers {
 		var c idOnly
