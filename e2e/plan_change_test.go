@@ -78,6 +78,7 @@ func TestPlanChangeJourney(t *testing.T) {
 	if !strings.HasPrefix(shown, "Hoy se cobran $ ") {
 		t.Fatalf("the review says %q, not the amount due now", shown)
 	}
+	save(t, ctx, "plan-change-es") // for the README, with E2E_README_SCREENSHOTS
 	clickAndLoad(t, ctx, "confirm the change", `form[action$="/change"] button[type=submit]`)
 	expectText(t, ctx, "Listo, cambiaste tu plan.", "Profesional", "Básico → Profesional")
 
