@@ -32,19 +32,23 @@ import (
 	"github.com/portero-dev/portero/internal/scheme"
 )
 
+// defaultLeaderElectionID is the leader election Lease of an install that does not name one.
+const defaultLeaderElectionID = "portero-operator.billing.portero.dev"
+
 // defaultPortalImage is set at build time from the Makefile's IMG (-ldflags -X main.defaultPortalImage=…).
 var defaultPortalImage = "ghcr.io/portero-dev/portero:latest"
 
 func main() {
 	var (
 		metricsAddr, probeAddr, portalImage, pprofAddr, watchNamespaces string
-		leaderElectionNamespace                                         string
+		leaderElectionNamespace, leaderElectionID                       string
 		leaderElect, secureMetrics, localURLs                           bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so only one of several manager replicas reconciles.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; empty: the pod's own namespace (required outside a cluster).")
+	flag.StringVar(&leaderElectionID, "leader-election-id", defaultLeaderElectionID, "Name of the leader election Lease: installs that share a namespace need one each (the Helm chart sets <release>.billing.portero.dev for releases not named portero).")
 	flag.BoolVar(&secureMetrics, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address to serve Go pprof profiles on (off when empty); for benchmarks and debugging.")
 	flag.StringVar(&portalImage, "portal-image", defaultPortalImage, "Container image of the portal server run for each CustomerPortal.")
@@ -61,7 +65,7 @@ func main() {
 		log.Error(err, "bad --watch-namespaces")
 		os.Exit(2)
 	}
-	if err := run(metricsAddr, probeAddr, portalImage, pprofAddr, leaderElectionNamespace, namespaces, leaderElect, secureMetrics, localURLs); err != nil {
+	if err := run(metricsAddr, probeAddr, portalImage, pprofAddr, leaderElectionNamespace, leaderElectionID, namespaces, leaderElect, secureMetrics, localURLs); err != nil {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
@@ -141,7 +145,7 @@ func checkAccess(ctx context.Context, cfg *rest.Config, namespaces []string) err
 		"WATCH_NAMESPACES=… make deploy writes them), or leave them out of --watch-namespaces", strings.Join(missing, ", "))
 }
 
-func run(metricsAddr, probeAddr, portalImage, pprofAddr, leaderElectionNamespace string, namespaces []string, leaderElect, secureMetrics, localURLs bool) error {
+func run(metricsAddr, probeAddr, portalImage, pprofAddr, leaderElectionNamespace, leaderElectionID string, namespaces []string, leaderElect, secureMetrics, localURLs bool) error {
 	cfg := ctrl.GetConfigOrDie()
 	ctx := ctrl.SetupSignalHandler()
 	if err := checkAccess(ctx, cfg, namespaces); err != nil {
@@ -157,7 +161,10 @@ func run(metricsAddr, probeAddr, portalImage, pprofAddr, leaderElectionNamespace
 	opts.HealthProbeBindAddress = probeAddr
 	opts.PprofBindAddress = pprofAddr
 	opts.LeaderElection = leaderElect
-	opts.LeaderElectionID = "portero-operator.billing.portero.dev"
+	if errs := validation.IsDNS1123Subdomain(leaderElectionID); len(errs) > 0 {
+		return fmt.Errorf("--leader-election-id %q is not a valid Lease name: %s", leaderElectionID, strings.Join(errs, "; "))
+	}
+	opts.LeaderElectionID = leaderElectionID
 	opts.LeaderElectionNamespace = leaderElectionNamespace
 	opts.LeaderElectionReleaseOnCancel = true
 	mgr, err := ctrl.NewManager(cfg, opts)
