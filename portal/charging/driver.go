@@ -25,6 +25,8 @@ type Options struct {
 	Log *slog.Logger
 	// CallTimeout bounds one processor call; zero means DefaultCallTimeout.
 	CallTimeout time.Duration
+	// Observer hears of every processor call (metrics); nil means none.
+	Observer Observer
 }
 
 // Driver drives one portal's processor. It is safe for concurrent use.
@@ -33,6 +35,15 @@ type Driver struct {
 	rec         Recorder
 	log         *slog.Logger
 	callTimeout time.Duration
+	observer    Observer
+}
+
+func (d *Driver) charge(ctx context.Context, req payments.ChargeRequest) (payments.ChargeResult, error) {
+	return observe(d, "charge", func() (payments.ChargeResult, error) { return d.adapter.Charge(ctx, req) })
+}
+
+func (d *Driver) lookupCharge(ctx context.Context, req payments.ChargeRequest) (payments.ChargeResult, error) {
+	return observe(d, "lookup_charge", func() (payments.ChargeResult, error) { return d.adapter.LookupCharge(ctx, req) })
 }
 
 // New returns a driver.
@@ -46,7 +57,7 @@ func New(o Options) (*Driver, error) {
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = DefaultCallTimeout
 	}
-	return &Driver{adapter: o.Adapter, rec: o.Recorder, callTimeout: o.CallTimeout,
+	return &Driver{adapter: o.Adapter, rec: o.Recorder, callTimeout: o.CallTimeout, observer: o.Observer,
 		log: o.Log.With("processor", string(o.Adapter.Type()))}, nil
 }
 
@@ -112,7 +123,9 @@ func (d *Driver) processorCustomer(ctx context.Context, customerID string) (Cust
 	if c.ProcessorCustomer != "" {
 		return c, nil
 	}
-	id, err := d.adapter.EnsureCustomer(ctx, payments.CustomerRequest{ID: c.ID, Email: c.Email, Name: c.Name, Locale: c.Locale})
+	id, err := observe(d, "ensure_customer", func() (string, error) {
+		return d.adapter.EnsureCustomer(ctx, payments.CustomerRequest{ID: c.ID, Email: c.Email, Name: c.Name, Locale: c.Locale})
+	})
 	if err != nil {
 		return Customer{}, fmt.Errorf("create customer %s at %s: %w", customerID, d.adapter.Type(), err)
 	}
@@ -132,8 +145,10 @@ func (d *Driver) StartSetup(ctx context.Context, customerID string, in SetupInpu
 	if err != nil {
 		return payments.SetupSession{}, err
 	}
-	s, err := d.adapter.StartSetup(ctx, payments.SetupRequest{Customer: c.ProcessorCustomer, PorteroCustomer: customerID,
-		ReturnURL: in.ReturnURL, CancelURL: in.CancelURL, Locale: in.Locale, MethodType: payments.MethodCard})
+	s, err := observe(d, "start_setup", func() (payments.SetupSession, error) {
+		return d.adapter.StartSetup(ctx, payments.SetupRequest{Customer: c.ProcessorCustomer, PorteroCustomer: customerID,
+			ReturnURL: in.ReturnURL, CancelURL: in.CancelURL, Locale: in.Locale, MethodType: payments.MethodCard})
+	})
 	if err != nil {
 		return payments.SetupSession{}, fmt.Errorf("start set-up for customer %s: %w", customerID, err)
 	}
@@ -155,7 +170,9 @@ func (d *Driver) CompleteSetup(ctx context.Context, customerID, reference string
 		// No set-up was ever started for this customer, so the reference cannot be theirs.
 		return MethodAdded{}, &payments.Error{Code: payments.CodeSetupIncomplete}
 	}
-	m, err := d.adapter.CompleteSetup(ctx, payments.SetupCompletion{Reference: reference, Customer: c.ProcessorCustomer})
+	m, err := observe(d, "complete_setup", func() (payments.Method, error) {
+		return d.adapter.CompleteSetup(ctx, payments.SetupCompletion{Reference: reference, Customer: c.ProcessorCustomer})
+	})
 	if err != nil {
 		return MethodAdded{}, fmt.Errorf("complete set-up for customer %s: %w", customerID, err)
 	}
@@ -171,7 +188,9 @@ func (d *Driver) AttachProcessorMethod(ctx context.Context, customerID, processo
 	if err != nil {
 		return MethodAdded{}, err
 	}
-	m, err := d.adapter.AttachMethod(ctx, payments.AttachRequest{Customer: c.ProcessorCustomer, MethodID: processorMethodID})
+	m, err := observe(d, "attach_method", func() (payments.Method, error) {
+		return d.adapter.AttachMethod(ctx, payments.AttachRequest{Customer: c.ProcessorCustomer, MethodID: processorMethodID})
+	})
 	if err != nil {
 		return MethodAdded{}, fmt.Errorf("attach method for customer %s: %w", customerID, err)
 	}
@@ -201,7 +220,7 @@ func (d *Driver) AddCard(ctx context.Context, customerID string, card payments.C
 	if _, err := d.rec.Customer(ctx, d.adapter.Type(), customerID); err != nil {
 		return MethodAdded{}, fmt.Errorf("read customer %s: %w", customerID, err)
 	}
-	t, err := tok.TokenizeCard(ctx, card)
+	t, err := observe(d, "tokenize_card", func() (payments.TokenizedCard, error) { return tok.TokenizeCard(ctx, card) })
 	if err != nil {
 		return MethodAdded{}, fmt.Errorf("tokenize card for customer %s: %w", customerID, err)
 	}
@@ -246,7 +265,9 @@ func (d *Driver) RemoveMethod(ctx context.Context, customerID, methodID string) 
 		if err != nil {
 			return fmt.Errorf("read customer %s: %w", customerID, err)
 		}
-		if err := d.adapter.Detach(ctx, payments.DetachRequest{Customer: c.ProcessorCustomer, MethodID: m.ProcessorID}); err != nil {
+		if _, err := observe(d, "detach", func() (struct{}, error) {
+			return struct{}{}, d.adapter.Detach(ctx, payments.DetachRequest{Customer: c.ProcessorCustomer, MethodID: m.ProcessorID})
+		}); err != nil {
 			return fmt.Errorf("detach method %s of customer %s: %w", methodID, customerID, err)
 		}
 	}
@@ -296,7 +317,7 @@ func (d *Driver) Charge(ctx context.Context, a Attempt) (Result, error) {
 		d.log.Error("charge not attempted; payment left processing", "payment", a.PaymentID, "attempt", a.Number, "err", err)
 		return d.unknown(a), nil
 	}
-	res, err := d.adapter.Charge(ctx, req)
+	res, err := d.charge(ctx, req)
 	if err != nil {
 		d.log.Error("charge outcome unknown; payment left processing", "payment", a.PaymentID, "attempt", a.Number, "err", err)
 		return d.unknown(a), nil
@@ -392,9 +413,9 @@ func (d *Driver) redrive(ctx context.Context, a Attempt) (Result, error) {
 		d.log.Error("re-drive not attempted; payment left processing", "payment", a.PaymentID, "attempt", a.Number, "err", err)
 		return d.unknown(a), nil
 	}
-	res, err := d.adapter.LookupCharge(ctx, req)
+	res, err := d.lookupCharge(ctx, req)
 	if errors.Is(err, payments.ErrNoSuchCharge) {
-		res, err = d.adapter.Charge(ctx, req)
+		res, err = d.charge(ctx, req)
 	}
 	if err != nil {
 		d.log.Error("re-drive outcome unknown; payment left processing", "payment", a.PaymentID, "attempt", a.Number, "err", err)
@@ -419,8 +440,10 @@ func (d *Driver) Authenticate(ctx context.Context, customerID, paymentID, return
 	if err != nil {
 		return "", Result{}, err
 	}
-	ar, err := d.adapter.Authenticate(ctx, payments.ActionRequest{Reference: a.Reference, Customer: req.Customer,
-		Method: a.Method, ReturnURL: returnURL, IdempotencyKey: req.IdempotencyKey})
+	ar, err := observe(d, "authenticate", func() (payments.ActionResult, error) {
+		return d.adapter.Authenticate(ctx, payments.ActionRequest{Reference: a.Reference, Customer: req.Customer,
+			Method: a.Method, ReturnURL: returnURL, IdempotencyKey: req.IdempotencyKey})
+	})
 	if err != nil {
 		return "", Result{}, fmt.Errorf("authenticate payment %s: %w", paymentID, err)
 	}
@@ -451,7 +474,7 @@ func (d *Driver) settle(ctx context.Context, a Attempt) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := d.adapter.LookupCharge(ctx, req)
+	res, err := d.lookupCharge(ctx, req)
 	if err != nil {
 		return Result{}, fmt.Errorf("look up payment %s attempt %d: %w", a.PaymentID, a.Number, err)
 	}
@@ -480,7 +503,7 @@ func (d *Driver) ConfirmPending(ctx context.Context, paymentID string) (Result, 
 	default:
 		return Result{}, fmt.Errorf("confirm payment %s (%s): %w", paymentID, a.Status, ErrNotWaiting)
 	}
-	res, err := conf.Confirm(ctx, a.Reference)
+	res, err := observe(d, "confirm", func() (payments.ChargeResult, error) { return conf.Confirm(ctx, a.Reference) })
 	if err != nil {
 		return Result{}, fmt.Errorf("confirm payment %s with %s: %w", paymentID, d.adapter.Type(), err)
 	}

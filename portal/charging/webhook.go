@@ -109,7 +109,9 @@ func (d *Driver) applySetup(ctx context.Context, ev payments.Event) error {
 		d.log.Warn("set-up event for a customer without a processor customer; ignored", "event", ev.ID, "customer", c.ID)
 		return nil
 	}
-	m, err := d.adapter.CompleteSetup(ctx, payments.SetupCompletion{Reference: ev.Reference, Customer: c.ProcessorCustomer})
+	m, err := observe(d, "complete_setup", func() (payments.Method, error) {
+		return d.adapter.CompleteSetup(ctx, payments.SetupCompletion{Reference: ev.Reference, Customer: c.ProcessorCustomer})
+	})
 	var pe *payments.Error
 	if errors.As(err, &pe) {
 		d.log.Warn("set-up event does not complete a set-up; ignored", "event", ev.ID, "customer", c.ID, "code", pe.Code)

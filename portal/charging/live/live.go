@@ -68,6 +68,9 @@ type Options struct {
 type Processors struct {
 	o        Options
 	webhooks *prometheus.CounterVec
+	// calls and callSeconds count and time every call to the processor (charging.Observer).
+	calls       *prometheus.CounterVec
+	callSeconds *prometheus.HistogramVec
 
 	mu  sync.Mutex
 	cur *entry
@@ -100,9 +103,22 @@ func New(o Options) (*Processors, error) {
 		Help: "Payment processor webhooks received, by processor, normalised event type and outcome " +
 			"(handled, duplicate, ignored, bad_signature, malformed, failed, unavailable, wrong_processor).",
 	}, []string{"processor", "type", "outcome"})}
+	p.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portero_portal_processor_requests_total",
+		Help: "Calls to the payment processor, by processor, operation (charge, lookup_charge, start_setup, " +
+			"complete_setup, …) and outcome (ok; a charge's succeeded, failed, pending or requires_action; " +
+			"not_found, refused, unavailable, error — a charge that is unavailable or error has an unknown outcome, re-driven later).",
+	}, []string{"processor", "operation", "outcome"})
+	p.callSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "portero_portal_processor_request_duration_seconds",
+		Help:    "How long calls to the payment processor took, by processor and operation.",
+		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"processor", "operation"})
 	if o.Metrics != nil {
-		if err := o.Metrics.Register(p.webhooks); err != nil {
-			return nil, fmt.Errorf("register processor webhook metrics: %w", err)
+		for _, c := range []prometheus.Collector{p.webhooks, p.calls, p.callSeconds} {
+			if err := o.Metrics.Register(c); err != nil {
+				return nil, fmt.Errorf("register processor metrics: %w", err)
+			}
 		}
 	}
 	return p, nil
@@ -150,7 +166,12 @@ func (p *Processors) Driver(ctx context.Context) (*charging.Driver, error) {
 		p.o.Log.Error("payment processor not usable; payments wait", "processor", typ, "secret", secretName, "err", err)
 		return nil, payments.Unavailable("processor "+string(typ), err)
 	}
-	d, err := charging.New(charging.Options{Adapter: a, Recorder: p.o.Recorder, Log: p.o.Log})
+	processor := string(typ)
+	d, err := charging.New(charging.Options{Adapter: a, Recorder: p.o.Recorder, Log: p.o.Log,
+		Observer: func(op string, took time.Duration, outcome string) {
+			p.calls.WithLabelValues(processor, op, outcome).Inc()
+			p.callSeconds.WithLabelValues(processor, op).Observe(took.Seconds())
+		}})
 	if err != nil {
 		return nil, err
 	}
