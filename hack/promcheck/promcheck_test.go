@@ -61,7 +61,7 @@ func TestAlertsAreDocumented(t *testing.T) {
 	}
 	runbook := string(b)
 	want := []string{"PorteroPortalNotReady", "PorteroSessionLinkSlow", "PorteroPaymentFailureRatioHigh", "PorteroSignInLockoutsSpiking",
-		"PorteroWebhookBacklogOld"}
+		"PorteroWebhookBacklogOld", "PorteroProcessorUnreachable"}
 	if got := slices.Sorted(maps.Keys(alerts)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
 		t.Errorf("alerts %v, want %v", got, want)
 	}
@@ -148,6 +148,21 @@ func TestAlertsFireAsDocumented(t *testing.T) {
 				portero_portal_logins_total{namespace="shop", portal="steady", method="code", result="locked"} 0+0.5x1450
 				portero_portal_logins_total{namespace="shop", portal="attacked", method="code", result="ok"} 0+5x1450`,
 			firing: map[int][]string{1440: nil, 1450: {"portal=attacked"}},
+		}},
+		"PorteroProcessorUnreachable": {{
+			name: "a portal whose processor times out on half its calls; another with a few 5xx; a third with two calls, both lost",
+			series: `portero_portal_processor_requests_total{namespace="shop", portal="down", processor="stripe", operation="charge", outcome="unavailable"} 0+5x30
+				portero_portal_processor_requests_total{namespace="shop", portal="down", processor="stripe", operation="charge", outcome="succeeded"} 0+5x30
+				portero_portal_processor_requests_total{namespace="shop", portal="fine", processor="stripe", operation="charge", outcome="error"} 0+1x30
+				portero_portal_processor_requests_total{namespace="shop", portal="fine", processor="stripe", operation="charge", outcome="succeeded"} 0+20x30
+				portero_portal_processor_requests_total{namespace="shop", portal="quiet", processor="mercadopago", operation="charge", outcome="unavailable"} 0 1 2x28`,
+			firing: map[int][]string{3: nil, 10: {"portal=down"}, 30: {"portal=down"}},
+		}, {
+			name: "declines and refusals are answers, not an unreachable processor",
+			series: `portero_portal_processor_requests_total{namespace="shop", portal="declines", processor="stripe", operation="charge", outcome="failed"} 0+10x30
+				portero_portal_processor_requests_total{namespace="shop", portal="declines", processor="stripe", operation="attach_method", outcome="refused"} 0+10x30
+				portero_portal_processor_requests_total{namespace="shop", portal="declines", processor="stripe", operation="charge", outcome="succeeded"} 0+1x30`,
+			firing: map[int][]string{30: nil},
 		}},
 		"PorteroWebhookBacklogOld": {{
 			name: "one portal's endpoint down (oldest event ages a minute a minute, both replicas report it), another delivering",
