@@ -4,6 +4,7 @@ import (
 	"context"
 	"image"
 	"image/color"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,7 +145,9 @@ func TestShareQRScansAsTheLink(t *testing.T) {
 
 // scanTerminalQR reads a QR code drawn with half blocks, as qrterminal draws it for a dark
 // terminal: a full block is two light modules, a space two dark ones, ▀ light above dark, ▄ dark
-// above light. It is rasterized as a screen shows it and decoded by an independent reader.
+// above light. It is rasterized as a screen shows it and decoded by an independent reader, told
+// that the image is the code alone, pixel-exact (zxing's "pure barcode"): its general detector,
+// made for photographs, misjudges the module size of about 1 in 200 perfect renderings.
 func scanTerminalQR(t *testing.T, rows []string) string {
 	t.Helper()
 	var grid [][]bool // true: dark
@@ -166,6 +169,11 @@ func scanTerminalQR(t *testing.T, rows []string) string {
 		}
 		grid = append(grid, top, bottom)
 	}
+	// With an odd number of module rows, the lower half of the last line is the terminal's own
+	// background (▀ all along), not part of the code.
+	if last := grid[len(grid)-1]; !slices.Contains(last, false) {
+		grid = grid[:len(grid)-1]
+	}
 	if len(grid) < 21*2/2 {
 		t.Fatalf("QR block too small: %d rows", len(grid))
 	}
@@ -186,7 +194,7 @@ func scanTerminalQR(t *testing.T, rows []string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := zxingqr.NewQRCodeReader().Decode(bmp, nil)
+	res, err := zxingqr.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true})
 	if err != nil {
 		t.Fatalf("the QR block does not scan: %v", err)
 	}
