@@ -225,16 +225,19 @@ type idOnly struct {
 	ID string `json:"id"`
 }
 
-// demoPlans are the general portal's plan catalogue: monthly, in ARS cents, switchable in the
-// portal (spec.subscriptionUpdate.plans).
+// demoPlans are the general portal's plan catalogue, in ARS cents, switchable in the portal
+// (spec.subscriptionUpdate.plans): three monthly plans and a yearly one (choosing it starts a
+// new, yearly period).
 var demoPlans = []struct {
 	id, es, en  string
 	amount      int64
 	maxQuantity int
+	interval    string
 }{
-	{"plan-inicial", "Plan Inicial", "Starter plan", 800000, 5},
-	{"plan-profesional", "Plan Profesional", "Professional plan", 1500000, 10},
-	{"plan-empresa", "Plan Empresa", "Business plan", 3500000, 50},
+	{"plan-inicial", "Plan Inicial", "Starter plan", 800000, 5, "month"},
+	{"plan-profesional", "Plan Profesional", "Professional plan", 1500000, 10, "month"},
+	{"plan-empresa", "Plan Empresa", "Business plan", 3500000, 50, "month"},
+	{"plan-profesional-anual", "Plan Profesional anual", "Professional plan, yearly", 15000000, 10, "year"},
 }
 
 func demoPlanIDs() []string {
@@ -286,7 +289,7 @@ func seedDemo(ctx context.Context, m merchant, marker string) (demoID string, er
 	for _, p := range demoPlans {
 		// Sending a plan again answers 200 with it, so a seeding interrupted halfway can rerun.
 		body := map[string]any{"id": p.id, "name": map[string]any{"es": p.es, "en": p.en}, "amount": p.amount,
-			"currency": "ARS", "interval": "month", "max_quantity": p.maxQuantity}
+			"currency": "ARS", "interval": p.interval, "max_quantity": p.maxQuantity}
 		if err := m.do(ctx, http.MethodPost, "/api/v1/plans", body, nil); err != nil {
 			return "", fmt.Errorf("seed plan %s: %w", p.id, err)
 		}

@@ -50,7 +50,7 @@ func ErrorCodes() []string {
 		ledger.CodeNotFound, ledger.CodeInvalidField, ledger.CodeRequired,
 		ledger.CodeLastMethodWithActiveSubscription, ledger.CodeSubscriptionCanceled,
 		ledger.CodePaymentState, ledger.CodeMethodNotUsable, ledger.CodePaymentMethodLimit,
-		ledger.CodePlanExists, ledger.CodePlanArchived, ledger.CodePlanCurrencyMismatch, ledger.CodePlanIntervalMismatch,
+		ledger.CodePlanExists, ledger.CodePlanArchived, ledger.CodePlanCurrencyMismatch,
 		ledger.CodeQuantityAboveMaximum, ledger.CodeSubscriptionChanged, ledger.CodePeriodEnded,
 		// The processor's validation codes and refusals.
 		payments.CodeInvalidCardNumberCharacters, payments.CodeInvalidCardNumberLength,

@@ -163,6 +163,8 @@ type changeLineJSON struct {
 	Plan     string `json:"plan"`
 	Quantity int    `json:"quantity"`
 	Amount   int64  `json:"amount"`
+	// Interval is how often the line's plan bills: amount is per interval.
+	Interval string `json:"interval"`
 }
 
 // changeJSON is what a change comes to.
@@ -174,7 +176,8 @@ type changeJSON struct {
 	Effective         string         `json:"effective"`
 	EffectiveAt       time.Time      `json:"effective_at"`
 	// Prorated is (to.amount − from.amount) × remaining ÷ period seconds, rounded once, half
-	// away from zero: positive is due now, negative is credited.
+	// away from zero: positive is due now, negative is credited (for an interval change at
+	// once, to.amount − unused).
 	Prorated         int64 `json:"prorated"`
 	RemainingSeconds int64 `json:"remaining_seconds"`
 	PeriodSeconds    int64 `json:"period_seconds"`
@@ -184,20 +187,31 @@ type changeJSON struct {
 	CreditApplied int64 `json:"credit_applied"`
 	AmountDue     int64 `json:"amount_due"`
 	Credit        int64 `json:"credit"`
+	// IntervalChange: to bills at another interval than from, so the change starts a new
+	// period, [new_period_start, new_period_end): at once (prorated is then to.amount less
+	// unused, what is left of the old period at the old price) or at the period's end.
+	IntervalChange bool       `json:"interval_change"`
+	Unused         int64      `json:"unused,omitempty"`
+	NewPeriodStart *time.Time `json:"new_period_start,omitempty"`
+	NewPeriodEnd   *time.Time `json:"new_period_end,omitempty"`
 }
 
 func toChange(q ledger.ChangeQuote) changeJSON {
 	line := func(l ledger.ChangeLine) changeLineJSON {
-		return changeLineJSON{PlanID: l.PlanID, Plan: l.Plan, Quantity: l.Quantity, Amount: l.Amount}
+		return changeLineJSON{PlanID: l.PlanID, Plan: l.Plan, Quantity: l.Quantity, Amount: l.Amount, Interval: string(l.Interval)}
 	}
-	return changeJSON{From: line(q.From), To: line(q.To), Currency: string(q.Currency),
+	var start, end *time.Time
+	if q.IntervalChange && !q.NewPeriodStart.IsZero() {
+		start, end = &q.NewPeriodStart, &q.NewPeriodEnd
+	}
+	return changeJSON{IntervalChange: q.IntervalChange, Unused: q.Unused, NewPeriodStart: start, NewPeriodEnd: end, From: line(q.From), To: line(q.To), Currency: string(q.Currency),
 		ProrationBehavior: string(q.Proration), Effective: string(q.Effective), EffectiveAt: q.EffectiveAt,
 		Prorated: q.Prorated, RemainingSeconds: q.RemainingSeconds, PeriodSeconds: q.PeriodSeconds,
 		Charge: q.Charge, CreditApplied: q.CreditApplied, AmountDue: q.AmountDue, Credit: q.Credit}
 }
 
 // updateSubscription changes a subscription's plan or quantity. The merchant may move a
-// subscription to any active plan of its currency and interval (the portal's
+// subscription to any active plan of its currency (one of another interval starts a new period; the portal's
 // spec.subscriptionUpdate.plans bound only what customers may choose); the proration behaviour
 // and the moment default to the portal's rules. Asking again for what the subscription already
 // is changes and charges nothing, so a retried request is harmless.

@@ -239,3 +239,42 @@ func TestSessionFlowUpdateSubscription(t *testing.T) {
 	f.expect(req{method: "POST", path: "/api/v1/portal_sessions", body: map[string]any{"customer_id": other.ID,
 		"flow": map[string]any{"type": "update_subscription", "subscription_id": sub.ID}}}, 404, ledger.CodeNotFound)
 }
+
+// A plan of another interval: the change starts a new period, and the answer says so.
+func TestUpdateSubscriptionToAnotherInterval(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.customer("yearly@example.com")
+	f.addCard(c.ID, "4242424242424242", "123")
+	f.createPlan("basic", 250000, "ARS", 0)
+	f.expect(req{method: "POST", path: "/api/v1/plans", body: map[string]any{"id": "anual", "name": map[string]any{"es": "Anual", "en": "Yearly"},
+		"amount": 2500000, "currency": "ARS", "interval": "year"}}, 201, "")
+	sub := f.subscribeOnPlan(c.ID, "basic", 1)
+	path := "/api/v1/subscriptions/" + sub.ID + "/update"
+	res := f.expect(req{method: "POST", path: path, body: map[string]any{"plan_id": "anual", "preview": true}}, 200, "")
+	f.checker.validate(t, "SubscriptionUpdate", res.body)
+	var preview subscriptionUpdateJSON
+	res.json(t, &preview)
+	ch := preview.Change
+	unused := prorated(t, changeJSON{To: changeLineJSON{Amount: ch.From.Amount * 2}, From: ch.From, RemainingSeconds: ch.RemainingSeconds, PeriodSeconds: ch.PeriodSeconds})
+	if !ch.IntervalChange || ch.From.Interval != "month" || ch.To.Interval != "year" || ch.Unused != unused ||
+		ch.Prorated != 2500000-unused || ch.AmountDue != ch.Prorated || ch.NewPeriodStart == nil || ch.NewPeriodEnd == nil ||
+		!ch.NewPeriodEnd.Equal(ch.NewPeriodStart.AddDate(1, 0, 0)) {
+		t.Fatalf("preview %+v", ch)
+	}
+	res = f.expect(req{method: "POST", path: path, body: map[string]any{"plan_id": "anual"}}, 200, "")
+	f.checker.validate(t, "SubscriptionUpdate", res.body)
+	var done subscriptionUpdateJSON
+	res.json(t, &done)
+	if !done.Changed || done.Subscription.Interval != "year" || done.Payment == nil || done.Payment.Amount != done.Change.AmountDue ||
+		!done.Subscription.CurrentPeriodEnd.Equal(*done.Change.NewPeriodEnd) {
+		t.Fatalf("change %+v", done)
+	}
+	// The same request again changes and charges nothing.
+	res = f.expect(req{method: "POST", path: path, body: map[string]any{"plan_id": "anual"}}, 200, "")
+	f.checker.validate(t, "SubscriptionUpdate", res.body)
+	var again subscriptionUpdateJSON
+	res.json(t, &again)
+	if again.Changed || again.Payment != nil {
+		t.Fatalf("retry %+v", again)
+	}
+}

@@ -38,7 +38,6 @@ const (
 	CodePlanExists           = "plan_exists"
 	CodePlanArchived         = "plan_archived"
 	CodePlanCurrencyMismatch = "plan_currency_mismatch"
-	CodePlanIntervalMismatch = "plan_interval_mismatch"
 	CodeQuantityAboveMaximum = "quantity_above_maximum"
 	CodeSubscriptionChanged  = "subscription_changed"
 	CodePeriodEnded          = "subscription_period_ended"
@@ -157,7 +156,7 @@ func (e *Error) messages() (en, es string) {
 	case CodeMethodNotUsable:
 		return "The payment method cannot be used (for example, the card expired).",
 			"El medio de pago no se puede usar (por ejemplo, la tarjeta está vencida)."
-	case CodePlanExists, CodePlanArchived, CodePlanCurrencyMismatch, CodePlanIntervalMismatch,
+	case CodePlanExists, CodePlanArchived, CodePlanCurrencyMismatch,
 		CodeQuantityAboveMaximum, CodeSubscriptionChanged, CodePeriodEnded:
 		return planMessages(e)
 	case CodePaymentMethodLimit:

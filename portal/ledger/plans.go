@@ -307,9 +307,6 @@ func planMessages(e *Error) (en, es string) {
 	case CodePlanCurrencyMismatch:
 		return "The plan is in another currency than the subscription; choose a plan in the same currency.",
 			"El plan está en otra moneda que la suscripción; elegí un plan en la misma moneda."
-	case CodePlanIntervalMismatch:
-		return "The plan bills at another interval than the subscription; a change keeps the billing period, so choose a plan with the same interval.",
-			"El plan se cobra con otra frecuencia que la suscripción; un cambio mantiene el período de facturación, así que elegí un plan con la misma frecuencia."
 	case CodeQuantityAboveMaximum:
 		n := strconv.Itoa(e.Limit)
 		return "The quantity is above the plan's maximum of " + n + ".",

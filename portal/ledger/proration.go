@@ -102,6 +102,8 @@ type proration struct {
 	// Prorated is the signed result of the rule; Charge and Credit what the behaviour makes
 	// of it (prorationOutcome).
 	Prorated, Charge, Credit int64
+	// Unused is what is left of the old period at the old price (restart only).
+	Unused int64
 }
 
 // prorate applies the rule to a change from oldPrice to newPrice (per period, minor units) at
@@ -113,5 +115,28 @@ func prorate(start, end, at time.Time, oldPrice, newPrice int64, b ProrationBeha
 		p.Prorated = Prorate(newPrice-oldPrice, p.Remaining, p.Period)
 	}
 	p.Charge, p.Credit = prorationOutcome(b, p.Prorated)
+	return p
+}
+
+// restart is what a change to a plan of another interval comes to at at: the period [start, end)
+// ends there and one of the new plan's interval begins, billed in advance at newPrice. What is
+// left of the old period is worth oldPrice × remaining ÷ period seconds (the rule above, rounded
+// once, half away from zero) and is taken off the new price, except with ProrateNone, which
+// charges the new period whole. The difference is charged; when the unused part is worth more
+// (a yearly plan left early for a monthly one) the rest is credited with ProrateCreate and
+// given up with ProrateAlwaysCharge, which credits nothing.
+func restart(start, end, at time.Time, oldPrice, newPrice int64, b ProrationBehavior) proration {
+	var p proration
+	p.Remaining, p.Period = ProrationSeconds(start, end, at)
+	if b != ProrateNone {
+		p.Unused = Prorate(oldPrice, p.Remaining, p.Period)
+	}
+	p.Prorated = newPrice - p.Unused
+	switch {
+	case p.Prorated > 0:
+		p.Charge = p.Prorated
+	case p.Prorated < 0 && b == ProrateCreate:
+		p.Credit = -p.Prorated
+	}
 	return p
 }

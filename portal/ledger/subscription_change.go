@@ -11,9 +11,11 @@ import (
 )
 
 // Plan and quantity changes. A change names the plan (a catalogue plan of the subscription's
-// currency and interval: a change keeps the billing period) and the quantity the subscription
-// should have; it takes effect at once, prorated by the rule in proration.go, or at the end of
-// the period. Changes are declarative: asking again for what the subscription already is (or
+// currency) and the quantity the subscription should have; it takes effect at once, prorated by
+// the rule in proration.go, or at the end of the period. A plan of the same interval keeps the
+// billing period; one of another interval (monthly to yearly, say) starts a new period of its
+// own: at once, with what is left of the old one taken off the first new one (restart in
+// proration.go), or at the period's end. Changes are declarative: asking again for what the subscription already is (or
 // is already set to become) changes and bills nothing, which is what makes a repeated request
 // harmless. What a change bills is keyed by the subscription and the change revision it
 // starts from, so no change is billed twice. A change records no merchant event of its own;
@@ -54,6 +56,8 @@ type ChangeLine struct {
 	PlanEN   string // the English name; "" for a free-text plan
 	Quantity int
 	Amount   int64
+	// Interval is how often the line's plan bills (Amount is per Interval).
+	Interval Interval
 }
 
 // Name is the line's plan name in the language of locale.
@@ -80,8 +84,16 @@ type ChangeQuote struct {
 	PeriodStart, PeriodEnd time.Time
 	// RemainingSeconds of PeriodSeconds are prorated (ProrationSeconds).
 	RemainingSeconds, PeriodSeconds int64
-	// Prorated is the rule's signed result (0 at period end or with ProrateNone).
+	// Prorated is the rule's signed result (0 at period end or with ProrateNone). For an
+	// interval change at once it is the new plan's price less Unused.
 	Prorated int64
+	// IntervalChange: the new plan bills at another interval, so the change starts a new period
+	// of the new plan's, [NewPeriodStart, NewPeriodEnd): at At (the old period ends there, and
+	// Unused, what is left of it at the old price, is taken off the new period's price) or at
+	// the period's end. Unused is 0 with ProrateNone: the new period is charged whole.
+	IntervalChange               bool
+	Unused                       int64
+	NewPeriodStart, NewPeriodEnd time.Time
 	// Charge is billed now; CreditApplied of it comes from the credit balance and AmountDue is
 	// collected through the payment method. Credit is added to the balance.
 	Charge, CreditApplied, AmountDue, Credit int64
@@ -155,10 +167,17 @@ func (s *Store) ChangeSubscription(ctx context.Context, customerID, id string, c
 		if quote.Effective == EffectiveAtPeriodEnd {
 			return s.scheduleChange(ctx, q, sub, quote, now)
 		}
+		// Another interval starts a new period, anchored at the change (see ChangeQuote).
+		start, end, anchor := sub.CurrentPeriodStart, sub.CurrentPeriodEnd, sub.BillingAnchor
+		if quote.IntervalChange {
+			start, end, anchor = quote.NewPeriodStart, quote.NewPeriodEnd, quote.NewPeriodStart
+		}
 		ok, err := q.execOne(ctx, `UPDATE subscriptions SET plan_id = ?, plan = ?, plan_en = ?, quantity = ?,
-			amount = ?, pending_plan_id = NULL, pending_quantity = NULL, change_revision = change_revision + 1,
+			amount = ?, billing_interval = ?, billing_anchor = ?, current_period_start = ?, current_period_end = ?,
+			pending_plan_id = NULL, pending_quantity = NULL, change_revision = change_revision + 1,
 			updated_at = ? WHERE id = ? AND change_revision = ?`,
-			target.ID, target.NameES, target.NameEN, quote.To.Quantity, quote.To.Amount, toMillis(now), id, sub.ChangeRevision)
+			target.ID, target.NameES, target.NameEN, quote.To.Quantity, quote.To.Amount, string(target.Interval),
+			toMillis(anchor), toMillis(start), toMillis(end), toMillis(now), id, sub.ChangeRevision)
 		if err != nil {
 			return fmt.Errorf("change subscription: %w", err)
 		}
@@ -264,9 +283,6 @@ func (s *Store) quoteChange(ctx context.Context, q querier, sub Subscription, ch
 	if p.Currency != sub.Currency {
 		return ChangeQuote{}, Plan{}, &Error{Kind: KindInvalid, Code: CodePlanCurrencyMismatch, Field: "plan_id"}
 	}
-	if p.Interval != sub.Interval {
-		return ChangeQuote{}, Plan{}, &Error{Kind: KindInvalid, Code: CodePlanIntervalMismatch, Field: "plan_id"}
-	}
 	qty := ch.Quantity
 	if qty == 0 {
 		qty = max(sub.Quantity, 1)
@@ -277,9 +293,11 @@ func (s *Store) quoteChange(ctx context.Context, q querier, sub Subscription, ch
 	price, _ := p.price(qty)
 	quote := ChangeQuote{
 		SubscriptionID: sub.ID, Revision: sub.ChangeRevision, Currency: sub.Currency,
-		From:      ChangeLine{PlanID: sub.PlanID, Plan: sub.Plan, PlanEN: sub.PlanEN, Quantity: max(sub.Quantity, 1), Amount: sub.Amount},
-		To:        ChangeLine{PlanID: p.ID, Plan: p.NameES, PlanEN: p.NameEN, Quantity: qty, Amount: price},
-		Proration: ch.Proration, Effective: ch.Effective,
+		From: ChangeLine{PlanID: sub.PlanID, Plan: sub.Plan, PlanEN: sub.PlanEN, Quantity: max(sub.Quantity, 1), Amount: sub.Amount,
+			Interval: sub.Interval},
+		To:             ChangeLine{PlanID: p.ID, Plan: p.NameES, PlanEN: p.NameEN, Quantity: qty, Amount: price, Interval: p.Interval},
+		IntervalChange: p.Interval != sub.Interval,
+		Proration:      ch.Proration, Effective: ch.Effective,
 		PeriodStart: sub.CurrentPeriodStart, PeriodEnd: sub.CurrentPeriodEnd,
 	}
 	same := p.ID == sub.PlanID && qty == sub.Quantity
@@ -308,10 +326,23 @@ func (s *Store) quoteChange(ctx context.Context, q querier, sub Subscription, ch
 	if quote.NoChange {
 		return quote, p, nil
 	}
-	if ch.Effective == EffectiveAtPeriodEnd {
+	switch {
+	case ch.Effective == EffectiveAtPeriodEnd:
 		quote.EffectiveAt = sub.CurrentPeriodEnd
 		quote.RemainingSeconds, quote.PeriodSeconds = ProrationSeconds(sub.CurrentPeriodStart, sub.CurrentPeriodEnd, quote.At)
-	} else {
+		if quote.IntervalChange {
+			// The renewal starts the new plan's period, on the same anchor.
+			quote.NewPeriodStart = sub.CurrentPeriodEnd
+			quote.NewPeriodEnd = periodEnd(sub.BillingAnchor, p.Interval, sub.CurrentPeriodEnd, s.zone)
+		}
+	case quote.IntervalChange:
+		quote.EffectiveAt = quote.At
+		pr := restart(sub.CurrentPeriodStart, sub.CurrentPeriodEnd, quote.At, sub.Amount, price, ch.Proration)
+		quote.RemainingSeconds, quote.PeriodSeconds = pr.Remaining, pr.Period
+		quote.Prorated, quote.Charge, quote.Credit, quote.Unused = pr.Prorated, pr.Charge, pr.Credit, pr.Unused
+		quote.NewPeriodStart = quote.At
+		quote.NewPeriodEnd = periodEnd(quote.At, p.Interval, quote.At, s.zone)
+	default:
 		quote.EffectiveAt = quote.At
 		pr := prorate(sub.CurrentPeriodStart, sub.CurrentPeriodEnd, quote.At, sub.Amount, price, ch.Proration)
 		quote.RemainingSeconds, quote.PeriodSeconds = pr.Remaining, pr.Period
@@ -326,23 +357,30 @@ func (s *Store) quoteChange(ctx context.Context, q querier, sub Subscription, ch
 	return quote, p, nil
 }
 
-// applyPendingChange puts a scheduled change into effect at a renewal (in its transaction) and
-// returns the subscription as it now is.
-func applyPendingChange(ctx context.Context, q querier, sub Subscription, now time.Time) (Subscription, error) {
+// pendingPlan reads the plan of sub's scheduled change.
+func pendingPlan(ctx context.Context, q querier, sub Subscription) (Plan, error) {
 	p, err := getPlan(ctx, q, sub.Pending.PlanID)
 	if err != nil {
-		return sub, fmt.Errorf("apply the scheduled change of subscription %s: %w", sub.ID, err)
+		return Plan{}, fmt.Errorf("apply the scheduled change of subscription %s: %w", sub.ID, err)
 	}
+	return p, nil
+}
+
+// applyPendingChange puts a scheduled change onto plan p (pendingPlan) into effect at a renewal
+// (in its transaction) and returns the subscription as it now is. The renewal has already
+// started the period at p's interval.
+func applyPendingChange(ctx context.Context, q querier, sub Subscription, p Plan, now time.Time) (Subscription, error) {
 	price, ok := p.price(sub.Pending.Quantity)
 	if !ok {
 		return sub, fmt.Errorf("apply the scheduled change of subscription %s: price out of range", sub.ID)
 	}
 	if _, err := q.exec(ctx, `UPDATE subscriptions SET plan_id = ?, plan = ?, plan_en = ?, quantity = ?, amount = ?,
-		pending_plan_id = NULL, pending_quantity = NULL, updated_at = ? WHERE id = ?`,
-		p.ID, p.NameES, p.NameEN, sub.Pending.Quantity, price, toMillis(now), sub.ID); err != nil {
+		billing_interval = ?, pending_plan_id = NULL, pending_quantity = NULL, updated_at = ? WHERE id = ?`,
+		p.ID, p.NameES, p.NameEN, sub.Pending.Quantity, price, string(p.Interval), toMillis(now), sub.ID); err != nil {
 		return sub, fmt.Errorf("apply the scheduled change of subscription %s: %w", sub.ID, err)
 	}
 	sub.PlanID, sub.Plan, sub.PlanEN, sub.Quantity, sub.Amount = p.ID, p.NameES, p.NameEN, sub.Pending.Quantity, price
+	sub.Interval = p.Interval
 	sub.Pending = nil
 	return sub, nil
 }

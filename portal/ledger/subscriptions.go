@@ -660,7 +660,16 @@ func (s *Store) renewOne(ctx context.Context, id string, now time.Time, processo
 			canceled = &c
 			return s.recordEvent(ctx, q, EventSubscriptionCanceled, c.CustomerID, c.ID, c)
 		}
-		next := periodEnd(sub.BillingAnchor, sub.Interval, end, s.zone)
+		// A change scheduled for this moment makes the new period the new plan's, at its interval.
+		interval := sub.Interval
+		var pending Plan
+		if sub.Pending != nil {
+			if pending, err = pendingPlan(ctx, q, sub); err != nil {
+				return err
+			}
+			interval = pending.Interval
+		}
+		next := periodEnd(sub.BillingAnchor, interval, end, s.zone)
 		did, err = q.execOne(ctx, `UPDATE subscriptions SET current_period_start = ?, current_period_end = ?,
 			updated_at = ? WHERE id = ? AND current_period_end = ?`,
 			toMillis(end), toMillis(next), toMillis(now), id, toMillis(end))
@@ -668,8 +677,7 @@ func (s *Store) renewOne(ctx context.Context, id string, now time.Time, processo
 			return err
 		}
 		if sub.Pending != nil {
-			// The change scheduled for this moment: the new period is the new plan's.
-			if sub, err = applyPendingChange(ctx, q, sub, now); err != nil {
+			if sub, err = applyPendingChange(ctx, q, sub, pending, now); err != nil {
 				return err
 			}
 		}

@@ -15,8 +15,8 @@ import (
 
 // Plan and quantity changes, within the portal's spec.subscriptionUpdate: "change plan" on a
 // subscription lists the plans customers may switch to (the rules' plans that exist, are not
-// archived and bill in the subscription's currency and interval), a review page shows the exact
-// amount due now or credited before anything happens, and its confirmation makes the change.
+// archived and bill in the subscription's currency; one of another interval starts a new
+// period), a review page shows the exact amount due now or credited before anything happens, and its confirmation makes the change.
 // Everything the pages offer is checked again on the server: a hand-made request for a plan
 // the rules do not list, a quantity the rules do not let customers change or above the plan's
 // maximum, or without the permission, is refused. The pages are plain forms: choosing is a GET
@@ -69,11 +69,14 @@ type planChangeData struct {
 	MaxQuantity   int
 	// Effective is the portal's moment ("immediately" or "at_period_end").
 	Effective string
+	// OtherInterval: some plan bills at another interval than the subscription (choosing it
+	// starts a new period).
+	OtherInterval bool
 }
 
 // allowedPlans are the plans the rules let customers of sub choose, in the rules' order: named
 // by spec.subscriptionUpdate.plans, existing, not archived, and in the subscription's currency
-// and interval (a change keeps the billing period). The current plan is among them when the
+// (a plan of another interval starts a new period: see ledger.ChangeQuote). The current plan is among them when the
 // rules name it.
 func (h *Handler) allowedPlans(v *visit, sub ledger.Subscription) ([]ledger.Plan, error) {
 	ids := v.portal.Spec.SubscriptionUpdate.Plans
@@ -84,7 +87,7 @@ func (h *Handler) allowedPlans(v *visit, sub ledger.Subscription) ([]ledger.Plan
 	var out []ledger.Plan
 	for _, id := range ids {
 		p, ok := byID[id]
-		if ok && !p.Archived() && p.Currency == sub.Currency && p.Interval == sub.Interval {
+		if ok && !p.Archived() && p.Currency == sub.Currency {
 			out = append(out, p)
 		}
 	}
@@ -170,6 +173,7 @@ func (h *Handler) planChangeData(v *visit, s ledger.Subscription, vals url.Value
 		d.Options = append(d.Options, planOption{ID: p.ID, Name: p.Name(v.locale), MaxQuantity: p.MaxQuantity,
 			PriceText: formatMoney(v.locale, p.Amount, p.Currency) + " " + tr(v.locale, "interval."+string(p.Interval)),
 			Current:   p.ID == s.PlanID, Selected: p.ID == chosen})
+		d.OtherInterval = d.OtherInterval || p.Interval != s.Interval
 		if p.MaxQuantity > d.MaxQuantity {
 			d.MaxQuantity = p.MaxQuantity
 		}
@@ -204,6 +208,8 @@ type planReviewData struct {
 	ChargeText, CreditAppliedText        string
 	AmountDueText, CreditText            string
 	EffectiveText, PeriodEndText         string
+	// UnusedText and NewPeriodEndText: an interval change (Quote.IntervalChange).
+	UnusedText, ToAmountText, NewPeriodEndText string
 	// AtUnix is the quote's instant, sent back with the confirmation.
 	AtUnix int64
 	// Plan and Quantity are the confirmation's fields.
@@ -250,11 +256,14 @@ func (h *Handler) reviewChange(w http.ResponseWriter, v *visit, s ledger.Subscri
 	}
 	loc := v.locale
 	money := func(n int64) string { return formatMoney(loc, n, q.Currency) }
-	per := " " + tr(loc, "interval."+string(s.Interval))
+	per := func(l ledger.ChangeLine) string {
+		return money(l.Amount) + " " + tr(loc, "interval."+string(l.Interval))
+	}
 	d := planReviewData{Sub: subscriptionView(loc, s, by), Quote: q, Plan: plan.ID, Quantity: qty, Updated: updated,
 		FromText: planLabelIn(q.From.Name(loc), q.From.Quantity), ToText: planLabelIn(q.To.Name(loc), q.To.Quantity),
-		FromPrice: money(q.From.Amount) + per, ToPrice: money(q.To.Amount) + per,
-		ChargeText: money(q.Charge), CreditAppliedText: money(q.CreditApplied), AmountDueText: money(q.AmountDue),
+		FromPrice: per(q.From), ToPrice: per(q.To), UnusedText: money(q.Unused), ToAmountText: money(q.To.Amount),
+		NewPeriodEndText: formatDate(loc, q.NewPeriodEnd),
+		ChargeText:       money(q.Charge), CreditAppliedText: money(q.CreditApplied), AmountDueText: money(q.AmountDue),
 		CreditText: money(q.Credit), EffectiveText: formatDate(loc, q.EffectiveAt), PeriodEndText: formatDate(loc, q.PeriodEnd),
 		AtUnix: q.At.Unix(), AtPeriodEnd: q.Effective == ledger.EffectiveAtPeriodEnd}
 	h.render(w, v, status, "planreview", "title.plan_review", d)
@@ -298,7 +307,7 @@ func (h *Handler) changeFailure(w http.ResponseWriter, v *visit, s ledger.Subscr
 		h.reviewChange(w, v, fresh, vals, http.StatusConflict, true)
 	case ledger.CodeQuantityAboveMaximum:
 		h.planChoiceAgain(w, v, s, vals, "quantity", "form.quantity_above_max")
-	case ledger.CodePlanArchived, ledger.CodePlanCurrencyMismatch, ledger.CodePlanIntervalMismatch:
+	case ledger.CodePlanArchived, ledger.CodePlanCurrencyMismatch:
 		h.planChoiceAgain(w, v, s, vals, "plan", "form.plan_choose")
 	default:
 		h.ledgerFailure(w, v, err)

@@ -281,3 +281,57 @@ func TestUpdateSubscriptionDeepLink(t *testing.T) {
 		t.Fatalf("without the permission the link leads to %s", got)
 	}
 }
+
+// A plan of another interval is offered too; choosing it starts a new period, and the review
+// says what the new period costs less what is left of the current one.
+func TestPlanChangeToAnotherInterval(t *testing.T) {
+	f := newFixture(t, withSpec(func(s *billingv1alpha1.CustomerPortalSpec) {
+		s.Permissions.UpdateSubscriptions = ptr.To(true)
+		s.SubscriptionUpdate = billingv1alpha1.SubscriptionUpdate{Enabled: true, Plans: []string{"basic", "pro", "anual"}}
+	}))
+	c, sub := f.planChangeSetup("yearly@example.com")
+	if _, _, err := f.ledger.CreatePlan(f.ctx, ledger.NewPlan{ID: "anual", NameES: "Anual", NameEN: "Yearly", Amount: 2500000,
+		Currency: ledger.ARS, Interval: ledger.Year}); err != nil {
+		t.Fatal(err)
+	}
+	b := f.browser()
+	b.signIn(c)
+	base := "/subscriptions/" + sub.ID
+	r := b.get(base + "/change")
+	wantStatus(t, r, http.StatusOK)
+	wantBody(t, r, `value="anual"`, "$ 25.000,00 por año", "el período de facturación empieza de nuevo")
+
+	quote, err := f.ledger.QuoteSubscriptionChange(f.ctx, c.ID, sub.ID, ledger.SubscriptionChange{PlanID: "anual",
+		Proration: ledger.ProrateCreate, Effective: ledger.EffectiveImmediately})
+	if err != nil || !quote.IntervalChange || quote.Unused <= 0 || quote.AmountDue != 2500000-quote.Unused {
+		t.Fatalf("quote %+v, %v", quote, err)
+	}
+	due, unused := formatMoney("es", quote.AmountDue, ledger.ARS), formatMoney("es", quote.Unused, ledger.ARS)
+	next := formatDate("es", quote.NewPeriodEnd)
+	r = b.get(base + "/change/review?plan=anual")
+	wantStatus(t, r, http.StatusOK)
+	wantBody(t, r, "Hoy se cobran "+due+" por el primer período del plan nuevo, hasta el "+next,
+		"Lo que queda sin usar de tu plan actual ("+unused+") se descuenta del precio del plan nuevo ($ 25.000,00)",
+		"el próximo cobro es el "+next+", de $ 25.000,00 por año", "$ 2.500,00 por mes")
+	wantRedirect(t, b.submit(base+"/change", confirmForm(t, r)), base)
+	got := f.sub(sub.ID)
+	if got.PlanID != "anual" || got.Interval != ledger.Year || !got.CurrentPeriodEnd.Equal(quote.NewPeriodEnd) {
+		t.Fatalf("after the change: %+v", got)
+	}
+	if pays := f.subPayments(sub.ID); len(pays) != 2 || pays[0].Amount != quote.AmountDue || pays[0].Status != ledger.PaymentSucceeded {
+		t.Fatalf("payments %+v", pays)
+	}
+	wantBody(t, b.get(base), "Anual", "por año")
+
+	// Back to monthly, in English: the unused year is worth more than a month, so it is credited.
+	b.get(base + "/change/review?plan=basic&lang=en") // sets the language and comes back without it
+	r = b.get(base + "/change/review?plan=basic")
+	wantStatus(t, r, http.StatusOK)
+	q2, err := f.ledger.QuoteSubscriptionChange(f.ctx, c.ID, sub.ID, ledger.SubscriptionChange{PlanID: "basic",
+		Proration: ledger.ProrateCreate, Effective: ledger.EffectiveImmediately})
+	if err != nil || q2.Credit != q2.Unused-250000 || q2.Credit <= 0 {
+		t.Fatalf("quote %+v, %v", q2, err)
+	}
+	wantBody(t, r, formatMoney("en", q2.Credit, ledger.ARS)+" is credited to your balance",
+		"the period starts again today: the next charge is on "+formatDate("en", q2.NewPeriodEnd))
+}
