@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -178,14 +180,24 @@ type merchant struct {
 }
 
 // do sends one merchant API request. A 503 — the API's "nothing was recorded, try again
-// shortly" (a portal just started whose configuration or key is not readable yet) — is retried
-// a few times, as a merchant's client would.
+// shortly" (a portal just started whose configuration or key is not readable yet) — and a
+// connection refused (the request never left) are retried for up to a minute, as a merchant's
+// client would: on a loaded machine a portal's first reads of the API server can take seconds.
 func (m merchant) do(ctx context.Context, method, path string, body any, out any, headers ...string) error {
 	var payload []byte
 	if body != nil {
 		payload, _ = json.Marshal(body)
 	}
+	deadline := time.Now().Add(time.Minute)
 	for attempt := 1; ; attempt++ {
+		wait := func() error {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(min(time.Duration(attempt)*250*time.Millisecond, 2*time.Second)):
+				return nil
+			}
+		}
 		req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(m.base, "/")+path, bytes.NewReader(payload))
 		if err != nil {
 			return err
@@ -199,15 +211,19 @@ func (m merchant) do(ctx context.Context, method, path string, body any, out any
 		}
 		resp, err := m.http.Do(req)
 		if err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) && time.Now().Before(deadline) {
+				if err := wait(); err != nil {
+					return err
+				}
+				continue
+			}
 			return err
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable && attempt < 5 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+		if resp.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			if err := wait(); err != nil {
+				return err
 			}
 			continue
 		}
