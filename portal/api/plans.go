@@ -194,6 +194,9 @@ type changeJSON struct {
 	Unused         int64      `json:"unused,omitempty"`
 	NewPeriodStart *time.Time `json:"new_period_start,omitempty"`
 	NewPeriodEnd   *time.Time `json:"new_period_end,omitempty"`
+	// PeriodUnpaid: an interval change at once of a past-due subscription; nothing of the
+	// unpaid period is taken off (unused is 0) and its payment stays due.
+	PeriodUnpaid bool `json:"period_unpaid,omitempty"`
 }
 
 func toChange(q ledger.ChangeQuote) changeJSON {
@@ -204,7 +207,7 @@ func toChange(q ledger.ChangeQuote) changeJSON {
 	if q.IntervalChange && !q.NewPeriodStart.IsZero() {
 		start, end = &q.NewPeriodStart, &q.NewPeriodEnd
 	}
-	return changeJSON{IntervalChange: q.IntervalChange, Unused: q.Unused, NewPeriodStart: start, NewPeriodEnd: end, From: line(q.From), To: line(q.To), Currency: string(q.Currency),
+	return changeJSON{IntervalChange: q.IntervalChange, Unused: q.Unused, PeriodUnpaid: q.PeriodUnpaid, NewPeriodStart: start, NewPeriodEnd: end, From: line(q.From), To: line(q.To), Currency: string(q.Currency),
 		ProrationBehavior: string(q.Proration), Effective: string(q.Effective), EffectiveAt: q.EffectiveAt,
 		Prorated: q.Prorated, RemainingSeconds: q.RemainingSeconds, PeriodSeconds: q.PeriodSeconds,
 		Charge: q.Charge, CreditApplied: q.CreditApplied, AmountDue: q.AmountDue, Credit: q.Credit}

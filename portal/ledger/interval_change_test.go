@@ -170,3 +170,101 @@ func TestIntervalChangeAtPeriodEnd(t *testing.T) {
 		}
 	})
 }
+
+// The change's charge is the new period's payment: declined, the subscription is past due; and a
+// past-due period, unpaid, is worth nothing to take off a later change.
+func TestIntervalChangeChargeIsTheNewPeriodsPayment(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		ce := newChangeEnv(t, e, 1)
+		e.plan(t, yearlyPlan("anual"))
+		declining := e.addMethod(t, ce.c.ID, card("4000000000000002"))
+		if _, err := e.store.MakePreferred(e.ctx, ce.c.ID, declining.ID); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(tenDays)
+		res := ce.change(t, SubscriptionChange{PlanID: "anual"})
+		p := res.Payment
+		if p.Status != PaymentFailed || !p.PeriodStart.Equal(res.Quote.NewPeriodStart) || !p.PeriodEnd.Equal(res.Quote.NewPeriodEnd) {
+			t.Fatalf("the change's payment %+v", p)
+		}
+		sub, _ := e.store.GetSubscription(e.ctx, ce.sub.ID)
+		if sub.Status != SubscriptionPastDue {
+			t.Fatalf("a declined change left the subscription %s", sub.Status)
+		}
+		// Back to monthly an hour later: the unpaid year gives nothing back.
+		e.clock.Advance(time.Hour)
+		back := ce.change(t, SubscriptionChange{PlanID: "basic"})
+		if q := back.Quote; !q.PeriodUnpaid || q.Unused != 0 || q.Credit != 0 || q.Charge != 250000 || back.CreditBalance != 0 {
+			t.Fatalf("back to monthly from an unpaid year: %+v, balance %d", q, back.CreditBalance)
+		}
+		// Paid with a card that works, the subscription is in good standing again.
+		good := e.addMethod(t, ce.c.ID, card("5555555555554444"))
+		if _, err := e.store.MakePreferred(e.ctx, ce.c.ID, good.ID); err != nil {
+			t.Fatal(err)
+		}
+		if paid, err := e.store.RetryPayment(e.ctx, ce.c.ID, back.Payment.ID); err != nil || paid.Status != PaymentSucceeded {
+			t.Fatalf("paying the new month: %+v, %v", paid, err)
+		}
+		if sub, _ := e.store.GetSubscription(e.ctx, ce.sub.ID); sub.Status != SubscriptionActive {
+			t.Fatalf("after paying the new period: %s", sub.Status)
+		}
+	})
+}
+
+// A weekly subscription moving to a monthly plan at the period's end: the month is anchored at
+// its own start, not on the day the subscription first began.
+func TestWeeklyToMonthlyAtPeriodEndIsAMonth(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		cu := e.customer(t, "weekly@example.com")
+		e.addMethod(t, cu.ID, card("4242424242424242"))
+		e.plan(t, basicPlan("basic"))
+		e.plan(t, NewPlan{ID: "semanal", NameES: "Semanal", NameEN: "Weekly", Amount: 70000, Currency: ARS, Interval: Week})
+		sub, _, err := e.store.CreateSubscription(e.ctx, NewSubscription{CustomerID: cu.ID, PlanID: "semanal"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// testStart is 31 January: the first week ends on 7 February, the anchor's day is the 31st.
+		res, err := e.store.ChangeSubscription(e.ctx, cu.ID, sub.ID, SubscriptionChange{PlanID: "basic",
+			Proration: ProrateCreate, Effective: EffectiveAtPeriodEnd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		end := sub.CurrentPeriodEnd
+		if want := end.AddDate(0, 1, 0); !res.Quote.NewPeriodEnd.Equal(want) {
+			t.Fatalf("the new period would end %s, want %s (a month after %s)", res.Quote.NewPeriodEnd, want, end)
+		}
+		if _, err := e.store.RenewDue(e.ctx, end); err != nil {
+			t.Fatal(err)
+		}
+		after, _ := e.store.GetSubscription(e.ctx, sub.ID)
+		if after.Interval != Month || !after.CurrentPeriodEnd.Equal(end.AddDate(0, 1, 0)) || !after.BillingAnchor.Equal(end) {
+			t.Fatalf("after the renewal: %+v", after)
+		}
+	})
+}
+
+// A retried creation still finds the initial payment after a change moved the billing anchor.
+func TestSubscriptionReplayAfterAnIntervalChange(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		c := e.customer(t, "replay@example.com")
+		e.addMethod(t, c.ID, card("4242424242424242"))
+		e.plan(t, basicPlan("basic"))
+		e.plan(t, yearlyPlan("anual"))
+		in := NewSubscription{CustomerID: c.ID, PlanID: "basic", IdempotencyKey: "signup-yearly"}
+		first, err := e.store.CreateSubscriptionIdempotent(e.ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.ChangeSubscription(e.ctx, c.ID, first.Subscription.ID, SubscriptionChange{PlanID: "anual",
+			Proration: ProrateCreate, Effective: EffectiveAtPeriodEnd}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.RenewDue(e.ctx, first.Subscription.CurrentPeriodEnd); err != nil {
+			t.Fatal(err)
+		}
+		again, err := e.store.CreateSubscriptionIdempotent(e.ctx, in)
+		if err != nil || !again.Replayed || again.InitialPayment.ID != first.InitialPayment.ID {
+			t.Fatalf("replay: %+v, %v; want the initial payment %s", again.InitialPayment, err, first.InitialPayment.ID)
+		}
+	})
+}

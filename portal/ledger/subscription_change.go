@@ -94,6 +94,9 @@ type ChangeQuote struct {
 	IntervalChange               bool
 	Unused                       int64
 	NewPeriodStart, NewPeriodEnd time.Time
+	// PeriodUnpaid: an interval change at once of a subscription that is not in good standing
+	// (past due): nothing of the current period, unpaid, is taken off (Unused is 0).
+	PeriodUnpaid bool
 	// Charge is billed now; CreditApplied of it comes from the credit balance and AmountDue is
 	// collected through the payment method. Credit is added to the balance.
 	Charge, CreditApplied, AmountDue, Credit int64
@@ -196,10 +199,16 @@ func (s *Store) ChangeSubscription(ctx context.Context, customerID, id string, c
 			if ch.Processor == "" {
 				return errNoProcessor
 			}
-			r, err = s.insertPayment(ctx, q, paymentInsert{customerID: customerID, amount: quote.Charge,
+			in := paymentInsert{customerID: customerID, amount: quote.Charge,
 				currency: sub.Currency, description: desc, subscriptionID: id, idempotencyKey: key,
 				requestHash: requestHash(quote.Charge, sub.Currency, desc, id, key), applyCredit: true,
-				processor: ch.Processor}, now)
+				processor: ch.Processor}
+			if quote.IntervalChange {
+				// It is the new period's payment: the subscription's standing follows it, as
+				// it follows a renewal's (updateSubscriptionAfterPayment).
+				in.periodStart, in.periodEnd = quote.NewPeriodStart, quote.NewPeriodEnd
+			}
+			r, err = s.insertPayment(ctx, q, in, now)
 			if err != nil {
 				return err
 			}
@@ -331,13 +340,20 @@ func (s *Store) quoteChange(ctx context.Context, q querier, sub Subscription, ch
 		quote.EffectiveAt = sub.CurrentPeriodEnd
 		quote.RemainingSeconds, quote.PeriodSeconds = ProrationSeconds(sub.CurrentPeriodStart, sub.CurrentPeriodEnd, quote.At)
 		if quote.IntervalChange {
-			// The renewal starts the new plan's period, on the same anchor.
+			// The renewal starts the new plan's period, anchored at its start: a weekly
+			// period's end need not fall on the old anchor's day.
 			quote.NewPeriodStart = sub.CurrentPeriodEnd
-			quote.NewPeriodEnd = periodEnd(sub.BillingAnchor, p.Interval, sub.CurrentPeriodEnd, s.zone)
+			quote.NewPeriodEnd = periodEnd(sub.CurrentPeriodEnd, p.Interval, sub.CurrentPeriodEnd, s.zone)
 		}
 	case quote.IntervalChange:
 		quote.EffectiveAt = quote.At
-		pr := restart(sub.CurrentPeriodStart, sub.CurrentPeriodEnd, quote.At, sub.Amount, price, ch.Proration)
+		// What is left of a period that is not paid (the subscription is past due) is worth
+		// nothing to take off: its payment stays owed.
+		old := sub.Amount
+		if sub.Status != SubscriptionActive {
+			old, quote.PeriodUnpaid = 0, true
+		}
+		pr := restart(sub.CurrentPeriodStart, sub.CurrentPeriodEnd, quote.At, old, price, ch.Proration)
 		quote.RemainingSeconds, quote.PeriodSeconds = pr.Remaining, pr.Period
 		quote.Prorated, quote.Charge, quote.Credit, quote.Unused = pr.Prorated, pr.Charge, pr.Credit, pr.Unused
 		quote.NewPeriodStart = quote.At

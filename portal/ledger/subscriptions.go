@@ -286,22 +286,39 @@ func (s *Store) CreateSubscriptionIdempotent(ctx context.Context, in NewSubscrip
 }
 
 // replayedSubscription returns a subscription created earlier and its initial payment, as they
-// are now. The initial payment is the one keyed for the first period (see renewalKey); a
-// subscription created with NoInitialPayment has none.
+// are now. The initial payment is the one created with the subscription (in its transaction, so
+// at the same instant) and keyed for its period (see renewalKey): the billing anchor is no guide,
+// a change to another interval moves it. A subscription created with NoInitialPayment has none.
 func (s *Store) replayedSubscription(ctx context.Context, customerID, id string) (SubscriptionCreation, error) {
 	sub, err := getSubscription(ctx, s.read(), customerID, id)
 	if err != nil {
 		return SubscriptionCreation{}, err
 	}
 	out := SubscriptionCreation{Subscription: sub, Replayed: true}
-	var paymentID string
-	err = s.read().queryRow(ctx, "SELECT id FROM payments WHERE customer_id = ? AND idempotency_key = ?",
-		customerID, renewalKey(sub.ID, sub.BillingAnchor)).Scan(&paymentID)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return out, nil
-	case err != nil:
+	rows, err := s.read().query(ctx, `SELECT id, idempotency_key, period_start FROM payments
+		WHERE customer_id = ? AND subscription_id = ? AND created_at = ? AND period_start IS NOT NULL`,
+		customerID, sub.ID, toMillis(sub.CreatedAt))
+	if err != nil {
 		return SubscriptionCreation{}, fmt.Errorf("look up initial payment of subscription %s: %w", id, err)
+	}
+	var paymentID string
+	for rows.Next() {
+		var pid string
+		var key sql.NullString
+		var start int64
+		if err := rows.Scan(&pid, &key, &start); err != nil {
+			rows.Close()
+			return SubscriptionCreation{}, fmt.Errorf("look up initial payment of subscription %s: %w", id, err)
+		}
+		if key.String == renewalKey(sub.ID, fromMillis(start)) {
+			paymentID = pid
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return SubscriptionCreation{}, fmt.Errorf("look up initial payment of subscription %s: %w", id, err)
+	}
+	if paymentID == "" {
+		return out, nil
 	}
 	if out.InitialPayment, err = s.getPayment(ctx, customerID, paymentID); err != nil {
 		return SubscriptionCreation{}, err
@@ -660,19 +677,22 @@ func (s *Store) renewOne(ctx context.Context, id string, now time.Time, processo
 			canceled = &c
 			return s.recordEvent(ctx, q, EventSubscriptionCanceled, c.CustomerID, c.ID, c)
 		}
-		// A change scheduled for this moment makes the new period the new plan's, at its interval.
-		interval := sub.Interval
+		// A change scheduled for this moment makes the new period the new plan's, at its
+		// interval; another interval is anchored at the period's start (ChangeQuote.NewPeriodEnd).
+		interval, anchor := sub.Interval, sub.BillingAnchor
 		var pending Plan
 		if sub.Pending != nil {
 			if pending, err = pendingPlan(ctx, q, sub); err != nil {
 				return err
 			}
-			interval = pending.Interval
+			if pending.Interval != sub.Interval {
+				interval, anchor = pending.Interval, end
+			}
 		}
-		next := periodEnd(sub.BillingAnchor, interval, end, s.zone)
+		next := periodEnd(anchor, interval, end, s.zone)
 		did, err = q.execOne(ctx, `UPDATE subscriptions SET current_period_start = ?, current_period_end = ?,
-			updated_at = ? WHERE id = ? AND current_period_end = ?`,
-			toMillis(end), toMillis(next), toMillis(now), id, toMillis(end))
+			billing_anchor = ?, updated_at = ? WHERE id = ? AND current_period_end = ?`,
+			toMillis(end), toMillis(next), toMillis(anchor), toMillis(now), id, toMillis(end))
 		if err != nil || !did {
 			return err
 		}

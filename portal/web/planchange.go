@@ -209,7 +209,7 @@ type planReviewData struct {
 	AmountDueText, CreditText            string
 	EffectiveText, PeriodEndText         string
 	// UnusedText and NewPeriodEndText: an interval change (Quote.IntervalChange).
-	UnusedText, ToAmountText, NewPeriodEndText string
+	UnusedText, ToAmountText, NewPeriodEndText, LostText string
 	// AtUnix is the quote's instant, sent back with the confirmation.
 	AtUnix int64
 	// Plan and Quantity are the confirmation's fields.
@@ -261,7 +261,7 @@ func (h *Handler) reviewChange(w http.ResponseWriter, v *visit, s ledger.Subscri
 	}
 	d := planReviewData{Sub: subscriptionView(loc, s, by), Quote: q, Plan: plan.ID, Quantity: qty, Updated: updated,
 		FromText: planLabelIn(q.From.Name(loc), q.From.Quantity), ToText: planLabelIn(q.To.Name(loc), q.To.Quantity),
-		FromPrice: per(q.From), ToPrice: per(q.To), UnusedText: money(q.Unused), ToAmountText: money(q.To.Amount),
+		FromPrice: per(q.From), ToPrice: per(q.To), UnusedText: money(q.Unused), ToAmountText: money(q.To.Amount), LostText: money(-q.Prorated),
 		NewPeriodEndText: formatDate(loc, q.NewPeriodEnd),
 		ChargeText:       money(q.Charge), CreditAppliedText: money(q.CreditApplied), AmountDueText: money(q.AmountDue),
 		CreditText: money(q.Credit), EffectiveText: formatDate(loc, q.EffectiveAt), PeriodEndText: formatDate(loc, q.PeriodEnd),

@@ -334,4 +334,12 @@ func TestPlanChangeToAnotherInterval(t *testing.T) {
 	}
 	wantBody(t, r, formatMoney("en", q2.Credit, ledger.ARS)+" is credited to your balance",
 		"the period starts again today: the next charge is on "+formatDate("en", q2.NewPeriodEnd))
+
+	// With AlwaysCharge nothing is credited, and the review says what is given up.
+	f.updatePortal(func(s *billingv1alpha1.CustomerPortalSpec) { s.SubscriptionUpdate.Proration = billingv1alpha1.ProrationAlwaysCharge })
+	r = b.get(base + "/change/review?plan=basic")
+	wantBody(t, r, "Nothing is charged or credited today.", "the difference ("+formatMoney("en", q2.Credit, ledger.ARS)+") is not credited")
+	// At the period's end, the choice says a new period starts then.
+	f.updatePortal(func(s *billingv1alpha1.CustomerPortalSpec) { s.SubscriptionUpdate.Effective = billingv1alpha1.UpdateAtPeriodEnd })
+	wantBody(t, b.get(base+"/change"), "a new period at that interval starts when this one ends")
 }
