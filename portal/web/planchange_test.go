@@ -336,10 +336,14 @@ func TestPlanChangeToAnotherInterval(t *testing.T) {
 		"the period starts again today: the next charge is on "+formatDate("en", q2.NewPeriodEnd))
 
 	// With AlwaysCharge nothing is credited, and the review says what is given up.
-	f.updatePortal(func(s *billingv1alpha1.CustomerPortalSpec) { s.SubscriptionUpdate.Proration = billingv1alpha1.ProrationAlwaysCharge })
+	f.updatePortal(func(s *billingv1alpha1.CustomerPortalSpec) {
+		s.SubscriptionUpdate.Proration = billingv1alpha1.ProrationAlwaysCharge
+	})
 	r = b.get(base + "/change/review?plan=basic")
 	wantBody(t, r, "Nothing is charged or credited today.", "the difference ("+formatMoney("en", q2.Credit, ledger.ARS)+") is not credited")
 	// At the period's end, the choice says a new period starts then.
-	f.updatePortal(func(s *billingv1alpha1.CustomerPortalSpec) { s.SubscriptionUpdate.Effective = billingv1alpha1.UpdateAtPeriodEnd })
+	f.updatePortal(func(s *billingv1alpha1.CustomerPortalSpec) {
+		s.SubscriptionUpdate.Effective = billingv1alpha1.UpdateAtPeriodEnd
+	})
 	wantBody(t, b.get(base+"/change"), "a new period at that interval starts when this one ends")
 }
